@@ -1,0 +1,223 @@
+//! The task runner: one DuckDB connection, built once, that runs map tasks and answers with
+//! partial results.
+//!
+//! Contract: [`Worker::run`] executes exactly the task's SQL, returns every row as Arrow IPC in
+//! DuckDB's result order, and classifies any failure into a stable [`ErrorType`]. A worker runs one
+//! task at a time (`&mut self`); concurrency comes from having several workers.
+
+use std::time::Instant;
+
+use crate::ipc;
+use crate::wire::{ErrorType, PartialData, PartialResult, Task, TaskFailure, TaskStats, WIRE_VERSION};
+
+/// How to build a worker's DuckDB instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// DuckDB threads for this worker (workers x threads should match the cores).
+    pub threads: usize,
+    /// DuckDB `memory_limit`, e.g. `"2GB"`; DuckDB's default when `None`.
+    pub memory_limit: Option<String>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig { threads: 1, memory_limit: None }
+    }
+}
+
+/// Building a worker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("could not start DuckDB for a worker: {source}")]
+    Open { source: duckdb::Error },
+    #[error("could not configure the worker's DuckDB ({setting}): {source}")]
+    Configure { setting: String, source: duckdb::Error },
+}
+
+/// A DuckDB instance that runs map tasks.
+pub struct Worker {
+    conn: duckdb::Connection,
+    duckdb_version: String,
+    tasks_run: u64,
+}
+
+impl Worker {
+    /// Opens an in-memory DuckDB configured by `config`.
+    pub fn new(config: &WorkerConfig) -> Result<Self, WorkerError> {
+        let conn = duckdb::Connection::open_in_memory().map_err(|source| WorkerError::Open { source })?;
+        let mut settings = vec![format!("SET threads = {}", config.threads.max(1))];
+        if let Some(limit) = &config.memory_limit {
+            settings.push(format!("SET memory_limit = '{}'", limit.replace('\'', "''")));
+        }
+        for setting in settings {
+            conn.execute_batch(&setting)
+                .map_err(|source| WorkerError::Configure { setting: setting.clone(), source })?;
+        }
+        let duckdb_version = conn
+            .query_row("SELECT library_version FROM pragma_version()", [], |row| row.get::<_, String>(0))
+            .map_err(|source| WorkerError::Open { source })?;
+        Ok(Worker { conn, duckdb_version, tasks_run: 0 })
+    }
+
+    /// The DuckDB version this worker runs (`v1.5.5`).
+    pub fn duckdb_version(&self) -> &str {
+        &self.duckdb_version
+    }
+
+    /// Runs `task` and returns its rows, or a classified failure.
+    pub fn run(&mut self, task: &Task) -> Result<PartialResult, TaskFailure> {
+        let span = tracing::debug_span!("task", query_id = %task.query_id, task_id = task.task_id, label = %task.label);
+        let _guard = span.enter();
+        if task.version != WIRE_VERSION {
+            return Err(TaskFailure::new(
+                task,
+                ErrorType::VersionMismatch,
+                format!("task has wire version {}, this worker speaks {WIRE_VERSION}", task.version),
+            ));
+        }
+        let cold_start = self.tasks_run == 0;
+        self.tasks_run += 1;
+        let started = Instant::now();
+        let (schema, batches) = self.query(&task.sql).map_err(|e| classify(task, &e))?;
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let arrow_ipc = ipc::encode(&schema, &batches)
+            .map_err(|e| TaskFailure::new(task, ErrorType::Internal, format!("encoding the result as Arrow IPC: {e}")))?;
+        let stats = TaskStats {
+            rows,
+            bytes_read: local_bytes(&task.files),
+            result_bytes: arrow_ipc.len() as u64,
+            duration_ms: started.elapsed().as_millis() as u64,
+            peak_memory_bytes: None,
+            cold_start,
+            duckdb_version: self.duckdb_version.clone(),
+        };
+        tracing::debug!(rows, ms = stats.duration_ms, "task done");
+        Ok(PartialResult {
+            version: WIRE_VERSION,
+            query_id: task.query_id.clone(),
+            task_id: task.task_id,
+            data: PartialData::Inline { arrow_ipc },
+            stats,
+        })
+    }
+
+    fn query(&self, sql: &str) -> duckdb::Result<(arrow::datatypes::SchemaRef, Vec<arrow::record_batch::RecordBatch>)> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let arrow = stmt.query_arrow([])?;
+        let schema = arrow.get_schema();
+        let batches = arrow.collect();
+        Ok((schema, batches))
+    }
+}
+
+/// Total size of the files when they are local paths (S3 sizes come from the listing).
+fn local_bytes(files: &[String]) -> Option<u64> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).ok().map(|m| m.len()))
+        .sum::<Option<u64>>()
+}
+
+/// Maps a DuckDB error to a stable error type. This is the one place DuckDB's message text is
+/// inspected; everything downstream decides on the [`ErrorType`].
+pub fn classify(task: &Task, error: &duckdb::Error) -> TaskFailure {
+    let message = error.to_string();
+    TaskFailure::new(task, classify_message(&message), message)
+}
+
+fn classify_message(message: &str) -> ErrorType {
+    let lower = message.to_ascii_lowercase();
+    let starts = |p: &str| lower.starts_with(p);
+    if starts("parser error") || starts("binder error") || starts("catalog error") || starts("not implemented") {
+        ErrorType::BadSql
+    } else if lower.contains("no files found")
+        || lower.contains("no such file")
+        || lower.contains("cannot open file")
+        || lower.contains("404")
+    {
+        ErrorType::MissingFile
+    } else if lower.contains("magic bytes")
+        || lower.contains("too small to be a parquet file")
+        || lower.contains("parquet") && (starts("invalid input error") || starts("invalid error"))
+    {
+        ErrorType::CorruptFile
+    } else if starts("out of memory") {
+        ErrorType::OutOfMemory
+    } else if starts("interrupt") {
+        ErrorType::Timeout
+    } else if lower.contains("slowdown") || lower.contains("503") || lower.contains("too many requests") {
+        ErrorType::Throttled
+    } else if starts("conversion error") || starts("out of range") || starts("invalid input error") {
+        ErrorType::QueryError
+    } else {
+        ErrorType::Internal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(sql: &str, files: Vec<String>) -> Task {
+        Task {
+            version: WIRE_VERSION,
+            query_id: "q-test".into(),
+            task_id: 0,
+            label: "test".into(),
+            sql: sql.into(),
+            files,
+        }
+    }
+
+    #[test]
+    fn runs_a_query_and_returns_arrow() {
+        let mut worker = Worker::new(&WorkerConfig::default()).unwrap();
+        let result = worker.run(&task("SELECT range AS x FROM range(5)", vec![])).unwrap();
+        assert_eq!(result.stats.rows, 5);
+        assert!(result.stats.cold_start);
+        let PartialData::Inline { arrow_ipc } = result.data else { panic!() };
+        let (schema, batches) = ipc::decode(&arrow_ipc).unwrap();
+        assert_eq!(schema.field(0).name(), "x");
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+        let second = worker.run(&task("SELECT 1", vec![])).unwrap();
+        assert!(!second.stats.cold_start);
+    }
+
+    #[test]
+    fn bad_sql_is_not_retryable() {
+        let mut worker = Worker::new(&WorkerConfig::default()).unwrap();
+        let failure = worker.run(&task("SELEC 1", vec![])).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::BadSql);
+        assert!(!failure.retryable);
+    }
+
+    #[test]
+    fn corrupt_and_missing_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.parquet");
+        std::fs::write(&bad, b"this is not parquet at all, not even close").unwrap();
+        let bad = bad.to_string_lossy().to_string();
+        let mut worker = Worker::new(&WorkerConfig::default()).unwrap();
+        let failure = worker.run(&task(&format!("SELECT * FROM read_parquet('{bad}')"), vec![bad.clone()])).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::CorruptFile, "{failure}");
+        assert!(failure.message.contains("bad.parquet"), "{failure}");
+        let missing = format!("{}/missing.parquet", dir.path().display());
+        let failure = worker.run(&task(&format!("SELECT * FROM read_parquet('{missing}')"), vec![])).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::MissingFile, "{failure}");
+    }
+
+    #[test]
+    fn refuses_other_wire_versions() {
+        let mut worker = Worker::new(&WorkerConfig::default()).unwrap();
+        let mut t = task("SELECT 1", vec![]);
+        t.version = 99;
+        assert_eq!(worker.run(&t).unwrap_err().error_type, ErrorType::VersionMismatch);
+    }
+
+    #[test]
+    fn classifies_messages() {
+        assert_eq!(classify_message("Out of Memory Error: failed to allocate"), ErrorType::OutOfMemory);
+        assert_eq!(classify_message("Conversion Error: Could not convert string 'x' to INT32"), ErrorType::QueryError);
+        assert_eq!(classify_message("HTTP Error: 503 SlowDown"), ErrorType::Throttled);
+    }
+}

@@ -1,0 +1,234 @@
+//! Wire types shared by the worker and the coordinator: the task event a worker receives and the
+//! partial result (or failure) it answers with.
+//!
+//! Contract: every message carries [`WIRE_VERSION`]; a worker refuses a task of another version
+//! with [`ErrorType::VersionMismatch`] instead of guessing. The JSON shape is pinned by the fixtures
+//! under `lambda/tests/fixtures/` and the round-trip tests at the bottom of this file. Arrow data
+//! travels as Arrow IPC stream bytes, base64-encoded in JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the task / partial-result wire format. Bump on any incompatible change.
+pub const WIRE_VERSION: u32 = 1;
+
+/// One unit of map work: a read-only SQL query over an explicit list of files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub version: u32,
+    /// Id of the query this task belongs to; carried into worker logs.
+    pub query_id: String,
+    /// Position of the task in the plan (0-based); partials are reduced in this order.
+    pub task_id: usize,
+    /// Human-readable name of the work, used in messages (`date=2024-03-05`, `3 partitions`).
+    pub label: String,
+    /// The map SQL, with this task's files already in place.
+    pub sql: String,
+    /// The files the SQL reads (the fanned-out table's share of this task).
+    pub files: Vec<String>,
+}
+
+/// A successful task's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialResult {
+    pub version: u32,
+    pub query_id: String,
+    pub task_id: usize,
+    pub data: PartialData,
+    pub stats: TaskStats,
+}
+
+/// Where the partial's rows are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PartialData {
+    /// The rows as an Arrow IPC stream (schema + batches).
+    Inline {
+        #[serde(with = "base64_bytes")]
+        arrow_ipc: Vec<u8>,
+    },
+    /// The rows were too large to return inline and were written to this URL as an Arrow IPC
+    /// stream; the coordinator reads and deletes it.
+    Spilled { url: String },
+}
+
+/// Figures a worker reports about one task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStats {
+    pub rows: u64,
+    /// Bytes of the task's input files, when the worker could tell.
+    pub bytes_read: Option<u64>,
+    /// Bytes of the Arrow IPC answer.
+    pub result_bytes: u64,
+    pub duration_ms: u64,
+    /// Peak memory DuckDB reported for the task, when known.
+    pub peak_memory_bytes: Option<u64>,
+    /// True when this was the first task the worker instance ran (a cold start).
+    pub cold_start: bool,
+    pub duckdb_version: String,
+}
+
+/// A failed task's answer. `error_type` is stable; `retryable` says whether running the same task
+/// again can succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub struct TaskFailure {
+    pub version: u32,
+    pub query_id: String,
+    pub task_id: usize,
+    pub error_type: ErrorType,
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl TaskFailure {
+    /// A failure of `task` of the given type; retryability follows the type.
+    pub fn new(task: &Task, error_type: ErrorType, message: impl Into<String>) -> Self {
+        TaskFailure {
+            version: WIRE_VERSION,
+            query_id: task.query_id.clone(),
+            task_id: task.task_id,
+            error_type,
+            retryable: error_type.is_retryable(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Stable classification of task errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    /// The SQL does not parse or bind (a planner bug or a forged event).
+    BadSql,
+    /// An input file does not exist.
+    MissingFile,
+    /// An input file is not a readable Parquet file.
+    CorruptFile,
+    /// The task ran out of memory.
+    OutOfMemory,
+    /// The task did not finish in time.
+    Timeout,
+    /// The storage or the function service asked us to slow down.
+    Throttled,
+    /// The task or event is not allowed (not a read-only query, a path outside the task).
+    Forbidden,
+    /// The task's wire version is not this worker's.
+    VersionMismatch,
+    /// The result does not fit the response and could not be spilled.
+    ResultTooLarge,
+    /// The query failed on the data deterministically (a failed cast, an out-of-range value).
+    QueryError,
+    /// Anything else raised while running the query.
+    Internal,
+}
+
+impl ErrorType {
+    /// Whether running the same task again can succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorType::Timeout | ErrorType::Throttled | ErrorType::Internal)
+    }
+
+    /// The stable snake_case name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::BadSql => "bad_sql",
+            ErrorType::MissingFile => "missing_file",
+            ErrorType::CorruptFile => "corrupt_file",
+            ErrorType::OutOfMemory => "out_of_memory",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Throttled => "throttled",
+            ErrorType::Forbidden => "forbidden",
+            ErrorType::VersionMismatch => "version_mismatch",
+            ErrorType::ResultTooLarge => "result_too_large",
+            ErrorType::QueryError => "query_error",
+            ErrorType::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A worker's whole answer to one task, as the Lambda handler returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TaskResponse {
+    Ok(PartialResult),
+    Error(TaskFailure),
+}
+
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Parsing the fixture and serializing it again gives the same JSON value.
+    fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(name: &str) -> T {
+        let text = fixture(name);
+        let value: T = serde_json::from_str(&text).unwrap();
+        let again = serde_json::to_value(&value).unwrap();
+        let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(again, original, "{name} does not round-trip");
+        let back: T = serde_json::from_value(again).unwrap();
+        assert_eq!(back, value);
+        value
+    }
+
+    #[test]
+    fn task_fixture_round_trips() {
+        let task: Task = round_trip("task.json");
+        assert_eq!(task.version, WIRE_VERSION);
+        assert_eq!(task.files.len(), 2);
+    }
+
+    #[test]
+    fn ok_response_fixture_round_trips() {
+        let response: TaskResponse = round_trip("response_ok.json");
+        let TaskResponse::Ok(partial) = response else { panic!("expected ok") };
+        let PartialData::Inline { arrow_ipc } = &partial.data else { panic!("expected inline") };
+        assert_eq!(&arrow_ipc[..], b"ARROW1");
+    }
+
+    #[test]
+    fn spilled_and_error_fixtures_round_trip() {
+        let spilled: TaskResponse = round_trip("response_spilled.json");
+        assert!(matches!(spilled, TaskResponse::Ok(PartialResult { data: PartialData::Spilled { .. }, .. })));
+        let failed: TaskResponse = round_trip("response_error.json");
+        let TaskResponse::Error(failure) = failed else { panic!("expected error") };
+        assert_eq!(failure.error_type, ErrorType::CorruptFile);
+        assert!(!failure.retryable);
+    }
+
+    #[test]
+    fn retryability_is_part_of_the_type() {
+        assert!(ErrorType::Throttled.is_retryable());
+        assert!(ErrorType::Timeout.is_retryable());
+        assert!(!ErrorType::BadSql.is_retryable());
+        assert!(!ErrorType::MissingFile.is_retryable());
+        let json = serde_json::to_string(&ErrorType::OutOfMemory).unwrap();
+        assert_eq!(json, "\"out_of_memory\"");
+        assert_eq!(ErrorType::OutOfMemory.as_str(), "out_of_memory");
+    }
+}
