@@ -1,0 +1,569 @@
+//! The partial-aggregate strategy: the map groups by the block's keys and computes mergeable
+//! partial states; the reduce groups the partials by the same keys and merges them.
+//!
+//! Exact merges: count → sum of counts; sum/min/max/bool_and/bool_or/bit_* → the same function
+//! over the partials; avg → sum of sums / sum of counts; the variance family → Chan et al.'s
+//! parallel merge of (count, mean, M2) with the group mean computed by a window over the partials;
+//! DISTINCT aggregates → the argument becomes an extra map group key and the reduce aggregates
+//! DISTINCT over it. Anything else is [`RewriteError::Unsupported`] here, and the block ships rows.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Distinct, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    OrderByKind, Query, SelectItem, SetExpr, Value, VisitMut, VisitorMut,
+};
+
+use super::{contains_aggregate, is_aggregate_call, parse_expr, parse_query, BlockSplit, Context, RewriteError, Strategy};
+use super::{PARTIALS_TABLE};
+
+/// How one aggregate call is split.
+#[derive(Debug, Clone)]
+enum Merge {
+    /// count(...) / count(*): sum the counts.
+    Count,
+    /// A function that merges by applying itself to its partials (sum, min, max, bool_and, ...).
+    SameFunction(String),
+    /// sum and count partials, divided.
+    Avg,
+    /// Variance family over (count, mean, var_pop) partials.
+    Variance { sample: bool, sqrt: bool },
+    /// `f(DISTINCT x)`: x is map group key `d{index}`; `filtered` adds a bool_or partial.
+    Distinct { function: String, key: usize, filtered: bool },
+}
+
+struct Aggregate {
+    merge: Merge,
+    /// (map expression, partial column name)
+    partials: Vec<(String, String)>,
+}
+
+/// Splits an aggregating block, or says why this strategy does not apply.
+pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteError> {
+    let SetExpr::Select(select) = block.body.as_ref() else {
+        return Err(RewriteError::unsupported("the block is not a plain SELECT"));
+    };
+    if matches!(select.distinct, Some(Distinct::On(_))) {
+        return Err(RewriteError::unsupported("DISTINCT ON"));
+    }
+    if select.top.is_some() || !select.named_window.is_empty() || !select.sort_by.is_empty() {
+        return Err(RewriteError::unsupported("TOP, WINDOW or SORT BY clause"));
+    }
+    for item in &select.projection {
+        if matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)) {
+            return Err(RewriteError::unsupported("SELECT * in an aggregating block"));
+        }
+    }
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    let aggregating = grouped
+        || contains_aggregate(&select.projection, ctx)
+        || select.having.is_some()
+        || block.order_by.as_ref().is_some_and(|o| contains_aggregate(o, ctx));
+    if !aggregating {
+        return Err(RewriteError::unsupported("the block does not aggregate"));
+    }
+
+    let aliases: HashMap<String, Expr> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { expr, alias } => Some((alias.value.to_ascii_lowercase(), expr.clone())),
+            _ => None,
+        })
+        .collect();
+    let keys = group_keys(select, &aliases, ctx)?;
+
+    // Collect every aggregate call of the upper clauses, deduplicated by its SQL text.
+    let mut collector = Collector { ctx, calls: Vec::new() };
+    let mut upper = select.projection.clone();
+    let _ = upper.visit(&mut collector);
+    let mut having = select.having.clone();
+    let _ = having.visit(&mut collector);
+    let mut qualify = select.qualify.clone();
+    let _ = qualify.visit(&mut collector);
+    let mut order_by = block.order_by.clone();
+    let _ = order_by.visit(&mut collector);
+
+    let mut distinct_keys: Vec<Expr> = Vec::new();
+    let mut aggregates: Vec<Aggregate> = Vec::new();
+    for (index, call) in collector.calls.iter().enumerate() {
+        aggregates.push(plan_aggregate(index, call, &mut distinct_keys)?);
+    }
+
+    // Map: keys, distinct keys, partial states.
+    let mut map_items: Vec<String> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        map_items.push(format!("{key} AS k{i}"));
+    }
+    for (j, key) in distinct_keys.iter().enumerate() {
+        map_items.push(format!("{key} AS d{j}"));
+    }
+    for aggregate in &aggregates {
+        for (expr, name) in &aggregate.partials {
+            map_items.push(format!("{expr} AS {name}"));
+        }
+    }
+    if map_items.is_empty() {
+        map_items.push("count(*) AS __quack_rows".into());
+    }
+    let group_count = keys.len() + distinct_keys.len();
+    let mut map = block.clone();
+    {
+        let SetExpr::Select(map_select) = map.body.as_mut() else { unreachable!() };
+        let template = parse_query(&format!("SELECT {} FROM t", map_items.join(", ")));
+        let SetExpr::Select(template_select) = *template.body else { unreachable!() };
+        map_select.projection = template_select.projection;
+        map_select.distinct = None;
+        map_select.having = None;
+        map_select.qualify = None;
+        map_select.group_by = if group_count == 0 {
+            GroupByExpr::Expressions(vec![], vec![])
+        } else {
+            let ordinals = (1..=group_count).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+            let template = parse_query(&format!("SELECT 1 FROM t GROUP BY {ordinals}"));
+            let SetExpr::Select(s) = *template.body else { unreachable!() };
+            s.group_by
+        };
+    }
+    map.order_by = None;
+    map.limit_clause = None;
+    map.fetch = None;
+
+    // Reduce: the block's upper clauses with aggregates merged and keys replaced by k{i}.
+    let mut rewriter = Rewriter {
+        ctx,
+        keys: &keys,
+        aliases: &aliases,
+        calls: &collector.calls,
+        lambda_params: Vec::new(),
+        leftover: None,
+    };
+    let mut reduce = block.clone();
+    let has_variance = aggregates.iter().any(|a| matches!(a.merge, Merge::Variance { .. }));
+    {
+        let SetExpr::Select(reduce_select) = reduce.body.as_mut() else { unreachable!() };
+        let mut projection = Vec::with_capacity(reduce_select.projection.len());
+        for item in reduce_select.projection.drain(..) {
+            projection.push(match item {
+                SelectItem::UnnamedExpr(expr) => {
+                    let name = column_name(&expr);
+                    let mut new = expr.clone();
+                    let _ = new.visit(&mut rewriter);
+                    match name {
+                        Some(name) if new != expr => SelectItem::ExprWithAlias { expr: new, alias: name },
+                        _ => SelectItem::UnnamedExpr(new),
+                    }
+                }
+                SelectItem::ExprWithAlias { mut expr, alias } => {
+                    let _ = expr.visit(&mut rewriter);
+                    SelectItem::ExprWithAlias { expr, alias }
+                }
+                other => other,
+            });
+        }
+        reduce_select.projection = projection;
+        let _ = reduce_select.having.visit(&mut rewriter);
+        let _ = reduce_select.qualify.visit(&mut rewriter);
+        let source = if has_variance { variance_source(&aggregates, keys.len()) } else { PARTIALS_TABLE.to_string() };
+        let template = parse_query(&format!(
+            "SELECT 1 FROM {source}{}",
+            if keys.is_empty() {
+                String::new()
+            } else {
+                format!(" GROUP BY {}", (0..keys.len()).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "))
+            }
+        ));
+        let SetExpr::Select(template_select) = *template.body else { unreachable!() };
+        reduce_select.from = template_select.from;
+        reduce_select.selection = None;
+        reduce_select.group_by = template_select.group_by;
+        reduce_select.prewhere = None;
+    }
+    if let Some(order_by) = &mut reduce.order_by {
+        if let OrderByKind::Expressions(exprs) = &mut order_by.kind {
+            for e in exprs.iter_mut() {
+                let _ = e.expr.visit(&mut rewriter);
+            }
+        }
+    }
+    if let Some(column) = rewriter.leftover.take() {
+        return Err(RewriteError::unsupported(format!("`{column}` is neither grouped nor aggregated")));
+    }
+    // Substitute each aggregate placeholder by its merge expression.
+    let merges: Vec<Expr> = aggregates.iter().enumerate().map(|(i, a)| parse_expr(&merge_sql(i, a))).collect();
+    let _ = reduce.visit(&mut Substitute { merges: &merges });
+    Ok(BlockSplit { strategy: Strategy::PartialAggregate, map, reduce, top_n_pushdown: false })
+}
+
+/// The block's grouping keys with GROUP BY ALL, ordinals and select aliases resolved.
+fn group_keys(
+    select: &sqlparser::ast::Select,
+    aliases: &HashMap<String, Expr>,
+    ctx: &Context,
+) -> Result<Vec<Expr>, RewriteError> {
+    let item_expr = |item: &SelectItem| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e.clone()),
+        _ => None,
+    };
+    let mut keys: Vec<Expr> = Vec::new();
+    match &select.group_by {
+        GroupByExpr::All(modifiers) => {
+            if !modifiers.is_empty() {
+                return Err(RewriteError::unsupported("GROUP BY modifiers"));
+            }
+            for item in &select.projection {
+                let expr = item_expr(item).ok_or_else(|| RewriteError::unsupported("wildcard with GROUP BY ALL"))?;
+                if !contains_aggregate(&expr, ctx) {
+                    keys.push(expr);
+                }
+            }
+        }
+        GroupByExpr::Expressions(exprs, modifiers) => {
+            if !modifiers.is_empty() {
+                return Err(RewriteError::unsupported("GROUP BY modifiers (ROLLUP, CUBE, GROUPING SETS)"));
+            }
+            for expr in exprs {
+                let resolved = match expr {
+                    Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_) => {
+                        return Err(RewriteError::unsupported("ROLLUP, CUBE or GROUPING SETS"))
+                    }
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => {
+                            let position: usize = n.parse().map_err(|_| RewriteError::unsupported("GROUP BY a non-integer constant"))?;
+                            select
+                                .projection
+                                .get(position.wrapping_sub(1))
+                                .and_then(item_expr)
+                                .ok_or_else(|| RewriteError::unsupported(format!("GROUP BY {position} is out of range")))?
+                        }
+                        _ => expr.clone(),
+                    },
+                    Expr::Identifier(ident) => {
+                        let name = ident.value.to_ascii_lowercase();
+                        match aliases.get(&name) {
+                            Some(aliased) if !ctx.scan_columns.contains(&name) => aliased.clone(),
+                            _ => expr.clone(),
+                        }
+                    }
+                    other => other.clone(),
+                };
+                if contains_aggregate(&resolved, ctx) {
+                    return Err(RewriteError::unsupported("GROUP BY an aggregate"));
+                }
+                keys.push(resolved);
+            }
+        }
+    }
+    let mut unique: Vec<Expr> = Vec::new();
+    for key in keys {
+        if !unique.iter().any(|k| normalized(k) == normalized(&key)) {
+            unique.push(key);
+        }
+    }
+    Ok(unique)
+}
+
+/// The output name DuckDB gives an unaliased bare column reference.
+fn column_name(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.clone()),
+        Expr::CompoundIdentifier(parts) => parts.last().cloned(),
+        _ => None,
+    }
+}
+
+/// Comparable text of an expression: identifiers are case-insensitive in DuckDB.
+fn normalized(expr: &Expr) -> String {
+    struct Lower;
+    impl VisitorMut for Lower {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(ident) => ident.value = ident.value.to_ascii_lowercase(),
+                Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(|p| p.value = p.value.to_ascii_lowercase()),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut copy = expr.clone();
+    let _ = copy.visit(&mut Lower);
+    let mut text = copy.to_string();
+    if let Expr::Identifier(_) | Expr::CompoundIdentifier(_) = &copy {
+        text = text.replace('"', "");
+    }
+    text
+}
+
+/// `expr` without table qualifiers on column references (`t.x` → `x`).
+fn unqualified(expr: &Expr) -> String {
+    match expr {
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => parts[1].value.to_ascii_lowercase(),
+        other => normalized(other),
+    }
+}
+
+struct Collector<'a> {
+    ctx: &'a Context,
+    calls: Vec<Function>,
+}
+
+impl VisitorMut for Collector<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            if is_aggregate_call(f, self.ctx) && !self.calls.iter().any(|c| c.to_string() == f.to_string()) {
+                self.calls.push(f.clone());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn function_name(call: &Function) -> String {
+    call.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// Decides how one aggregate call merges and which partial columns it needs.
+fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) -> Result<Aggregate, RewriteError> {
+    let name = function_name(call);
+    let unsupported = || RewriteError::unsupported(format!("aggregate `{call}` has no exact split"));
+    let FunctionArguments::List(list) = &call.args else { return Err(unsupported()) };
+    if !list.clauses.is_empty() || !call.within_group.is_empty() || call.null_treatment.is_some()
+        || !matches!(call.parameters, FunctionArguments::None)
+    {
+        return Err(unsupported());
+    }
+    let args: Vec<&FunctionArgExpr> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(e) => Ok(e),
+            _ => Err(unsupported()),
+        })
+        .collect::<Result<_, _>>()?;
+    let star = matches!(args.as_slice(), [FunctionArgExpr::Wildcard]);
+    let single = match args.as_slice() {
+        [FunctionArgExpr::Expr(e)] => Some(e.clone()),
+        _ => None,
+    };
+    let filter = call.filter.as_ref().map(|f| format!(" FILTER (WHERE {f})")).unwrap_or_default();
+    let partial = |suffix: &str| format!("a{index}{suffix}");
+    let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
+
+    if distinct {
+        let arg = single.ok_or_else(unsupported)?;
+        let function = match name.as_str() {
+            "count" | "sum" | "avg" | "mean" => name.clone(),
+            "min" | "max" => name.clone(),
+            _ => return Err(unsupported()),
+        };
+        let key = match distinct_keys.iter().position(|k| normalized(k) == normalized(&arg)) {
+            Some(k) => k,
+            None => {
+                distinct_keys.push(arg.clone());
+                distinct_keys.len() - 1
+            }
+        };
+        let mut partials = Vec::new();
+        let filtered = call.filter.is_some();
+        if let Some(f) = &call.filter {
+            partials.push((format!("bool_or({f})"), partial("_f")));
+        }
+        return Ok(Aggregate { merge: Merge::Distinct { function, key, filtered }, partials });
+    }
+    let verbatim = || vec![(call.to_string(), partial(""))];
+    let (merge, partials) = match name.as_str() {
+        "count" | "count_star" if star || single.is_some() || args.is_empty() => (Merge::Count, verbatim()),
+        "sum" | "min" | "max" | "bool_and" | "bool_or" | "bit_and" | "bit_or" | "bit_xor" if single.is_some() => {
+            (Merge::SameFunction(name.clone()), verbatim())
+        }
+        "avg" | "mean" => {
+            let arg = single.ok_or_else(unsupported)?;
+            (
+                Merge::Avg,
+                vec![(format!("sum({arg}){filter}"), partial("_s")), (format!("count({arg}){filter}"), partial("_c"))],
+            )
+        }
+        "stddev" | "stddev_samp" | "stddev_pop" | "variance" | "var_samp" | "var_pop" => {
+            let arg = single.ok_or_else(unsupported)?;
+            let sample = !name.ends_with("_pop");
+            let sqrt = name.starts_with("stddev");
+            (
+                Merge::Variance { sample, sqrt },
+                vec![
+                    (format!("count({arg}){filter}"), partial("_n")),
+                    (format!("avg({arg}){filter}"), partial("_m")),
+                    (format!("var_pop({arg}){filter}"), partial("_v")),
+                ],
+            )
+        }
+        _ => return Err(unsupported()),
+    };
+    Ok(Aggregate { merge, partials })
+}
+
+/// The reduce expression that merges aggregate `index`'s partials.
+fn merge_sql(index: usize, aggregate: &Aggregate) -> String {
+    let a = |suffix: &str| format!("a{index}{suffix}");
+    match &aggregate.merge {
+        Merge::Count => format!("CAST(coalesce(sum({}), 0) AS BIGINT)", a("")),
+        Merge::SameFunction(f) => format!("{f}({})", a("")),
+        Merge::Avg => format!("(sum({}) / nullif(sum({}), 0))", a("_s"), a("_c")),
+        Merge::Variance { sample, sqrt } => {
+            let (n, m, v, g) = (a("_n"), a("_m"), a("_v"), a("_g"));
+            let m2 = format!("sum({n} * {v} + {n} * ({m} - {g}) * ({m} - {g}))");
+            let value = if *sample {
+                format!("CASE WHEN sum({n}) > 1 THEN {m2} / (sum({n}) - 1) END")
+            } else {
+                format!("CASE WHEN sum({n}) > 0 THEN {m2} / sum({n}) END")
+            };
+            if *sqrt {
+                format!("sqrt({value})")
+            } else {
+                format!("({value})")
+            }
+        }
+        Merge::Distinct { function, key, filtered } => {
+            let filter = if *filtered { format!(" FILTER (WHERE {})", a("_f")) } else { String::new() };
+            let call = format!("{function}(DISTINCT d{key}){filter}");
+            if function == "count" {
+                format!("CAST({call} AS BIGINT)")
+            } else {
+                call
+            }
+        }
+    }
+}
+
+/// The reduce source when a variance merge needs each group's overall mean next to its partials.
+fn variance_source(aggregates: &[Aggregate], key_count: usize) -> String {
+    let partition = if key_count == 0 {
+        String::new()
+    } else {
+        format!("PARTITION BY {}", (0..key_count).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "))
+    };
+    let means = aggregates
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| matches!(a.merge, Merge::Variance { .. }))
+        .map(|(i, _)| {
+            format!(
+                "sum(a{i}_n * a{i}_m) OVER ({partition}) / nullif(sum(a{i}_n) OVER ({partition}), 0) AS a{i}_g"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("(SELECT *, {means} FROM {PARTIALS_TABLE}) AS __quack_p")
+}
+
+/// Rewrites the block's upper expressions: aggregate calls become placeholders, key expressions
+/// become `k{i}`; remembers a column reference that is neither.
+struct Rewriter<'a> {
+    ctx: &'a Context,
+    keys: &'a [Expr],
+    aliases: &'a HashMap<String, Expr>,
+    calls: &'a [Function],
+    lambda_params: Vec<String>,
+    leftover: Option<String>,
+}
+
+const PLACEHOLDER_PREFIX: &str = "__quack_agg_";
+
+impl Rewriter<'_> {
+    fn key_index(&self, expr: &Expr) -> Option<usize> {
+        let text = normalized(expr);
+        if let Some(i) = self.keys.iter().position(|k| normalized(k) == text) {
+            return Some(i);
+        }
+        // `t.x` and `x` name the same column when only one key matches that way.
+        if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            let bare = unqualified(expr);
+            let matches: Vec<usize> = self
+                .keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| matches!(k, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) && unqualified(k) == bare)
+                .map(|(i, _)| i)
+                .collect();
+            if matches.len() == 1 {
+                return Some(matches[0]);
+            }
+        }
+        None
+    }
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            if is_aggregate_call(f, self.ctx) {
+                let text = f.to_string();
+                let index = self.calls.iter().position(|c| c.to_string() == text).expect("collected");
+                *expr = Expr::Identifier(Ident::new(format!("{PLACEHOLDER_PREFIX}{index}")));
+                return ControlFlow::Continue(());
+            }
+        }
+        if let Expr::Lambda(lambda) = expr {
+            for param in lambda.params.iter() {
+                self.lambda_params.push(param.name.value.to_ascii_lowercase());
+            }
+            return ControlFlow::Continue(());
+        }
+        let is_param = matches!(expr, Expr::Identifier(i) if self.lambda_params.contains(&i.value.to_ascii_lowercase()));
+        if is_param {
+            return ControlFlow::Continue(());
+        }
+        if let Some(i) = self.key_index(expr) {
+            *expr = Expr::Identifier(Ident::new(format!("k{i}")));
+            return ControlFlow::Continue(());
+        }
+        match expr {
+            Expr::Identifier(ident) => {
+                let name = ident.value.to_ascii_lowercase();
+                if !self.aliases.contains_key(&name) && !name.starts_with(PLACEHOLDER_PREFIX) && self.leftover.is_none() {
+                    self.leftover = Some(ident.value.clone());
+                }
+            }
+            Expr::CompoundIdentifier(parts) if self.leftover.is_none() => {
+                self.leftover = Some(parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join("."));
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Lambda(lambda) = expr {
+            for _ in lambda.params.iter() {
+                self.lambda_params.pop();
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        if self.leftover.is_none() {
+            self.leftover = Some("a subquery in an aggregating block".into());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+struct Substitute<'a> {
+    merges: &'a [Expr],
+}
+
+impl VisitorMut for Substitute<'_> {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Identifier(ident) = expr {
+            if let Some(index) = ident.value.strip_prefix(PLACEHOLDER_PREFIX).and_then(|i| i.parse::<usize>().ok()) {
+                *expr = self.merges[index].clone();
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}

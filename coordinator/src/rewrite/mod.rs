@@ -1,0 +1,348 @@
+//! Rewriting one SQL query into a map query (run per task over that task's files) and a reduce
+//! query (run once over the concatenated partial results, in table [`PARTIALS_TABLE`]).
+//!
+//! Works on the `sqlparser` AST (DuckDB dialect). The fanned-out scan is replaced by a placeholder
+//! ([`scan::FAN_PLACEHOLDER`]) that the planner fills with each task's files. The split block is
+//! found by [`split`]; its map/reduce pair comes from the first strategy that applies:
+//! [`aggregate`] (partial aggregates merged exactly), then [`rows`] (ship the filtered, projected
+//! rows and run the block in the reduce). What neither can split is reported as
+//! [`RewriteError::Unsplittable`], and the planner runs the whole query as a single task.
+
+pub mod aggregate;
+pub mod filter;
+pub mod rows;
+pub mod scan;
+pub mod split;
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Cte, Expr, Function, FunctionArguments, Query, SelectItem, SetExpr, Statement, Visit, VisitMut, Visitor, VisitorMut,
+    With,
+};
+use sqlparser::dialect::DuckDbDialect;
+use sqlparser::parser::{Parser, ParserError};
+
+pub use scan::{FanScan, FAN_PLACEHOLDER};
+
+/// Name of the table that holds the concatenated partial results in the reduce.
+pub const PARTIALS_TABLE: &str = "__quack_partials__";
+
+/// What the rewriter needs to know beyond the SQL text.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Lowercase names of DuckDB's aggregate functions (from `duckdb_functions()`).
+    pub aggregates: HashSet<String>,
+    /// Lowercase column names of the fanned-out table (for GROUP BY alias resolution).
+    pub scan_columns: HashSet<String>,
+}
+
+impl Context {
+    /// A context with a built-in list of DuckDB aggregate names (for tests and tools without a
+    /// DuckDB at hand; the planner uses DuckDB's own list).
+    pub fn with_builtin_aggregates() -> Self {
+        let names = [
+            "count", "count_star", "sum", "min", "max", "avg", "mean", "median", "mode", "quantile", "quantile_cont",
+            "quantile_disc", "string_agg", "group_concat", "list", "array_agg", "stddev", "stddev_samp", "stddev_pop",
+            "variance", "var_samp", "var_pop", "bool_and", "bool_or", "bit_and", "bit_or", "bit_xor", "first",
+            "last", "any_value", "arbitrary", "arg_min", "arg_max", "min_by", "max_by", "product", "approx_count_distinct",
+            "approx_quantile", "corr", "covar_pop", "covar_samp", "entropy", "kurtosis", "skewness", "histogram",
+            "count_if", "countif", "fsum", "sumkahan", "kahan_sum", "favg", "mad", "reservoir_quantile", "every",
+        ];
+        Context { aggregates: names.iter().map(|s| s.to_string()).collect(), scan_columns: HashSet::new() }
+    }
+}
+
+/// Why a query could not be rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RewriteError {
+    #[error("SQL parse error: {message}")]
+    Parse { message: String },
+    #[error("only a single SELECT query is supported, got {what}")]
+    NotAQuery { what: String },
+    /// The query cannot be split per partition exactly; it can still run as a single task.
+    #[error("{reason}")]
+    Unsplittable { reason: String },
+    /// This strategy does not apply; the next one may.
+    #[error("{reason}")]
+    Unsupported { reason: String },
+}
+
+impl RewriteError {
+    pub(crate) fn unsplittable(reason: impl Into<String>) -> Self {
+        RewriteError::Unsplittable { reason: reason.into() }
+    }
+    pub(crate) fn unsupported(reason: impl Into<String>) -> Self {
+        RewriteError::Unsupported { reason: reason.into() }
+    }
+}
+
+/// How the split block is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Map computes partial aggregates per group; reduce merges them.
+    PartialAggregate,
+    /// Map filters and projects rows (pushing ORDER BY + LIMIT down where exact); reduce runs
+    /// the block over them.
+    ShipRows,
+}
+
+impl Strategy {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Strategy::PartialAggregate => "partial aggregate (map computes mergeable partial states, reduce merges them)",
+            Strategy::ShipRows => "ship rows (map filters and projects rows, reduce runs the block over them)",
+        }
+    }
+}
+
+/// The map/reduce pair for one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    pub strategy: Strategy,
+    /// Why a simpler strategy was not used, when one was tried.
+    pub note: Option<String>,
+    /// Map SQL with [`FAN_PLACEHOLDER`] where the task's scan goes.
+    pub map_sql: String,
+    /// Reduce SQL over [`PARTIALS_TABLE`]; the whole original query above the split block.
+    pub reduce_sql: String,
+    /// Whether the map pushes ORDER BY + LIMIT down (top-N).
+    pub top_n_pushdown: bool,
+}
+
+/// Parses DuckDB SQL.
+pub fn parse(sql: &str) -> Result<Vec<Statement>, ParserError> {
+    Parser::parse_sql(&DuckDbDialect {}, sql)
+}
+
+pub(crate) fn parse_expr(sql: &str) -> Expr {
+    Parser::new(&DuckDbDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .unwrap_or_else(|e| panic!("generated expression does not parse: {sql}: {e}"))
+}
+
+pub(crate) fn parse_query(sql: &str) -> Query {
+    match parse(sql) {
+        Ok(mut statements) if statements.len() == 1 => match statements.remove(0) {
+            Statement::Query(q) => *q,
+            other => panic!("generated SQL is not a query: {other}"),
+        },
+        other => panic!("generated query does not parse: {sql}: {other:?}"),
+    }
+}
+
+pub(crate) fn query_of_body(body: SetExpr) -> Query {
+    let mut query = parse_query("SELECT 1");
+    *query.body = body;
+    query
+}
+
+/// True when `function` is a call of an aggregate (not a window function).
+pub(crate) fn is_aggregate_call(function: &Function, ctx: &Context) -> bool {
+    function.over.is_none()
+        && function
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|name| ctx.aggregates.contains(&name.value.to_ascii_lowercase()))
+        && !matches!(function.args, FunctionArguments::None)
+}
+
+/// True when any select item contains an aggregate call or a window function.
+pub(crate) fn has_aggregate_or_window(items: &[SelectItem], ctx: &Context) -> bool {
+    struct Finder<'a>(&'a Context);
+    impl Visitor for Finder<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Function(f) if f.over.is_some() || is_aggregate_call(f, self.0) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+        fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+            // Aggregates inside a scalar subquery belong to that subquery, but we cannot skip its
+            // subtree with this visitor; treating it as aggregating is the safe side.
+            ControlFlow::Continue(())
+        }
+    }
+    items.iter().any(|item| item.visit(&mut Finder(ctx)).is_break())
+}
+
+/// True when `node` contains an aggregate call.
+pub(crate) fn contains_aggregate<V: Visit>(node: &V, ctx: &Context) -> bool {
+    struct Finder<'a>(&'a Context);
+    impl Visitor for Finder<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Function(f) if is_aggregate_call(f, self.0) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    node.visit(&mut Finder(ctx)).is_break()
+}
+
+/// The block-level result of a strategy: the map query (without the CTEs of enclosing scopes)
+/// and the reduce query that replaces the block.
+pub(crate) struct BlockSplit {
+    pub strategy: Strategy,
+    pub map: Query,
+    pub reduce: Query,
+    pub top_n_pushdown: bool,
+}
+
+struct BlockSplitter<'a> {
+    ctx: &'a Context,
+    allow_partial_aggregate: bool,
+    out: Option<(BlockSplit, Option<String>, String)>,
+}
+
+impl split::Splitter for BlockSplitter<'_> {
+    fn split(&mut self, block: &mut Query, scope: &[Cte]) -> Result<(), RewriteError> {
+        if self.out.is_some() {
+            return Err(RewriteError::unsplittable("the query reads the partitioned table in more than one place"));
+        }
+        let mut note = None;
+        let attempt = if self.allow_partial_aggregate { aggregate::split(block, self.ctx) } else {
+            Err(RewriteError::unsupported("partial aggregates do not bind for this query"))
+        };
+        let result = match attempt {
+            Ok(result) => result,
+            Err(RewriteError::Unsupported { reason }) => {
+                note = Some(reason);
+                rows::split(block, self.ctx)?
+            }
+            Err(other) => return Err(other),
+        };
+        let map_sql = with_scope(&result.map, scope).to_string();
+        *block = result.reduce.clone();
+        self.out = Some((result, note, map_sql));
+        Ok(())
+    }
+}
+
+/// `map` prefixed with the enclosing CTEs it references (transitively).
+fn with_scope(map: &Query, scope: &[Cte]) -> Query {
+    let mut needed: Vec<Cte> = Vec::new();
+    let mut names = split::referenced_relations(map);
+    loop {
+        let before = needed.len();
+        for cte in scope.iter().rev() {
+            let name = cte.alias.name.value.to_ascii_lowercase();
+            if names.contains(&name) && !needed.iter().any(|c| c.alias.name.value.eq_ignore_ascii_case(&name)) {
+                needed.push(cte.clone());
+                names.extend(split::referenced_relations(cte.query.as_ref()));
+            }
+        }
+        if needed.len() == before {
+            break;
+        }
+    }
+    if needed.is_empty() {
+        return map.clone();
+    }
+    // Keep the scope's definition order (a CTE may reference earlier ones).
+    let ordered: Vec<Cte> = scope.iter().filter(|c| needed.iter().any(|n| n.alias.name == c.alias.name)).cloned().collect();
+    let mut wrapped = map.clone();
+    match &mut wrapped.with {
+        Some(with) => {
+            let mut all = ordered;
+            all.append(&mut with.cte_tables);
+            with.cte_tables = all;
+        }
+        None => {
+            let template = parse_query("WITH x AS (SELECT 1) SELECT 1");
+            let mut with: With = template.with.expect("template has a WITH");
+            with.cte_tables = ordered;
+            wrapped.with = Some(with);
+        }
+    }
+    wrapped
+}
+
+/// Removes CTEs no longer referenced (the reduce no longer reads the ones the map absorbed).
+fn prune_unused_ctes(query: &mut Query) {
+    struct Pruner;
+    impl VisitorMut for Pruner {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            loop {
+                let Some(with) = &query.with else { break };
+                let mut used = split::referenced_relations(query.body.as_ref());
+                if let Some(order_by) = &query.order_by {
+                    used.extend(split::referenced_relations(order_by));
+                }
+                for cte in &with.cte_tables {
+                    used.extend(split::referenced_relations(cte.query.as_ref()));
+                }
+                let with = query.with.as_mut().expect("checked");
+                let before = with.cte_tables.len();
+                with.cte_tables.retain(|c| used.contains(&c.alias.name.value.to_ascii_lowercase()));
+                if with.cte_tables.is_empty() {
+                    query.with = None;
+                    break;
+                }
+                if with.cte_tables.len() == before {
+                    break;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = query.visit(&mut Pruner);
+}
+
+/// The single parsed query of `sql`, or why there is none.
+pub fn single_query(statements: Vec<Statement>) -> Result<Query, RewriteError> {
+    let mut statements = statements;
+    match statements.len() {
+        0 => Err(RewriteError::NotAQuery { what: "an empty statement".into() }),
+        1 => match statements.remove(0) {
+            Statement::Query(q) => Ok(*q),
+            other => {
+                let text = other.to_string();
+                let what = text.split_whitespace().next().unwrap_or("another statement").to_ascii_uppercase();
+                Err(RewriteError::NotAQuery { what })
+            }
+        },
+        n => Err(RewriteError::NotAQuery { what: format!("{n} statements") }),
+    }
+}
+
+/// Rewrites `query` (whose fanned-out scan is the only one; see [`scan::collect_fan_scans`])
+/// into map and reduce SQL.
+pub fn rewrite(query: &Query, ctx: &Context, allow_partial_aggregate: bool) -> Result<Rewritten, RewriteError> {
+    let mut query = query.clone();
+    let scans = scan::collect_fan_scans(&mut query, true);
+    if scans.len() != 1 {
+        return Err(RewriteError::unsplittable(format!(
+            "the query reads {} hive-partitioned tables; one can be split",
+            scans.len()
+        )));
+    }
+    let mut splitter = BlockSplitter { ctx, allow_partial_aggregate, out: None };
+    match split::visit_query(&mut query, &[], ctx, &mut splitter)? {
+        split::Status::Pending => split::Splitter::split(&mut splitter, &mut query, &[])?,
+        split::Status::Split => {}
+        split::Status::NotFound => return Err(RewriteError::unsplittable("the partitioned table was not found")),
+    }
+    let (block, note, map_sql) = splitter.out.expect("a split was made");
+    prune_unused_ctes(&mut query);
+    if split::contains_fan(&query) {
+        return Err(RewriteError::unsplittable("the query reads the partitioned table in more than one place"));
+    }
+    Ok(Rewritten {
+        strategy: block.strategy,
+        note,
+        map_sql,
+        reduce_sql: query.to_string(),
+        top_n_pushdown: block.top_n_pushdown,
+    })
+}
+
+#[cfg(test)]
+mod tests;

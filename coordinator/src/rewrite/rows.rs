@@ -1,0 +1,261 @@
+//! The ship-rows strategy: the map runs the block's FROM and WHERE and projects the column
+//! references the rest of the block uses; the reduce runs the block's upper clauses (SELECT,
+//! GROUP BY, HAVING, QUALIFY, ORDER BY, LIMIT) unchanged over those rows. Exact for any block,
+//! including aggregates with no mergeable state (median, quantile, mode, ordered string_agg).
+//!
+//! Pushdowns that stay exact: ORDER BY + LIMIT n OFFSET m becomes a per-task top-(n+m) in the map
+//! for blocks without aggregates, windows or DISTINCT; SELECT DISTINCT without aggregates
+//! deduplicates in the map too.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, TableFactor, Value,
+    VisitMut, VisitorMut,
+};
+
+use super::scan::is_placeholder;
+use super::{has_aggregate_or_window, parse_query, BlockSplit, Context, RewriteError, Strategy, PARTIALS_TABLE};
+
+/// Splits `block` by shipping its rows.
+pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteError> {
+    let SetExpr::Select(select) = block.body.as_ref() else {
+        return Err(RewriteError::unsplittable("the split block is not a plain SELECT"));
+    };
+    if select.top.is_some() || !select.sort_by.is_empty() || block.fetch.is_some() {
+        return Err(RewriteError::unsplittable("TOP, SORT BY or FETCH in the block that reads the partitioned table"));
+    }
+    let aliases: HashMap<String, Expr> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { expr, alias } => Some((alias.value.to_ascii_lowercase(), expr.clone())),
+            _ => None,
+        })
+        .collect();
+    let star = select.projection.iter().any(|item| {
+        matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))
+            || matches!(item, SelectItem::UnnamedExpr(Expr::Function(f)) if f.name.to_string().eq_ignore_ascii_case("columns"))
+    });
+
+    // Reduce: the block over the partials, column references renamed (or kept, with `*`).
+    let mut reduce = block.clone();
+    let mut refs = RefCollector { aliases: &aliases, refs: Vec::new(), lambda_params: Vec::new(), subquery: false, rename: !star };
+    {
+        let SetExpr::Select(reduce_select) = reduce.body.as_mut() else { unreachable!() };
+        let _ = reduce_select.projection.visit(&mut refs);
+        let _ = reduce_select.group_by.visit(&mut refs);
+        let _ = reduce_select.having.visit(&mut refs);
+        let _ = reduce_select.qualify.visit(&mut refs);
+        let _ = reduce_select.named_window.visit(&mut refs);
+        if let Some(Distinct::On(exprs)) = &mut reduce_select.distinct {
+            let _ = exprs.visit(&mut refs);
+        }
+    }
+    let _ = reduce.order_by.visit(&mut refs);
+    if refs.subquery {
+        return Err(RewriteError::unsplittable("a subquery above the scan's filters in the block that reads the partitioned table"));
+    }
+    let reduce_alias = if star { star_alias(select)? } else { None };
+    {
+        let SetExpr::Select(reduce_select) = reduce.body.as_mut() else { unreachable!() };
+        let source = match &reduce_alias {
+            Some(alias) => format!("{PARTIALS_TABLE} AS {alias}"),
+            None => PARTIALS_TABLE.to_string(),
+        };
+        let template = parse_query(&format!("SELECT 1 FROM {source}"));
+        let SetExpr::Select(template_select) = *template.body else { unreachable!() };
+        reduce_select.from = template_select.from;
+        reduce_select.selection = None;
+        reduce_select.prewhere = None;
+        // Keep output names: an unaliased bare column reference renamed to r{i} gets its name back.
+        for item in reduce_select.projection.iter_mut() {
+            if let SelectItem::UnnamedExpr(Expr::Identifier(ident)) = item {
+                if let Some(original) = refs.original_name(&ident.value) {
+                    *item = SelectItem::ExprWithAlias { expr: Expr::Identifier(ident.clone()), alias: original };
+                }
+            }
+        }
+    }
+
+    // Map: FROM + WHERE, projecting the references (or everything).
+    let aggregating = has_aggregate_or_window(&select.projection, ctx)
+        || !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+        || select.having.is_some()
+        || select.qualify.is_some()
+        || block.order_by.as_ref().is_some_and(|o| super::contains_aggregate(o, ctx));
+    let items = if star {
+        "*".to_string()
+    } else if refs.refs.is_empty() {
+        "true AS __quack_row".to_string()
+    } else {
+        refs.refs.iter().enumerate().map(|(i, r)| format!("{r} AS r{i}")).collect::<Vec<_>>().join(", ")
+    };
+    let dedupe = !aggregating && matches!(select.distinct, Some(Distinct::Distinct));
+    let mut map = block.clone();
+    {
+        let SetExpr::Select(map_select) = map.body.as_mut() else { unreachable!() };
+        let template = parse_query(&format!("SELECT {}{items} FROM t", if dedupe { "DISTINCT " } else { "" }));
+        let SetExpr::Select(template_select) = *template.body else { unreachable!() };
+        map_select.projection = template_select.projection;
+        map_select.distinct = template_select.distinct;
+        map_select.group_by = GroupByExpr::Expressions(vec![], vec![]);
+        map_select.having = None;
+        map_select.qualify = None;
+        map_select.named_window = vec![];
+    }
+    map.order_by = None;
+    map.limit_clause = None;
+    let mut top_n_pushdown = false;
+    if !aggregating && select.distinct.is_none() {
+        if let Some(limit) = pushed_limit(block) {
+            map.limit_clause = Some(limit);
+            map.order_by = pushed_order_by(block, select, &aliases);
+            top_n_pushdown = map.order_by.is_some() || block.order_by.is_none();
+            if !top_n_pushdown {
+                map.limit_clause = None;
+            }
+        }
+    }
+    Ok(BlockSplit { strategy: Strategy::ShipRows, map, reduce, top_n_pushdown })
+}
+
+/// With `SELECT *`, the reduce reads the partials under the scan's alias so qualified references
+/// keep working. Only a single relation can be shipped as `*` (a join could repeat names).
+fn star_alias(select: &sqlparser::ast::Select) -> Result<Option<Ident>, RewriteError> {
+    match select.from.as_slice() {
+        [twj] if twj.joins.is_empty() => match &twj.relation {
+            f if is_placeholder(f) => Ok(match f {
+                TableFactor::Table { alias, .. } => alias.as_ref().map(|a| a.name.clone()),
+                _ => None,
+            }),
+            TableFactor::Derived { alias, .. } => Ok(alias.as_ref().map(|a| a.name.clone())),
+            _ => Err(RewriteError::unsplittable("SELECT * over a join with the partitioned table")),
+        },
+        _ => Err(RewriteError::unsplittable("SELECT * over a join with the partitioned table")),
+    }
+}
+
+/// `LIMIT n+m` for the map when the block's LIMIT and OFFSET are integer literals.
+fn pushed_limit(block: &Query) -> Option<LimitClause> {
+    let literal = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<u64>().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (limit, offset) = match block.limit_clause.as_ref()? {
+        LimitClause::LimitOffset { limit: Some(limit), offset, limit_by } if limit_by.is_empty() => {
+            (literal(limit)?, match offset { Some(o) => literal(&o.value)?, None => 0 })
+        }
+        LimitClause::OffsetCommaLimit { offset, limit } => (literal(limit)?, literal(offset)?),
+        _ => return None,
+    };
+    parse_query(&format!("SELECT 1 LIMIT {}", limit.checked_add(offset)?)).limit_clause
+}
+
+/// The block's ORDER BY in terms of the map's FROM (ordinals and aliases replaced by the select
+/// expressions), or `None` when it cannot be expressed there.
+fn pushed_order_by(
+    block: &Query,
+    select: &sqlparser::ast::Select,
+    aliases: &HashMap<String, Expr>,
+) -> Option<sqlparser::ast::OrderBy> {
+    let mut order_by = block.order_by.clone()?;
+    let OrderByKind::Expressions(exprs) = &mut order_by.kind else { return None };
+    for e in exprs.iter_mut() {
+        let replacement = match &e.expr {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => {
+                    let position: usize = n.parse().ok()?;
+                    match select.projection.get(position.checked_sub(1)?)? {
+                        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => Some(expr.clone()),
+                        _ => return None,
+                    }
+                }
+                _ => None,
+            },
+            Expr::Identifier(ident) => aliases.get(&ident.value.to_ascii_lowercase()).cloned(),
+            _ => None,
+        };
+        if let Some(expr) = replacement {
+            e.expr = expr;
+        }
+    }
+    Some(order_by)
+}
+
+/// Collects column references (outside lambdas and not select aliases) and renames them r{i}.
+struct RefCollector<'a> {
+    aliases: &'a HashMap<String, Expr>,
+    /// Original reference text, by index.
+    refs: Vec<String>,
+    lambda_params: Vec<String>,
+    subquery: bool,
+    rename: bool,
+}
+
+impl RefCollector<'_> {
+    fn original_name(&self, renamed: &str) -> Option<Ident> {
+        let index: usize = renamed.strip_prefix('r')?.parse().ok()?;
+        let text = self.refs.get(index)?;
+        let last = text.rsplit('.').next()?.trim_matches('"');
+        Some(Ident::new(last))
+    }
+}
+
+impl VisitorMut for RefCollector<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Lambda(lambda) => {
+                for p in lambda.params.iter() {
+                    self.lambda_params.push(p.name.value.to_ascii_lowercase());
+                }
+            }
+            Expr::Identifier(ident) => {
+                let name = ident.value.to_ascii_lowercase();
+                if self.lambda_params.contains(&name) || self.aliases.contains_key(&name) {
+                    return ControlFlow::Continue(());
+                }
+                self.rename_ref(expr);
+            }
+            Expr::CompoundIdentifier(_) => self.rename_ref(expr),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Lambda(lambda) = expr {
+            for _ in lambda.params.iter() {
+                self.lambda_params.pop();
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.subquery = true;
+        ControlFlow::Continue(())
+    }
+}
+
+impl RefCollector<'_> {
+    fn rename_ref(&mut self, expr: &mut Expr) {
+        let text = expr.to_string();
+        let key = text.to_ascii_lowercase();
+        let index = match self.refs.iter().position(|r| r.to_ascii_lowercase() == key) {
+            Some(i) => i,
+            None => {
+                self.refs.push(text);
+                self.refs.len() - 1
+            }
+        };
+        if self.rename {
+            *expr = Expr::Identifier(Ident::new(format!("r{index}")));
+        }
+    }
+}
