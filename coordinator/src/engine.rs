@@ -1,0 +1,167 @@
+//! The coordinator's own DuckDB: binds queries to learn their output names and types (DESCRIBE),
+//! checks syntax with DuckDB's parser, evaluates partition predicates, and runs the reduce.
+//!
+//! Built once per [`crate::Quack`]; calls are serialized on one connection.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+
+/// A result column: name and DuckDB type as DuckDB spells it (`DECIMAL(38,2)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub data_type: String,
+}
+
+/// The coordinator's DuckDB connection.
+pub struct Engine {
+    conn: Mutex<duckdb::Connection>,
+    aggregates: HashSet<String>,
+}
+
+impl Engine {
+    /// Opens an in-memory DuckDB using `threads` threads.
+    pub fn new(threads: usize) -> Result<Self> {
+        let conn = duckdb::Connection::open_in_memory().map_err(|source| Error::Engine { source })?;
+        conn.execute_batch(&format!("SET threads = {}", threads.max(1)))
+            .map_err(|source| Error::Engine { source })?;
+        let aggregates = {
+            let mut stmt = conn
+                .prepare("SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'")
+                .map_err(|source| Error::Engine { source })?;
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(|source| Error::Engine { source })?;
+            rows.collect::<Result<HashSet<_>, _>>().map_err(|source| Error::Engine { source })?
+        };
+        Ok(Engine { conn: Mutex::new(conn), aggregates })
+    }
+
+    /// Lowercase names of DuckDB's aggregate functions.
+    pub fn aggregates(&self) -> &HashSet<String> {
+        &self.aggregates
+    }
+
+    /// Exclusive access to the connection (for the reduce).
+    pub fn lock(&self) -> MutexGuard<'_, duckdb::Connection> {
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The output columns of `sql`, as DuckDB binds it. DuckDB's error message on failure.
+    pub fn describe(&self, sql: &str) -> std::result::Result<Vec<Column>, String> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!("DESCRIBE {sql}")).map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([], |row| Ok(Column { name: row.get(0)?, data_type: row.get(1)? }))
+            .map_err(|e| e.to_string())?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    }
+
+    /// DuckDB's verdict on the syntax of `sql`: `Some(error)` when it does not parse.
+    pub fn syntax_error(&self, sql: &str) -> Option<Error> {
+        let conn = self.lock();
+        let json: String = match conn.query_row("SELECT json_serialize_sql(CAST(? AS VARCHAR))", [sql], |row| row.get(0)) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::debug!(error = %e, "DuckDB could not check the syntax");
+                return None;
+            }
+        };
+        let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+        if value.get("error").and_then(|e| e.as_bool()) != Some(true) || value.get("error_type")?.as_str()? != "parser" {
+            return None;
+        }
+        let message = value.get("error_message")?.as_str()?.to_string();
+        let position = value.get("position").and_then(|p| p.as_str()?.parse::<usize>().ok()).unwrap_or(0);
+        let (line, column) = line_column(sql, position);
+        Some(Error::Syntax { message, line, column })
+    }
+
+    /// Indices (into `rows`) of the rows of a VALUES table that satisfy `predicate`.
+    /// `columns` are (name, type); each row holds one SQL literal expression per column.
+    pub fn filter_rows(
+        &self,
+        columns: &[(String, String)],
+        rows: &[Vec<String>],
+        predicate: &str,
+    ) -> std::result::Result<Vec<usize>, String> {
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let names = columns.iter().map(|(n, _)| crate::rewrite::scan::quote_ident(n)).collect::<Vec<_>>();
+        let values = rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let cells = row
+                    .iter()
+                    .zip(columns)
+                    .map(|(cell, (_, ty))| format!("CAST({cell} AS {ty})"))
+                    .collect::<Vec<_>>();
+                format!("({i}, {})", cells.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT __quack_row FROM (VALUES {values}) AS __quack_parts(__quack_row, {}) WHERE {predicate} ORDER BY 1",
+            names.join(", ")
+        );
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
+        let rows = stmt.query_map([], |row| row.get::<_, i64>(0)).map_err(|e| e.to_string())?;
+        rows.map(|r| r.map(|i| i as usize)).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    }
+}
+
+/// 1-based line and column of byte `position` in `text`.
+pub fn line_column(text: &str, position: usize) -> (usize, usize) {
+    let position = position.min(text.len());
+    let before = &text[..text.floor_char_boundary(position)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based() {
+        assert_eq!(line_column("SELECT a FORM t", 14), (1, 15));
+        assert_eq!(line_column("SELECT a\nFORM t", 14), (2, 6));
+        assert_eq!(line_column("", 10), (1, 1));
+    }
+
+    #[test]
+    fn duckdb_reports_syntax_errors_with_a_position() {
+        let engine = Engine::new(1).unwrap();
+        let Some(Error::Syntax { line, column, message }) = engine.syntax_error("SELECT a\nFORM t") else {
+            panic!("expected a syntax error")
+        };
+        assert_eq!((line, column), (2, 6), "{message}");
+        assert!(engine.syntax_error("SELECT 1").is_none());
+    }
+
+    #[test]
+    fn describes_and_knows_aggregates() {
+        let engine = Engine::new(1).unwrap();
+        let columns = engine.describe("SELECT 1::BIGINT AS a, 'x' AS b").unwrap();
+        assert_eq!(columns[0], Column { name: "a".into(), data_type: "BIGINT".into() });
+        assert_eq!(columns[1].data_type, "VARCHAR");
+        assert!(engine.aggregates().contains("median"));
+        assert!(!engine.aggregates().contains("lower"));
+        assert!(engine.describe("SELECT nope").unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn filters_rows_with_duckdb_semantics() {
+        let engine = Engine::new(1).unwrap();
+        let columns = vec![("date".to_string(), "DATE".to_string())];
+        let rows = vec![vec!["'2024-03-01'".to_string()], vec!["'2024-3-2'".to_string()], vec!["NULL".to_string()]];
+        let kept = engine.filter_rows(&columns, &rows, "\"date\" >= DATE '2024-03-02'").unwrap();
+        assert_eq!(kept, vec![1]);
+    }
+}

@@ -1,0 +1,53 @@
+//! The coordinator library's error type: each variant names what failed and where.
+
+use quack_lambda::TaskFailure;
+
+/// Errors from planning, fanning out and reducing a query.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The SQL does not parse; line and column are 1-based.
+    #[error("SQL syntax error at line {line}, column {column}: {message}")]
+    Syntax { message: String, line: usize, column: usize },
+    /// The SQL parses but is not something quack runs.
+    #[error("unsupported query: {reason}")]
+    Unsupported { reason: String },
+    /// DuckDB rejected the query when binding it (unknown column, type error, missing file...).
+    #[error("{message}")]
+    Bind { message: String },
+    /// A path or glob of the partitioned table matched no file.
+    #[error("no files match {pattern}")]
+    NoFiles { pattern: String },
+    /// Listing the files of a path failed.
+    #[error("listing {path}: {message}")]
+    List { path: String, message: String },
+    /// A task failed for good (after retries, when retryable).
+    #[error("task {task_id} ({label}): {source}")]
+    Task { task_id: usize, label: String, source: crate::invoke::InvokeError },
+    /// The reduce step failed.
+    #[error("reduce failed: {message}")]
+    Reduce { message: String },
+    /// Writing the result failed.
+    #[error("writing the result to {destination}: {message}")]
+    Output { destination: String, message: String },
+    /// The coordinator's own DuckDB failed.
+    #[error("coordinator DuckDB: {source}")]
+    Engine { source: duckdb::Error },
+    /// A worker could not be started.
+    #[error(transparent)]
+    Worker(#[from] quack_lambda::WorkerError),
+    /// Generating the demo lake failed.
+    #[error("demo lake at {path}: {message}")]
+    Demo { path: String, message: String },
+}
+
+impl Error {
+    /// The task failure behind this error, when a worker reported one.
+    pub fn task_failure(&self) -> Option<&TaskFailure> {
+        match self {
+            Error::Task { source: crate::invoke::InvokeError::Task(failure), .. } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,367 @@
+//! Running tasks: the [`Invoker`] trait, its in-process implementation (the embedded default and
+//! the test double), and the wrappers that add behaviour around any invoker: a concurrency
+//! limit, a per-task timeout, retries with jittered exponential backoff, and fault injection.
+//!
+//! The coordinator depends only on the trait; [`invoke_all`] fans a plan's tasks out through it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use quack_lambda::{ErrorType, PartialResult, Task, TaskFailure, Worker, WorkerConfig};
+use tokio::sync::Semaphore;
+
+/// Why one invocation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// The worker ran the task and reported a failure.
+    #[error("{0}")]
+    Task(TaskFailure),
+    /// No answer within the per-task timeout.
+    #[error("worker timed out after {seconds} s")]
+    Timeout { seconds: u64 },
+    /// The invocation itself failed (network, service error, worker crash).
+    #[error("{message}")]
+    Transport { message: String, retryable: bool },
+}
+
+impl InvokeError {
+    /// Whether trying the same task again can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            InvokeError::Task(failure) => failure.retryable,
+            InvokeError::Timeout { .. } => true,
+            InvokeError::Transport { retryable, .. } => *retryable,
+        }
+    }
+}
+
+/// Runs one task somewhere and returns its partial result.
+pub trait Invoker: Send + Sync {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>>;
+}
+
+impl<I: Invoker + ?Sized> Invoker for Arc<I> {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        (**self).invoke(task)
+    }
+}
+
+/// Workers in this process: a pool of DuckDB instances on blocking threads, created on first
+/// use (so the first task of each is a cold start, as in Lambda).
+pub struct InProcessInvoker {
+    config: WorkerConfig,
+    idle: Mutex<Vec<Worker>>,
+    slots: Semaphore,
+}
+
+impl InProcessInvoker {
+    /// A pool of at most `workers` workers, each built with `config`.
+    pub fn new(workers: usize, config: WorkerConfig) -> Self {
+        InProcessInvoker { config, idle: Mutex::new(Vec::new()), slots: Semaphore::new(workers.max(1)) }
+    }
+}
+
+impl Invoker for InProcessInvoker {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        Box::pin(async move {
+            let _slot = self.slots.acquire().await.map_err(|e| InvokeError::Transport {
+                message: format!("worker pool closed: {e}"),
+                retryable: false,
+            })?;
+            let worker = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let config = self.config.clone();
+            let joined = tokio::task::spawn_blocking(move || {
+                let mut worker = match worker {
+                    Some(worker) => worker,
+                    None => match Worker::new(&config) {
+                        Ok(worker) => worker,
+                        Err(e) => {
+                            return (None, Err(InvokeError::Transport { message: e.to_string(), retryable: true }))
+                        }
+                    },
+                };
+                let result = worker.run(&task).map_err(InvokeError::Task);
+                (Some(worker), result)
+            })
+            .await;
+            match joined {
+                Ok((worker, result)) => {
+                    if let Some(worker) = worker {
+                        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
+                    }
+                    result
+                }
+                Err(e) => Err(InvokeError::Transport { message: format!("worker thread failed: {e}"), retryable: true }),
+            }
+        })
+    }
+}
+
+/// At most `limit` invocations in flight.
+pub struct ConcurrencyLimit<I> {
+    inner: I,
+    slots: Semaphore,
+}
+
+impl<I> ConcurrencyLimit<I> {
+    pub fn new(inner: I, limit: usize) -> Self {
+        ConcurrencyLimit { inner, slots: Semaphore::new(limit.max(1)) }
+    }
+}
+
+impl<I: Invoker> Invoker for ConcurrencyLimit<I> {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        Box::pin(async move {
+            let _slot = self.slots.acquire().await.map_err(|e| InvokeError::Transport {
+                message: format!("concurrency limit closed: {e}"),
+                retryable: false,
+            })?;
+            self.inner.invoke(task).await
+        })
+    }
+}
+
+/// Fails an invocation that takes longer than `limit`.
+pub struct Timeout<I> {
+    inner: I,
+    limit: Duration,
+}
+
+impl<I> Timeout<I> {
+    pub fn new(inner: I, limit: Duration) -> Self {
+        Timeout { inner, limit }
+    }
+}
+
+impl<I: Invoker> Invoker for Timeout<I> {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        Box::pin(async move {
+            match tokio::time::timeout(self.limit, self.inner.invoke(task)).await {
+                Ok(result) => result,
+                Err(_) => Err(InvokeError::Timeout { seconds: self.limit.as_secs() }),
+            }
+        })
+    }
+}
+
+/// When and how often to retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
+    }
+}
+
+impl RetryPolicy {
+    /// Full-jitter exponential backoff before attempt `attempt + 1`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
+        ceiling.mul_f64(fastrand::f64())
+    }
+}
+
+/// Retries retryable failures; counts retries in `retries`.
+pub struct Retry<I> {
+    inner: I,
+    policy: RetryPolicy,
+    retries: Arc<AtomicU64>,
+}
+
+impl<I> Retry<I> {
+    pub fn new(inner: I, policy: RetryPolicy) -> Self {
+        Retry { inner, policy, retries: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Shared counter of retries made so far.
+    pub fn retries(&self) -> Arc<AtomicU64> {
+        self.retries.clone()
+    }
+}
+
+impl<I: Invoker> Invoker for Retry<I> {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        Box::pin(async move {
+            let mut attempt = 0;
+            loop {
+                match self.inner.invoke(task.clone()).await {
+                    Err(e) if e.is_retryable() && attempt + 1 < self.policy.max_attempts => {
+                        let delay = self.policy.delay(attempt);
+                        tracing::warn!(query_id = %task.query_id, task_id = task.task_id, attempt = attempt + 1, error = %e, ?delay, "retrying task");
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    Err(e) if e.is_retryable() => {
+                        return Err(InvokeError::Transport {
+                            message: format!("gave up after {} attempts: {e}", attempt + 1),
+                            retryable: false,
+                        })
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+}
+
+/// Test wrapper: makes the first `times` invocations of chosen tasks fail with `error_type`.
+pub struct FaultInjection<I> {
+    inner: I,
+    error_type: ErrorType,
+    remaining: Mutex<HashMap<usize, u32>>,
+}
+
+impl<I> FaultInjection<I> {
+    /// Fails each of `task_ids` `times` times before letting it through.
+    pub fn new(inner: I, error_type: ErrorType, task_ids: &[usize], times: u32) -> Self {
+        FaultInjection { inner, error_type, remaining: Mutex::new(task_ids.iter().map(|&id| (id, times)).collect()) }
+    }
+}
+
+impl<I: Invoker> Invoker for FaultInjection<I> {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        let fail = {
+            let mut remaining = self.remaining.lock().unwrap_or_else(|p| p.into_inner());
+            match remaining.get_mut(&task.task_id) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if fail {
+            let failure = TaskFailure::new(&task, self.error_type, "injected fault");
+            return Box::pin(async move { Err(InvokeError::Task(failure)) });
+        }
+        self.inner.invoke(task)
+    }
+}
+
+/// Progress of a fan-out, reported after each finished task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+}
+
+/// Runs every task and returns the partials in task order; the first failure cancels the rest
+/// and is returned (no partial answer).
+pub async fn invoke_all(
+    invoker: &dyn Invoker,
+    tasks: Vec<Task>,
+    on_progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Vec<PartialResult>, crate::Error> {
+    let total = tasks.len();
+    let labels: Vec<String> = tasks.iter().map(|t| t.label.clone()).collect();
+    let mut running: FuturesUnordered<_> = tasks
+        .into_iter()
+        .map(|task| {
+            let id = task.task_id;
+            async move { (id, invoker.invoke(task).await) }
+        })
+        .collect();
+    let mut partials: Vec<Option<PartialResult>> = vec![None; total];
+    let mut done = 0;
+    while let Some((id, result)) = running.next().await {
+        match result {
+            Ok(partial) => {
+                partials[id] = Some(partial);
+                done += 1;
+                on_progress(Progress { done, total });
+            }
+            Err(source) => {
+                return Err(crate::Error::Task { task_id: id, label: labels[id].clone(), source });
+            }
+        }
+    }
+    Ok(partials.into_iter().map(|p| p.expect("every task answered")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quack_lambda::WIRE_VERSION;
+
+    fn task(id: usize, sql: &str) -> Task {
+        Task { version: WIRE_VERSION, query_id: "q".into(), task_id: id, label: format!("t{id}"), sql: sql.into(), files: vec![] }
+    }
+
+    fn fast_policy(attempts: u32) -> RetryPolicy {
+        RetryPolicy { max_attempts: attempts, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) }
+    }
+
+    #[tokio::test]
+    async fn in_process_runs_tasks_in_parallel_and_in_order() {
+        let invoker = InProcessInvoker::new(2, WorkerConfig::default());
+        let tasks = (0..5).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
+        let partials = invoke_all(&invoker, tasks, &|_| {}).await.unwrap();
+        assert_eq!(partials.iter().map(|p| p.task_id).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        assert!(partials.iter().filter(|p| p.stats.cold_start).count() <= 2);
+    }
+
+    #[tokio::test]
+    async fn retries_retryable_faults_then_succeeds() {
+        let invoker = Retry::new(
+            FaultInjection::new(InProcessInvoker::new(1, WorkerConfig::default()), ErrorType::Throttled, &[0], 2),
+            fast_policy(4),
+        );
+        let retries = invoker.retries();
+        let partial = invoker.invoke(task(0, "SELECT 1")).await.unwrap();
+        assert_eq!(partial.stats.rows, 1);
+        assert_eq!(retries.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn gives_up_loudly_after_the_last_attempt() {
+        let invoker = Retry::new(
+            FaultInjection::new(InProcessInvoker::new(1, WorkerConfig::default()), ErrorType::Throttled, &[0], 10),
+            fast_policy(3),
+        );
+        let err = invoker.invoke(task(0, "SELECT 1")).await.unwrap_err();
+        assert!(err.to_string().contains("gave up after 3 attempts"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn does_not_retry_permanent_failures() {
+        let invoker = Retry::new(InProcessInvoker::new(1, WorkerConfig::default()), fast_policy(4));
+        let retries = invoker.retries();
+        let err = invoker.invoke(task(0, "SELEC 1")).await.unwrap_err();
+        assert!(matches!(err, InvokeError::Task(ref f) if f.error_type == ErrorType::BadSql));
+        assert_eq!(retries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn times_out_slow_tasks() {
+        struct Slow;
+        impl Invoker for Slow {
+            fn invoke(&self, _task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    unreachable!()
+                })
+            }
+        }
+        let invoker = Timeout::new(Slow, Duration::from_millis(10));
+        assert!(matches!(invoker.invoke(task(0, "SELECT 1")).await, Err(InvokeError::Timeout { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_failed_task_fails_the_fan_out() {
+        let invoker = InProcessInvoker::new(2, WorkerConfig::default());
+        let tasks = vec![task(0, "SELECT 1"), task(1, "SELECT * FROM read_parquet('/nonexistent/x.parquet')")];
+        let err = invoke_all(&invoker, tasks, &|_| {}).await.unwrap_err();
+        assert!(err.to_string().starts_with("task 1 (t1): missing_file"), "{err}");
+    }
+}

@@ -1,0 +1,107 @@
+//! Writing the answer: CSV, JSON and Parquet through DuckDB's own COPY (so values are formatted
+//! exactly as DuckDB formats them), and a text table through Arrow's pretty printer.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use arrow::record_batch::RecordBatch;
+use duckdb::Connection;
+
+use crate::error::{Error, Result};
+use crate::rewrite::scan::quote_literal;
+
+/// Output format of a query's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "table" => Ok(Format::Table),
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            "parquet" => Ok(Format::Parquet),
+            other => Err(format!("unknown format `{other}` (expected table, csv, json or parquet)")),
+        }
+    }
+}
+
+/// Where the answer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Destination {
+    fn describe(&self) -> String {
+        match self {
+            Destination::Stdout => "stdout".into(),
+            Destination::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Runs `sql` on `conn` and writes its answer; returns the number of rows written.
+pub fn write(conn: &Connection, sql: &str, format: Format, destination: &Destination) -> Result<u64> {
+    let output_error = |message: String| Error::Output { destination: destination.describe(), message };
+    let options = match format {
+        Format::Csv => "FORMAT csv, HEADER",
+        Format::Json => "FORMAT json, ARRAY true",
+        Format::Parquet => "FORMAT parquet",
+        Format::Table => {
+            let batches = query_batches(conn, sql)?;
+            let text = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| output_error(e.to_string()))?;
+            let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+            let mut sink: Box<dyn Write> = match destination {
+                Destination::Stdout => Box::new(std::io::stdout().lock()),
+                Destination::File(path) => Box::new(std::fs::File::create(path).map_err(|e| output_error(e.to_string()))?),
+            };
+            writeln!(sink, "{text}").map_err(|e| output_error(e.to_string()))?;
+            return Ok(rows);
+        }
+    };
+    let target = match destination {
+        Destination::Stdout => "/dev/stdout".to_string(),
+        Destination::File(path) => path.display().to_string(),
+    };
+    let copy = format!("COPY ({sql}) TO {} ({options})", quote_literal(&target));
+    let rows = conn.execute(&copy, []).map_err(|e| Error::Reduce { message: e.to_string() })?;
+    Ok(rows as u64)
+}
+
+/// Runs `sql` on `conn` and returns its answer as Arrow batches.
+pub fn query_batches(conn: &Connection, sql: &str) -> Result<Vec<RecordBatch>> {
+    let mut stmt = conn.prepare(sql).map_err(|e| Error::Reduce { message: e.to_string() })?;
+    let batches = stmt.query_arrow([]).map_err(|e| Error::Reduce { message: e.to_string() })?.collect();
+    Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_formats() {
+        assert_eq!("CSV".parse::<Format>(), Ok(Format::Csv));
+        assert!("xml".parse::<Format>().unwrap_err().contains("expected table, csv, json or parquet"));
+    }
+
+    #[test]
+    fn writes_csv_like_duckdb() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let conn = Connection::open_in_memory().unwrap();
+        let rows = write(&conn, "SELECT 1.50::DECIMAL(4,2) AS x, DATE '2024-03-01' AS d", Format::Csv, &Destination::File(path.clone()))
+            .unwrap();
+        assert_eq!(rows, 1);
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "x,d\n1.50,2024-03-01\n");
+    }
+}

@@ -1,0 +1,398 @@
+//! Planning one query: parse it, find the fanned-out table, list and prune its partitions, pack
+//! tasks, rewrite the SQL into map and reduce, and bind both in the coordinator's DuckDB so the
+//! output has exactly the names and types DuckDB gives the original query.
+//!
+//! Strategy order: partial aggregate, then ship rows, then a single task running the whole query
+//! (when the query cannot be split exactly), or a direct run (no partitioned table). A strategy
+//! whose map SQL does not bind in DuckDB falls back to the next one.
+
+use std::fmt::Write as _;
+
+use quack_lambda::{Task, WIRE_VERSION};
+
+use crate::config::Config;
+use crate::engine::{Column, Engine};
+use crate::error::{Error, Result};
+use crate::partitions::{self, Lister, Partitions};
+use crate::rewrite::{self, scan::collect_fan_scans, Context, FanScan, RewriteError, FAN_PLACEHOLDER, PARTIALS_TABLE};
+use crate::tasks::{self, TaskSpec};
+
+/// How the query is executed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strategy {
+    /// Split per partition with the given block strategy.
+    Split { strategy: rewrite::Strategy, note: Option<String>, top_n_pushdown: bool },
+    /// The whole query in one task over all files: it cannot be split exactly.
+    Single { reason: String },
+    /// No partitioned table: the query runs as is in one task.
+    Direct { reason: String },
+}
+
+impl Strategy {
+    pub fn describe(&self) -> String {
+        match self {
+            Strategy::Split { strategy, note, top_n_pushdown } => {
+                let mut text = strategy.describe().to_string();
+                if *top_n_pushdown {
+                    text.push_str("; ORDER BY + LIMIT pushed into the map (top-N per task)");
+                }
+                if let Some(note) = note {
+                    let _ = write!(text, "; partial aggregates not used: {note}");
+                }
+                text
+            }
+            Strategy::Single { reason } => format!("single task over all files: {reason}"),
+            Strategy::Direct { reason } => format!("direct (one task runs the query as written): {reason}"),
+        }
+    }
+}
+
+/// What the planner found about the fanned-out table.
+#[derive(Debug, Clone)]
+pub struct ScanPlan {
+    pub scan: FanScan,
+    /// Partition columns with the types DuckDB infers for them.
+    pub partition_columns: Vec<(String, String)>,
+    pub partitions: Partitions,
+    /// Indices of the partitions that survive pruning.
+    pub kept: Vec<usize>,
+    /// The pruning predicate, when the WHERE clause has one on partition columns.
+    pub predicate: Option<String>,
+    /// Why pruning was not applied, when it failed.
+    pub pruning_note: Option<String>,
+    pub target_task_bytes: u64,
+}
+
+/// A planned query, ready to fan out.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub query_id: String,
+    pub sql: String,
+    pub strategy: Strategy,
+    pub scan: Option<ScanPlan>,
+    pub specs: Vec<TaskSpec>,
+    pub tasks: Vec<Task>,
+    /// Columns of every partial (the map's output).
+    pub partial_columns: Vec<Column>,
+    /// Reduce SQL over [`PARTIALS_TABLE`] (before the final rename and casts).
+    pub reduce_sql: String,
+    /// Names and types of the answer, as DuckDB gives them for the original query.
+    pub output_columns: Vec<Column>,
+    /// The SQL that produces the answer from [`PARTIALS_TABLE`].
+    pub final_sql: String,
+}
+
+/// Plans queries against one engine and lister.
+pub struct Planner<'a> {
+    pub engine: &'a Engine,
+    pub lister: &'a dyn Lister,
+    pub config: &'a Config,
+}
+
+impl Planner<'_> {
+    /// Plans `sql` under query id `query_id`.
+    pub fn plan(&self, query_id: &str, sql: &str) -> Result<Plan> {
+        let sql = sql.trim().trim_end_matches(';').trim_end();
+        if sql.is_empty() {
+            return Err(Error::Unsupported { reason: "the query is empty".into() });
+        }
+        let statements = match rewrite::parse(sql) {
+            Ok(statements) => statements,
+            Err(parse_error) => {
+                if let Some(error) = self.engine.syntax_error(sql) {
+                    return Err(error);
+                }
+                let output_columns = self.describe_original(sql)?;
+                let reason = format!("the planner's SQL parser does not understand this query ({parse_error})");
+                return Ok(self.whole_query(query_id, sql, Strategy::Direct { reason }, vec![], output_columns));
+            }
+        };
+        let query = rewrite::single_query(statements).map_err(|e| Error::Unsupported { reason: e.to_string() })?;
+        let output_columns = self.describe_original(sql)?;
+
+        let scans = collect_fan_scans(&mut query.clone(), false);
+        if scans.is_empty() {
+            let reason = "the query reads no read_parquet(..., hive_partitioning = true) table".to_string();
+            return Ok(self.whole_query(query_id, sql, Strategy::Direct { reason }, vec![], output_columns));
+        }
+        let mut all_files = Vec::new();
+        for scan in &scans {
+            all_files.extend(partitions::discover(self.lister, &scan.paths)?);
+        }
+        if scans.len() > 1 {
+            let reason = format!("the query reads {} hive-partitioned tables; only one can be split", scans.len());
+            return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+        }
+        let scan = scans.into_iter().next().expect("one scan");
+        let parts = Partitions::from_files(&all_files);
+        let scan_columns = self
+            .engine
+            .describe(&format!("SELECT * FROM {}", scan.original()))
+            .map_err(|message| Error::Bind { message })?;
+        let partition_columns: Vec<(String, String)> = parts
+            .columns
+            .iter()
+            .map(|c| {
+                let ty = scan_columns.iter().find(|col| col.name.eq_ignore_ascii_case(c)).map(|col| col.data_type.clone());
+                (c.clone(), ty.unwrap_or_else(|| "VARCHAR".into()))
+            })
+            .collect();
+        let ctx = Context {
+            aggregates: self.engine.aggregates().clone(),
+            scan_columns: scan_columns.iter().map(|c| c.name.to_ascii_lowercase()).collect(),
+        };
+
+        // Rewrite, falling back while the map does not bind.
+        let mut allow_partial_aggregate = true;
+        let mut fallback_note = None;
+        let (rewritten, partial_columns) = loop {
+            let rewritten = match rewrite::rewrite(&query, &ctx, allow_partial_aggregate) {
+                Ok(rewritten) => rewritten,
+                Err(RewriteError::Unsplittable { reason }) | Err(RewriteError::Unsupported { reason }) => {
+                    return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+                }
+                Err(other) => return Err(Error::Unsupported { reason: other.to_string() }),
+            };
+            let probe = rewritten.map_sql.replace(FAN_PLACEHOLDER, &scan.render(&[all_files[0].path.clone()], &partition_columns));
+            match self.engine.describe(&probe) {
+                Ok(columns) => break (rewritten, columns),
+                Err(message) if allow_partial_aggregate && rewritten.strategy == rewrite::Strategy::PartialAggregate => {
+                    tracing::debug!(%message, "partial-aggregate map does not bind; shipping rows");
+                    fallback_note = Some(format!("its map query does not bind ({})", first_line(&message)));
+                    allow_partial_aggregate = false;
+                }
+                Err(message) => {
+                    let reason = format!("the split map query does not bind ({})", first_line(&message));
+                    return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+                }
+            }
+        };
+
+        // Prune.
+        let mut placeholder_query = query.clone();
+        collect_fan_scans(&mut placeholder_query, true);
+        let predicate =
+            rewrite::filter::partition_predicate(&placeholder_query, &parts.columns, scan.alias.as_deref());
+        let (kept, pruning_note) = match &predicate {
+            Some(predicate) => match parts.prune(self.engine, &partition_columns, predicate) {
+                Ok(kept) => (kept, None),
+                Err(message) => ((0..parts.partitions.len()).collect(), Some(first_line(&message).to_string())),
+            },
+            None => ((0..parts.partitions.len()).collect(), None),
+        };
+        let kept_parts: Vec<&partitions::Partition> = kept.iter().map(|&i| &parts.partitions[i]).collect();
+        let total: u64 = kept_parts.iter().map(|p| p.bytes()).sum();
+        let target = self.config.target_task_bytes.unwrap_or_else(|| {
+            tasks::target_bytes(total, self.config.concurrency * 4, self.config.min_task_bytes, self.config.max_task_bytes)
+        });
+        let specs = if kept.is_empty() {
+            // Every partition was pruned. One task over one file still yields partials of the
+            // right shape (and no rows), since the map keeps the full WHERE clause.
+            let first = &parts.partitions[0];
+            vec![TaskSpec {
+                label: "all partitions pruned: one file for the empty result".into(),
+                files: vec![first.files[0].clone()],
+                partitions: 0,
+            }]
+        } else {
+            tasks::pack(&kept_parts, target)
+        };
+        let tasks = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let files: Vec<String> = spec.files.iter().map(|f| f.path.clone()).collect();
+                Task {
+                    version: WIRE_VERSION,
+                    query_id: query_id.to_string(),
+                    task_id: i,
+                    label: spec.label.clone(),
+                    sql: rewritten.map_sql.replace(FAN_PLACEHOLDER, &scan.render(&files, &partition_columns)),
+                    files,
+                }
+            })
+            .collect();
+        let note = fallback_note.or(rewritten.note.clone());
+        let final_sql = final_sql(&rewritten.reduce_sql, &output_columns);
+        Ok(Plan {
+            query_id: query_id.to_string(),
+            sql: sql.to_string(),
+            strategy: Strategy::Split { strategy: rewritten.strategy, note, top_n_pushdown: rewritten.top_n_pushdown },
+            scan: Some(ScanPlan {
+                scan,
+                partition_columns,
+                partitions: parts,
+                kept,
+                predicate,
+                pruning_note,
+                target_task_bytes: target,
+            }),
+            specs,
+            tasks,
+            partial_columns,
+            reduce_sql: rewritten.reduce_sql,
+            output_columns,
+            final_sql,
+        })
+    }
+
+    fn describe_original(&self, sql: &str) -> Result<Vec<Column>> {
+        self.engine.describe(sql).map_err(|message| Error::Bind { message })
+    }
+
+    /// A plan that runs `sql` as written in one task.
+    fn whole_query(
+        &self,
+        query_id: &str,
+        sql: &str,
+        strategy: Strategy,
+        files: Vec<partitions::FileEntry>,
+        output_columns: Vec<Column>,
+    ) -> Plan {
+        let label = match &strategy {
+            Strategy::Direct { .. } => "whole query".to_string(),
+            _ => format!("whole query over {} files", files.len()),
+        };
+        let spec = TaskSpec { label: label.clone(), files, partitions: 0 };
+        let task = Task {
+            version: WIRE_VERSION,
+            query_id: query_id.to_string(),
+            task_id: 0,
+            label,
+            sql: sql.to_string(),
+            files: spec.files.iter().map(|f| f.path.clone()).collect(),
+        };
+        // Partials are stored positionally (c0, c1, ...): the answer may repeat a column name.
+        let partial_columns = output_columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Column { name: format!("c{i}"), data_type: c.data_type.clone() })
+            .collect();
+        let reduce_sql = format!("SELECT * FROM {PARTIALS_TABLE}");
+        Plan {
+            query_id: query_id.to_string(),
+            sql: sql.to_string(),
+            strategy,
+            scan: None,
+            specs: vec![spec],
+            tasks: vec![task],
+            partial_columns,
+            final_sql: final_sql(&reduce_sql, &output_columns),
+            reduce_sql,
+            output_columns,
+        }
+    }
+}
+
+/// The reduce wrapped to give the answer DuckDB's column names and types, by position.
+fn final_sql(reduce_sql: &str, output: &[Column]) -> String {
+    let inner = (0..output.len()).map(|i| format!("__c{i}")).collect::<Vec<_>>().join(", ");
+    let items = output
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("CAST(__c{i} AS {}) AS {}", c.data_type, rewrite::scan::quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {items} FROM ({reduce_sql}) AS __quack_result({inner})")
+}
+
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message)
+}
+
+/// `1.5 MiB`-style sizes (base 1024, one decimal).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl Plan {
+    /// The human-readable plan `quack explain` prints.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "query {}", self.query_id);
+        let _ = writeln!(out, "strategy: {}", self.strategy.describe());
+        if let Some(scan) = &self.scan {
+            let parts = &scan.partitions;
+            let _ = writeln!(out, "partitioned table: {}", scan.scan.original());
+            let columns = scan.partition_columns.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
+            let _ = writeln!(out, "  partition columns: {}", if columns.is_empty() { "(none)".into() } else { columns });
+            let _ = writeln!(
+                out,
+                "  found: {} files in {} partitions, {}",
+                parts.file_count(),
+                parts.partitions.len(),
+                human_bytes(parts.bytes())
+            );
+            match (&scan.predicate, &scan.pruning_note) {
+                (Some(predicate), None) => {
+                    let kept = scan.kept.len();
+                    let _ = writeln!(
+                        out,
+                        "  pruning: {predicate} -> {kept} of {} partitions kept, {} pruned",
+                        parts.partitions.len(),
+                        parts.partitions.len() - kept
+                    );
+                }
+                (Some(predicate), Some(note)) => {
+                    let _ = writeln!(out, "  pruning: {predicate} could not be evaluated ({note}); nothing pruned");
+                }
+                (None, _) => {
+                    let _ = writeln!(out, "  pruning: no predicate on partition columns; nothing pruned");
+                }
+            }
+            let _ = writeln!(out, "  target task size: {}", human_bytes(scan.target_task_bytes));
+        }
+        let _ = writeln!(out, "tasks: {}", self.specs.len());
+        for (i, spec) in self.specs.iter().enumerate() {
+            let _ = writeln!(out, "  task {i}: {} ({} files, {})", spec.label, spec.files.len(), human_bytes(spec.bytes()));
+        }
+        if let Some(task) = self.tasks.first() {
+            let _ = writeln!(out, "map SQL (task 0):\n  {}", task.sql);
+        }
+        let partials =
+            self.partial_columns.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(out, "partial columns: {partials}");
+        let _ = writeln!(out, "reduce SQL:\n  {}", self.reduce_sql);
+        let output =
+            self.output_columns.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(out, "output columns: {output}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanizes_sizes_in_base_1024() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+
+    #[test]
+    fn final_sql_renames_and_casts_by_position() {
+        let columns = vec![
+            Column { name: "count_star()".into(), data_type: "BIGINT".into() },
+            Column { name: "a\"b".into(), data_type: "DOUBLE".into() },
+        ];
+        assert_eq!(
+            final_sql("SELECT 1, 2", &columns),
+            "SELECT CAST(__c0 AS BIGINT) AS \"count_star()\", CAST(__c1 AS DOUBLE) AS \"a\"\"b\" \
+             FROM (SELECT 1, 2) AS __quack_result(__c0, __c1)"
+        );
+    }
+}

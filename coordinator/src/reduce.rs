@@ -1,0 +1,50 @@
+//! The reduce: loads the partial results (Arrow) into the coordinator's DuckDB as the table
+//! [`PARTIALS_TABLE`] with the map's exact column types, in task order, for the final SQL to read.
+
+use duckdb::Connection;
+use quack_lambda::{ipc, PartialData, PartialResult};
+
+use crate::engine::Column;
+use crate::error::{Error, Result};
+use crate::rewrite::scan::quote_ident;
+use crate::rewrite::PARTIALS_TABLE;
+
+/// Creates [`PARTIALS_TABLE`] with `columns` and appends every partial's rows, in order.
+pub fn load_partials(conn: &Connection, columns: &[Column], partials: &[PartialResult]) -> Result<u64> {
+    let reduce_error = |message: String| Error::Reduce { message };
+    let definition = columns
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(&c.name), c.data_type))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.execute_batch(&format!("CREATE OR REPLACE TABLE {PARTIALS_TABLE} ({definition})"))
+        .map_err(|e| reduce_error(format!("creating the partials table: {e}")))?;
+    let mut appender = conn.appender(PARTIALS_TABLE).map_err(|e| reduce_error(e.to_string()))?;
+    let mut rows = 0u64;
+    for partial in partials {
+        let bytes = match &partial.data {
+            PartialData::Inline { arrow_ipc } => arrow_ipc,
+            PartialData::Spilled { url } => {
+                return Err(reduce_error(format!(
+                    "task {} spilled its result to {url}, and this coordinator has no object store to read it",
+                    partial.task_id
+                )))
+            }
+        };
+        let (_, batches) = ipc::decode(bytes)
+            .map_err(|e| reduce_error(format!("task {}: undecodable Arrow partial: {e}", partial.task_id)))?;
+        for batch in batches {
+            rows += batch.num_rows() as u64;
+            appender
+                .append_record_batch(batch)
+                .map_err(|e| reduce_error(format!("task {}: loading its partial: {e}", partial.task_id)))?;
+        }
+    }
+    appender.flush().map_err(|e| reduce_error(e.to_string()))?;
+    Ok(rows)
+}
+
+/// Drops the partials table.
+pub fn drop_partials(conn: &Connection) {
+    let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {PARTIALS_TABLE}"));
+}
