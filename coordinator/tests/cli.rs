@@ -1,0 +1,76 @@
+//! The `quack` binary: CSV with a header on stdout, errors on stderr with a non-zero exit,
+//! `explain` output.
+
+mod common;
+
+use std::process::Command;
+
+use common::lake;
+
+fn quack(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quack")).args(args).output().expect("quack runs")
+}
+
+#[test]
+fn query_prints_csv_with_a_header() {
+    let sql = format!("SELECT date, count(*) AS n FROM {} WHERE date <= DATE '2024-03-02' GROUP BY 1 ORDER BY 1", lake().trips());
+    let out = quack(&["query", "--format", "csv", &sql]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "date,n");
+    assert_eq!(lines.len(), 3);
+    assert!(lines[1].starts_with("2024-03-01,"));
+}
+
+#[test]
+fn json_and_table_formats() {
+    let sql = format!("SELECT count(*) AS n FROM {} WHERE date = DATE '2024-04-01'", lake().trips());
+    let out = quack(&["query", "--format", "json", &sql]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "[\n\t{\"n\":1}\n]");
+    let out = quack(&["query", &sql]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("| n |") && text.contains("| 1 |"), "{text}");
+}
+
+#[test]
+fn parquet_output_goes_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.parquet");
+    let sql = format!("SELECT payment_type, count(*) AS n FROM {} GROUP BY 1", lake().trips());
+    let out = quack(&["query", "--format", "parquet", "--output", path.to_str().unwrap(), &sql]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM '{}'", path.display()), [], |r| r.get(0)).unwrap();
+    assert!(n >= 4);
+}
+
+#[test]
+fn errors_go_to_stderr_with_a_non_zero_exit() {
+    let out = quack(&["query", "--format", "csv", "SELEC 1"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("syntax error at line 1, column 1"), "{err}");
+}
+
+#[test]
+fn explain_shows_partitions_tasks_and_sql() {
+    let sql = format!(
+        "SELECT pickup_location_id, count(*) AS trips FROM {} WHERE date >= DATE '2024-03-20' GROUP BY 1 ORDER BY trips DESC LIMIT 10",
+        lake().trips()
+    );
+    let out = quack(&["explain", "-j", "2", &sql]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in ["strategy: partial aggregate", "partition columns: date DATE", "34 files in 32 partitions", "13 of 32 partitions kept, 19 pruned", "map SQL (task 0):", "reduce SQL:", "output columns: pickup_location_id INTEGER, trips BIGINT"] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}
+
+#[test]
+fn explain_says_when_a_query_runs_directly() {
+    let sql = format!("SELECT count(*) FROM read_parquet('{}/zones.parquet')", lake().path());
+    let text = String::from_utf8(quack(&["explain", &sql]).stdout).unwrap();
+    assert!(text.contains("strategy: direct"), "{text}");
+}

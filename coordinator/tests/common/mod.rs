@@ -1,0 +1,136 @@
+//! Shared by the integration tests: a small lake the tests generate, the truth from one plain
+//! DuckDB over the same files, and a comparison with the tolerance of `lakecheck/check.py`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use quack::{Config, Destination, Format, Quack};
+
+/// A lake under a temporary directory, generated once per test binary.
+pub struct Lake {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+impl Lake {
+    pub fn path(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    pub fn trips(&self) -> String {
+        format!("read_parquet('{}/trips/*/*.parquet', hive_partitioning = true)", self.path())
+    }
+}
+
+/// The shared test lake: the demo generator at small size, plus edge cases (a day with one row
+/// in an extra file, a day written as three files, a file with many NULLs).
+pub fn lake() -> &'static Lake {
+    static LAKE: OnceLock<Lake> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lake");
+        quack::demo::generate(&root, quack::demo::DemoSize { trips: 60_000, objects: 5_000 }).unwrap();
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let trips = format!("{}/trips", root.display());
+        std::fs::create_dir_all(format!("{trips}/date=2024-04-01")).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE t AS SELECT * FROM read_parquet('{trips}/*/*.parquet', hive_partitioning = true);
+             CREATE TABLE extra AS SELECT * EXCLUDE (date) FROM t WHERE date = DATE '2024-03-05';
+             COPY (SELECT * FROM extra WHERE pickup_location_id % 3 = 0) TO '{trips}/date=2024-03-05/part-a.parquet' (FORMAT parquet);
+             COPY (SELECT * FROM extra WHERE pickup_location_id % 3 = 1) TO '{trips}/date=2024-03-05/part-b.parquet' (FORMAT parquet);
+             COPY (SELECT * REPLACE (NULL::DOUBLE AS tip_amount) FROM extra WHERE pickup_location_id % 3 = 2) TO '{trips}/date=2024-03-05/part-c.parquet' (FORMAT parquet);
+             COPY (SELECT * EXCLUDE (date) FROM t WHERE date = DATE '2024-03-07' LIMIT 1) TO '{trips}/date=2024-04-01/part-0.parquet' (FORMAT parquet);"
+        ))
+        .unwrap();
+        // The day-5 data now lives in three files next to DuckDB's own; drop the original.
+        for entry in std::fs::read_dir(format!("{trips}/date=2024-03-05")).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.file_name().unwrap().to_string_lossy().starts_with("part-") {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        Lake { _dir: dir, root }
+    })
+}
+
+/// One DuckDB over the files: the expected answer as CSV rows (header first).
+pub fn truth(sql: &str) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("truth.csv");
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute(&format!("COPY ({sql}) TO '{}' (FORMAT csv, HEADER)", path.display()), []).unwrap();
+    read_csv(&path)
+}
+
+/// quack's answer as CSV rows (header first), with `concurrency` in-process workers.
+pub fn quack_csv(sql: &str, config: Config) -> Result<Vec<Vec<String>>, quack::Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quack.csv");
+    let quack = Quack::embedded(config)?;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(quack.query_to(sql, Format::Csv, &Destination::File(path.clone())))?;
+    Ok(read_csv(&path))
+}
+
+pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
+    parse_csv(&std::fs::read_to_string(path).unwrap())
+}
+
+/// A minimal RFC 4180 reader (quotes, doubled quotes, embedded newlines).
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cell.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => row.push(std::mem::take(&mut cell)),
+            ('\n', false) => {
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (c, _) => cell.push(c),
+        }
+    }
+    if !cell.is_empty() || !row.is_empty() {
+        row.push(cell);
+        rows.push(row);
+    }
+    rows
+}
+
+fn cell_eq(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+        _ => false,
+    }
+}
+
+/// Asserts quack's answer equals DuckDB's: header exactly, rows in order when `ordered`, else as
+/// multisets; numbers with relative tolerance 1e-9.
+pub fn assert_same(name: &str, sql: &str, ordered: bool, config: Config) {
+    let want = truth(sql);
+    let got = quack_csv(sql, config).unwrap_or_else(|e| panic!("{name}: quack failed: {e}\n{sql}"));
+    assert_eq!(got[0], want[0], "{name}: header differs");
+    let (mut g, mut w) = (got[1..].to_vec(), want[1..].to_vec());
+    if !ordered {
+        g.sort();
+        w.sort();
+    }
+    assert_eq!(g.len(), w.len(), "{name}: {} rows != {} rows\n{sql}", g.len(), w.len());
+    for (i, (x, y)) in g.iter().zip(&w).enumerate() {
+        let same = x.len() == y.len() && x.iter().zip(y).all(|(a, b)| cell_eq(a, b));
+        assert!(same, "{name}: row {i}: {x:?} != {y:?}\n{sql}");
+    }
+}
