@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Times quack (release binary, in-process workers) against one DuckDB process on the same lake
+# and queries, in the same run, and prints the ratio per query.
+#   bash bench/run.sh [--scale 4] [--runs 5] [--concurrency N]
+# The lake comes from ../shared/lakecheck/gen_lake.py and is cached next to the build cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quack/target}"
+cache="$(dirname "$CARGO_TARGET_DIR")"
+venv="$cache/venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5
+cargo build --release -p quack --bin quack
+exec "$venv/bin/python" bench/bench.py --quack "$CARGO_TARGET_DIR/release/quack" --cache "$cache" \
+  --shared "${QUACK_SHARED:-../shared}" "$@"

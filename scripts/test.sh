@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test of quack on a fresh machine:
+#   formatting, the release build, unit + integration + property tests, clippy, and the
+#   lakecheck differential corpus (../shared/lakecheck) through the release binary.
+# DuckDB's bundled C++ takes 40-75 min to compile on 2 cores the first time; the build cache
+# lives outside the clone (CARGO_TARGET_DIR, default ~/.cache/quack/target) so later runs reuse it.
+# Everything is built once, in the release profile (tests and binaries share it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quack/target}"
+cache="$(dirname "$CARGO_TARGET_DIR")"
+mkdir -p "$cache"
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "release build (binaries and tests)"
+cargo build --release --workspace --all-targets
+
+step "cargo test --release"
+cargo test --release --workspace
+
+step "cargo clippy -D warnings"
+cargo clippy --release --workspace --all-targets -- -D warnings
+
+shared="${QUACK_SHARED:-../shared}"
+if [ -d "$shared/lakecheck" ]; then
+  step "lakecheck: visible corpus on a gen_lake.py --scale 1 lake"
+  venv="$cache/venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5
+  lake="$cache/lakecheck-scale1"
+  if [ ! -f "$lake/.complete" ]; then
+    rm -rf "$lake"
+    "$venv/bin/python" "$shared/lakecheck/gen_lake.py" "$lake" --scale 1
+    touch "$lake/.complete"
+  fi
+  "$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
+    --queries "$shared/lakecheck/queries/visible.sql" \
+    --queries tests/queries/extra.sql \
+    -- "$CARGO_TARGET_DIR/release/quack" query --format csv
+else
+  echo "skipping lakecheck: $shared/lakecheck not found (set QUACK_SHARED)"
+fi
+step "all tests passed"
