@@ -25,15 +25,14 @@ impl Engine {
     /// Opens an in-memory DuckDB using `threads` threads.
     pub fn new(threads: usize) -> Result<Self> {
         let conn = duckdb::Connection::open_in_memory().map_err(|source| Error::Engine { source })?;
-        conn.execute_batch(&format!("SET threads = {}", threads.max(1)))
-            .map_err(|source| Error::Engine { source })?;
+        conn.execute_batch(&format!("SET threads = {}", threads.max(1))).map_err(|source| Error::Engine { source })?;
         let aggregates = {
             let mut stmt = conn
-                .prepare("SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'")
+                .prepare(
+                    "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'",
+                )
                 .map_err(|source| Error::Engine { source })?;
-            let rows = stmt
-                .query_map([], |row| row.get::<_, String>(0))
-                .map_err(|source| Error::Engine { source })?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(|source| Error::Engine { source })?;
             rows.collect::<Result<HashSet<_>, _>>().map_err(|source| Error::Engine { source })?
         };
         Ok(Engine { conn: Mutex::new(conn), aggregates })
@@ -62,15 +61,17 @@ impl Engine {
     /// DuckDB's verdict on the syntax of `sql`: `Some(error)` when it does not parse.
     pub fn syntax_error(&self, sql: &str) -> Option<Error> {
         let conn = self.lock();
-        let json: String = match conn.query_row("SELECT json_serialize_sql(CAST(? AS VARCHAR))", [sql], |row| row.get(0)) {
-            Ok(json) => json,
-            Err(e) => {
-                tracing::debug!(error = %e, "DuckDB could not check the syntax");
-                return None;
-            }
-        };
+        let json: String =
+            match conn.query_row("SELECT json_serialize_sql(CAST(? AS VARCHAR))", [sql], |row| row.get(0)) {
+                Ok(json) => json,
+                Err(e) => {
+                    tracing::debug!(error = %e, "DuckDB could not check the syntax");
+                    return None;
+                }
+            };
         let value: serde_json::Value = serde_json::from_str(&json).ok()?;
-        if value.get("error").and_then(|e| e.as_bool()) != Some(true) || value.get("error_type")?.as_str()? != "parser" {
+        if value.get("error").and_then(|e| e.as_bool()) != Some(true) || value.get("error_type")?.as_str()? != "parser"
+        {
             return None;
         }
         let message = value.get("error_message")?.as_str()?.to_string();
@@ -95,11 +96,8 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, row)| {
-                let cells = row
-                    .iter()
-                    .zip(columns)
-                    .map(|(cell, (_, ty))| format!("CAST({cell} AS {ty})"))
-                    .collect::<Vec<_>>();
+                let cells =
+                    row.iter().zip(columns).map(|(cell, (_, ty))| format!("CAST({cell} AS {ty})")).collect::<Vec<_>>();
                 format!("({i}, {})", cells.join(", "))
             })
             .collect::<Vec<_>>()

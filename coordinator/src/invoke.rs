@@ -95,7 +95,9 @@ impl Invoker for InProcessInvoker {
                     }
                     result
                 }
-                Err(e) => Err(InvokeError::Transport { message: format!("worker thread failed: {e}"), retryable: true }),
+                Err(e) => {
+                    Err(InvokeError::Transport { message: format!("worker thread failed: {e}"), retryable: true })
+                }
             }
         })
     }
@@ -295,11 +297,22 @@ mod tests {
     use quack_lambda::WIRE_VERSION;
 
     fn task(id: usize, sql: &str) -> Task {
-        Task { version: WIRE_VERSION, query_id: "q".into(), task_id: id, label: format!("t{id}"), sql: sql.into(), files: vec![] }
+        Task {
+            version: WIRE_VERSION,
+            query_id: "q".into(),
+            task_id: id,
+            label: format!("t{id}"),
+            sql: sql.into(),
+            files: vec![],
+        }
     }
 
     fn fast_policy(attempts: u32) -> RetryPolicy {
-        RetryPolicy { max_attempts: attempts, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) }
+        RetryPolicy {
+            max_attempts: attempts,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        }
     }
 
     #[tokio::test]

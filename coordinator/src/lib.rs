@@ -32,7 +32,7 @@ pub use output::{Destination, Format};
 pub use plan::Plan;
 
 use invoke::{InProcessInvoker, Invoker, Progress, Retry, Timeout};
-use partitions::{LocalLister, Lister};
+use partitions::{Lister, LocalLister};
 
 /// Figures about one executed query.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -148,9 +148,8 @@ impl Quack {
         span.in_scope(|| tracing::info!(strategy = %plan.strategy.describe(), tasks = plan.tasks.len(), "planned"));
         let retries_before = self.retries.load(Ordering::Relaxed);
         let map_started = Instant::now();
-        let partials = invoke::invoke_all(self.invoker.as_ref(), plan.tasks.clone(), on_progress)
-            .instrument(span)
-            .await?;
+        let partials =
+            invoke::invoke_all(self.invoker.as_ref(), plan.tasks.clone(), on_progress).instrument(span).await?;
         let report = QueryReport {
             query_id: plan.query_id.clone(),
             strategy: plan.strategy.describe(),
@@ -171,9 +170,6 @@ impl Quack {
 
 /// A fresh query id: time-ordered, with random bits.
 pub fn new_query_id() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     format!("q-{millis:x}-{:08x}", fastrand::u32(..))
 }

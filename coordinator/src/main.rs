@@ -10,7 +10,11 @@ use quack::demo::{self, DemoSize};
 use quack::{Config, Destination, Format, Quack};
 
 #[derive(Parser)]
-#[command(name = "quack", version, about = "Split one SQL query per partition, fan it out to DuckDB workers, reduce it exactly")]
+#[command(
+    name = "quack",
+    version,
+    about = "Split one SQL query per partition, fan it out to DuckDB workers, reduce it exactly"
+)]
 struct Cli {
     /// Log more (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -102,9 +106,7 @@ fn main() -> std::process::ExitCode {
         _ => "debug",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -62,7 +62,9 @@ pub fn write(conn: &Connection, sql: &str, format: Format, destination: &Destina
             let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
             let mut sink: Box<dyn Write> = match destination {
                 Destination::Stdout => Box::new(std::io::stdout().lock()),
-                Destination::File(path) => Box::new(std::fs::File::create(path).map_err(|e| output_error(e.to_string()))?),
+                Destination::File(path) => {
+                    Box::new(std::fs::File::create(path).map_err(|e| output_error(e.to_string()))?)
+                }
             };
             writeln!(sink, "{text}").map_err(|e| output_error(e.to_string()))?;
             return Ok(rows);
@@ -99,8 +101,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let conn = Connection::open_in_memory().unwrap();
-        let rows = write(&conn, "SELECT 1.50::DECIMAL(4,2) AS x, DATE '2024-03-01' AS d", Format::Csv, &Destination::File(path.clone()))
-            .unwrap();
+        let rows = write(
+            &conn,
+            "SELECT 1.50::DECIMAL(4,2) AS x, DATE '2024-03-01' AS d",
+            Format::Csv,
+            &Destination::File(path.clone()),
+        )
+        .unwrap();
         assert_eq!(rows, 1);
         assert_eq!(std::fs::read_to_string(path).unwrap(), "x,d\n1.50,2024-03-01\n");
     }

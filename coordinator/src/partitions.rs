@@ -159,10 +159,8 @@ impl Partitions {
             } else {
                 segments.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("/")
             };
-            let values = columns
-                .iter()
-                .map(|c| segments.iter().rev().find(|(k, _)| k == c).map(|(_, v)| v.clone()))
-                .collect();
+            let values =
+                columns.iter().map(|c| segments.iter().rev().find(|(k, _)| k == c).map(|(_, v)| v.clone())).collect();
             let group = groups.entry(name.clone()).or_insert_with(|| {
                 order.push(name.clone());
                 Partition { name: name.clone(), values, files: Vec::new() }
@@ -183,7 +181,12 @@ impl Partitions {
 
     /// Indices of the partitions that can hold rows satisfying `predicate` (SQL over the
     /// partition columns), evaluated by DuckDB with the columns cast to `types` (name → type).
-    pub fn prune(&self, engine: &Engine, types: &[(String, String)], predicate: &str) -> std::result::Result<Vec<usize>, String> {
+    pub fn prune(
+        &self,
+        engine: &Engine,
+        types: &[(String, String)],
+        predicate: &str,
+    ) -> std::result::Result<Vec<usize>, String> {
         let columns: Vec<(String, String)> = self
             .columns
             .iter()
@@ -192,11 +195,8 @@ impl Partitions {
                 (c.clone(), ty.unwrap_or_else(|| "VARCHAR".to_string()))
             })
             .collect();
-        let rows: Vec<Vec<String>> = self
-            .partitions
-            .iter()
-            .map(|p| p.values.iter().map(|v| value_literal(v.as_deref())).collect())
-            .collect();
+        let rows: Vec<Vec<String>> =
+            self.partitions.iter().map(|p| p.values.iter().map(|v| value_literal(v.as_deref())).collect()).collect();
         engine.filter_rows(&columns, &rows, predicate)
     }
 }
@@ -235,10 +235,7 @@ mod tests {
         let all = LocalLister.list(&format!("{root}/t/**/*.parquet")).unwrap();
         assert_eq!(all.len(), 3);
         assert!(LocalLister.list(&format!("{root}/nothing/*.parquet")).unwrap().is_empty());
-        assert!(matches!(
-            discover(&LocalLister, &[format!("{root}/nothing/*.parquet")]),
-            Err(Error::NoFiles { .. })
-        ));
+        assert!(matches!(discover(&LocalLister, &[format!("{root}/nothing/*.parquet")]), Err(Error::NoFiles { .. })));
     }
 
     #[test]
@@ -270,15 +267,17 @@ mod tests {
     #[test]
     fn prunes_with_duckdb() {
         let engine = Engine::new(1).unwrap();
-        let files: Vec<FileEntry> = ["l/date=2024-03-01/a.parquet", "l/date=2024-03-02/a.parquet", "l/date=2024-03-03/a.parquet"]
-            .iter()
-            .map(|p| FileEntry { path: p.to_string(), size: 1 })
-            .collect();
+        let files: Vec<FileEntry> =
+            ["l/date=2024-03-01/a.parquet", "l/date=2024-03-02/a.parquet", "l/date=2024-03-03/a.parquet"]
+                .iter()
+                .map(|p| FileEntry { path: p.to_string(), size: 1 })
+                .collect();
         let parts = Partitions::from_files(&files);
         let types = vec![("date".to_string(), "DATE".to_string())];
         let kept = parts.prune(&engine, &types, "\"date\" BETWEEN DATE '2024-03-02' AND DATE '2024-03-09'").unwrap();
         assert_eq!(kept, vec![1, 2]);
-        let kept = parts.prune(&engine, &types, "\"date\" IN (DATE '2024-03-01') OR \"date\" = DATE '2024-03-03'").unwrap();
+        let kept =
+            parts.prune(&engine, &types, "\"date\" IN (DATE '2024-03-01') OR \"date\" = DATE '2024-03-03'").unwrap();
         assert_eq!(kept, vec![0, 2]);
     }
 }

@@ -42,7 +42,9 @@ impl Strategy {
                 text
             }
             Strategy::Single { reason } => format!("single task over all files: {reason}"),
-            Strategy::Direct { reason } => format!("direct (one task runs the query as written): {reason}"),
+            Strategy::Direct { reason } => {
+                format!("direct (one task runs the query as written): {reason}")
+            }
         }
     }
 }
@@ -133,7 +135,8 @@ impl Planner<'_> {
             .columns
             .iter()
             .map(|c| {
-                let ty = scan_columns.iter().find(|col| col.name.eq_ignore_ascii_case(c)).map(|col| col.data_type.clone());
+                let ty =
+                    scan_columns.iter().find(|col| col.name.eq_ignore_ascii_case(c)).map(|col| col.data_type.clone());
                 (c.clone(), ty.unwrap_or_else(|| "VARCHAR".into()))
             })
             .collect();
@@ -153,10 +156,14 @@ impl Planner<'_> {
                 }
                 Err(other) => return Err(Error::Unsupported { reason: other.to_string() }),
             };
-            let probe = rewritten.map_sql.replace(FAN_PLACEHOLDER, &scan.render(&[all_files[0].path.clone()], &partition_columns));
+            let probe = rewritten
+                .map_sql
+                .replace(FAN_PLACEHOLDER, &scan.render(&[all_files[0].path.clone()], &partition_columns));
             match self.engine.describe(&probe) {
                 Ok(columns) => break (rewritten, columns),
-                Err(message) if allow_partial_aggregate && rewritten.strategy == rewrite::Strategy::PartialAggregate => {
+                Err(message)
+                    if allow_partial_aggregate && rewritten.strategy == rewrite::Strategy::PartialAggregate =>
+                {
                     tracing::debug!(%message, "partial-aggregate map does not bind; shipping rows");
                     fallback_note = Some(format!("its map query does not bind ({})", first_line(&message)));
                     allow_partial_aggregate = false;
@@ -171,8 +178,7 @@ impl Planner<'_> {
         // Prune.
         let mut placeholder_query = query.clone();
         collect_fan_scans(&mut placeholder_query, true);
-        let predicate =
-            rewrite::filter::partition_predicate(&placeholder_query, &parts.columns, scan.alias.as_deref());
+        let predicate = rewrite::filter::partition_predicate(&placeholder_query, &parts.columns, scan.alias.as_deref());
         let (kept, pruning_note) = match &predicate {
             Some(predicate) => match parts.prune(self.engine, &partition_columns, predicate) {
                 Ok(kept) => (kept, None),
@@ -183,7 +189,12 @@ impl Planner<'_> {
         let kept_parts: Vec<&partitions::Partition> = kept.iter().map(|&i| &parts.partitions[i]).collect();
         let total: u64 = kept_parts.iter().map(|p| p.bytes()).sum();
         let target = self.config.target_task_bytes.unwrap_or_else(|| {
-            tasks::target_bytes(total, self.config.concurrency * 4, self.config.min_task_bytes, self.config.max_task_bytes)
+            tasks::target_bytes(
+                total,
+                self.config.concurrency * 4,
+                self.config.min_task_bytes,
+                self.config.max_task_bytes,
+            )
         });
         let specs = if kept.is_empty() {
             // Every partition was pruned. One task over one file still yields partials of the
@@ -326,7 +337,8 @@ impl Plan {
             let parts = &scan.partitions;
             let _ = writeln!(out, "partitioned table: {}", scan.scan.original());
             let columns = scan.partition_columns.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
-            let _ = writeln!(out, "  partition columns: {}", if columns.is_empty() { "(none)".into() } else { columns });
+            let _ =
+                writeln!(out, "  partition columns: {}", if columns.is_empty() { "(none)".into() } else { columns });
             let _ = writeln!(
                 out,
                 "  found: {} files in {} partitions, {}",
@@ -355,7 +367,8 @@ impl Plan {
         }
         let _ = writeln!(out, "tasks: {}", self.specs.len());
         for (i, spec) in self.specs.iter().enumerate() {
-            let _ = writeln!(out, "  task {i}: {} ({} files, {})", spec.label, spec.files.len(), human_bytes(spec.bytes()));
+            let _ =
+                writeln!(out, "  task {i}: {} ({} files, {})", spec.label, spec.files.len(), human_bytes(spec.bytes()));
         }
         if let Some(task) = self.tasks.first() {
             let _ = writeln!(out, "map SQL (task 0):\n  {}", task.sql);

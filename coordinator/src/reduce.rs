@@ -12,11 +12,8 @@ use crate::rewrite::PARTIALS_TABLE;
 /// Creates [`PARTIALS_TABLE`] with `columns` and appends every partial's rows, in order.
 pub fn load_partials(conn: &Connection, columns: &[Column], partials: &[PartialResult]) -> Result<u64> {
     let reduce_error = |message: String| Error::Reduce { message };
-    let definition = columns
-        .iter()
-        .map(|c| format!("{} {}", quote_ident(&c.name), c.data_type))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let definition =
+        columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.data_type)).collect::<Vec<_>>().join(", ");
     conn.execute_batch(&format!("CREATE OR REPLACE TABLE {PARTIALS_TABLE} ({definition})"))
         .map_err(|e| reduce_error(format!("creating the partials table: {e}")))?;
     let mut appender = conn.appender(PARTIALS_TABLE).map_err(|e| reduce_error(e.to_string()))?;

@@ -13,7 +13,10 @@ fn quack(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn query_prints_csv_with_a_header() {
-    let sql = format!("SELECT date, count(*) AS n FROM {} WHERE date <= DATE '2024-03-02' GROUP BY 1 ORDER BY 1", lake().trips());
+    let sql = format!(
+        "SELECT date, count(*) AS n FROM {} WHERE date <= DATE '2024-03-02' GROUP BY 1 ORDER BY 1",
+        lake().trips()
+    );
     let out = quack(&["query", "--format", "csv", &sql]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
@@ -63,7 +66,15 @@ fn explain_shows_partitions_tasks_and_sql() {
     let out = quack(&["explain", "-j", "2", &sql]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    for needle in ["strategy: partial aggregate", "partition columns: date DATE", "34 files in 32 partitions", "13 of 32 partitions kept, 19 pruned", "map SQL (task 0):", "reduce SQL:", "output columns: pickup_location_id INTEGER, trips BIGINT"] {
+    for needle in [
+        "strategy: partial aggregate",
+        "partition columns: date DATE",
+        "34 files in 32 partitions",
+        "13 of 32 partitions kept, 19 pruned",
+        "map SQL (task 0):",
+        "reduce SQL:",
+        "output columns: pickup_location_id INTEGER, trips BIGINT",
+    ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
 }

@@ -25,7 +25,8 @@ fn syntax_errors_have_a_line_and_column() {
 
 #[test]
 fn a_path_with_no_files_is_named() {
-    let sql = format!("SELECT count(*) FROM read_parquet('{}/nope/*/*.parquet', hive_partitioning = true)", lake().path());
+    let sql =
+        format!("SELECT count(*) FROM read_parquet('{}/nope/*/*.parquet', hive_partitioning = true)", lake().path());
     let err = run(&sql).unwrap_err().to_string();
     assert!(err.contains("nope/*/*.parquet"), "{err}");
 }
@@ -53,7 +54,10 @@ fn a_corrupt_file_is_named_and_no_answer_is_written() {
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("broken.parquet"), b"PAR1 this is not really parquet").unwrap();
     let out = dir.path().join("out.csv");
-    let sql = format!("SELECT d, sum(x) FROM read_parquet('{}/t/*/*.parquet', hive_partitioning = true) GROUP BY d", dir.path().display());
+    let sql = format!(
+        "SELECT d, sum(x) FROM read_parquet('{}/t/*/*.parquet', hive_partitioning = true) GROUP BY d",
+        dir.path().display()
+    );
     let quack = Quack::embedded(Config::with_concurrency(2)).unwrap();
     let mut config = quack.config().clone();
     config.target_task_bytes = Some(1);

@@ -15,9 +15,45 @@ const SEEDS: &[&str] = &[
 ];
 
 const TOKENS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "LIMIT", "(", ")", ",", "*", "count(*)", "sum(", "DISTINCT", "JOIN",
-    "ON", "AND", "OR", "NOT", "WITH", "AS", "x", "'s'", "1", "read_parquet('d/*/*.parquet', hive_partitioning = true)",
-    "OVER (", "FILTER (WHERE", "HAVING", "UNION ALL", "CASE WHEN", "END", "->", "::", "[", "]", "{", "}", ";", "--", "/*",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "ORDER BY",
+    "LIMIT",
+    "(",
+    ")",
+    ",",
+    "*",
+    "count(*)",
+    "sum(",
+    "DISTINCT",
+    "JOIN",
+    "ON",
+    "AND",
+    "OR",
+    "NOT",
+    "WITH",
+    "AS",
+    "x",
+    "'s'",
+    "1",
+    "read_parquet('d/*/*.parquet', hive_partitioning = true)",
+    "OVER (",
+    "FILTER (WHERE",
+    "HAVING",
+    "UNION ALL",
+    "CASE WHEN",
+    "END",
+    "->",
+    "::",
+    "[",
+    "]",
+    "{",
+    "}",
+    ";",
+    "--",
+    "/*",
 ];
 
 fn exercise(sql: &str) {
@@ -28,7 +64,11 @@ fn exercise(sql: &str) {
             let _ = rewrite::rewrite(&query, &ctx, false);
             let mut placeholder = query.clone();
             let scans = scan::collect_fan_scans(&mut placeholder, true);
-            let _ = filter::partition_predicate(&placeholder, &["date".into(), "k".into()], scans.first().and_then(|s| s.alias.as_deref()));
+            let _ = filter::partition_predicate(
+                &placeholder,
+                &["date".into(), "k".into()],
+                scans.first().and_then(|s| s.alias.as_deref()),
+            );
         }
     }
 }

@@ -36,16 +36,11 @@ mod tests {
 
     #[test]
     fn encode_then_decode_gives_the_same_batches() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Utf8, true),
-            Field::new("n", DataType::Int64, false),
-        ]));
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("n", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(
             schema.clone(),
-            vec![
-                Arc::new(StringArray::from(vec![Some("a"), None])),
-                Arc::new(Int64Array::from(vec![1, 2])),
-            ],
+            vec![Arc::new(StringArray::from(vec![Some("a"), None])), Arc::new(Int64Array::from(vec![1, 2]))],
         )
         .unwrap();
         let bytes = encode(&schema, &[batch.clone(), batch.clone()]).unwrap();

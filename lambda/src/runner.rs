@@ -80,8 +80,9 @@ impl Worker {
         let started = Instant::now();
         let (schema, batches) = self.query(&task.sql).map_err(|e| classify(task, &e))?;
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let arrow_ipc = ipc::encode(&schema, &batches)
-            .map_err(|e| TaskFailure::new(task, ErrorType::Internal, format!("encoding the result as Arrow IPC: {e}")))?;
+        let arrow_ipc = ipc::encode(&schema, &batches).map_err(|e| {
+            TaskFailure::new(task, ErrorType::Internal, format!("encoding the result as Arrow IPC: {e}"))
+        })?;
         let stats = TaskStats {
             rows,
             bytes_read: local_bytes(&task.files),
@@ -112,10 +113,7 @@ impl Worker {
 
 /// Total size of the files when they are local paths (S3 sizes come from the listing).
 fn local_bytes(files: &[String]) -> Option<u64> {
-    files
-        .iter()
-        .map(|f| std::fs::metadata(f).ok().map(|m| m.len()))
-        .sum::<Option<u64>>()
+    files.iter().map(|f| std::fs::metadata(f).ok().map(|m| m.len())).sum::<Option<u64>>()
 }
 
 /// Maps a DuckDB error to a stable error type. This is the one place DuckDB's message text is
@@ -198,7 +196,8 @@ mod tests {
         std::fs::write(&bad, b"this is not parquet at all, not even close").unwrap();
         let bad = bad.to_string_lossy().to_string();
         let mut worker = Worker::new(&WorkerConfig::default()).unwrap();
-        let failure = worker.run(&task(&format!("SELECT * FROM read_parquet('{bad}')"), vec![bad.clone()])).unwrap_err();
+        let failure =
+            worker.run(&task(&format!("SELECT * FROM read_parquet('{bad}')"), vec![bad.clone()])).unwrap_err();
         assert_eq!(failure.error_type, ErrorType::CorruptFile, "{failure}");
         assert!(failure.message.contains("bad.parquet"), "{failure}");
         let missing = format!("{}/missing.parquet", dir.path().display());

@@ -15,8 +15,10 @@ use sqlparser::ast::{
     OrderByKind, Query, SelectItem, SetExpr, Value, VisitMut, VisitorMut,
 };
 
-use super::{contains_aggregate, is_aggregate_call, parse_expr, parse_query, BlockSplit, Context, RewriteError, Strategy};
-use super::{PARTIALS_TABLE};
+use super::PARTIALS_TABLE;
+use super::{
+    contains_aggregate, is_aggregate_call, parse_expr, parse_query, BlockSplit, Context, RewriteError, Strategy,
+};
 
 /// How one aggregate call is split.
 #[derive(Debug, Clone)]
@@ -230,12 +232,11 @@ fn group_keys(
                     }
                     Expr::Value(v) => match &v.value {
                         Value::Number(n, _) => {
-                            let position: usize = n.parse().map_err(|_| RewriteError::unsupported("GROUP BY a non-integer constant"))?;
-                            select
-                                .projection
-                                .get(position.wrapping_sub(1))
-                                .and_then(item_expr)
-                                .ok_or_else(|| RewriteError::unsupported(format!("GROUP BY {position} is out of range")))?
+                            let position: usize =
+                                n.parse().map_err(|_| RewriteError::unsupported("GROUP BY a non-integer constant"))?;
+                            select.projection.get(position.wrapping_sub(1)).and_then(item_expr).ok_or_else(|| {
+                                RewriteError::unsupported(format!("GROUP BY {position} is out of range"))
+                            })?
                         }
                         _ => expr.clone(),
                     },
@@ -281,7 +282,9 @@ fn normalized(expr: &Expr) -> String {
         fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
             match expr {
                 Expr::Identifier(ident) => ident.value = ident.value.to_ascii_lowercase(),
-                Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(|p| p.value = p.value.to_ascii_lowercase()),
+                Expr::CompoundIdentifier(parts) => {
+                    parts.iter_mut().for_each(|p| p.value = p.value.to_ascii_lowercase())
+                }
                 _ => {}
             }
             ControlFlow::Continue(())
@@ -329,8 +332,12 @@ fn function_name(call: &Function) -> String {
 fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) -> Result<Aggregate, RewriteError> {
     let name = function_name(call);
     let unsupported = || RewriteError::unsupported(format!("aggregate `{call}` has no exact split"));
-    let FunctionArguments::List(list) = &call.args else { return Err(unsupported()) };
-    if !list.clauses.is_empty() || !call.within_group.is_empty() || call.null_treatment.is_some()
+    let FunctionArguments::List(list) = &call.args else {
+        return Err(unsupported());
+    };
+    if !list.clauses.is_empty()
+        || !call.within_group.is_empty()
+        || call.null_treatment.is_some()
         || !matches!(call.parameters, FunctionArguments::None)
     {
         return Err(unsupported());
@@ -449,9 +456,7 @@ fn variance_source(aggregates: &[Aggregate], key_count: usize) -> String {
         .enumerate()
         .filter(|(_, a)| matches!(a.merge, Merge::Variance { .. }))
         .map(|(i, _)| {
-            format!(
-                "sum(a{i}_n * a{i}_m) OVER ({partition}) / nullif(sum(a{i}_n) OVER ({partition}), 0) AS a{i}_g"
-            )
+            format!("sum(a{i}_n * a{i}_m) OVER ({partition}) / nullif(sum(a{i}_n) OVER ({partition}), 0) AS a{i}_g")
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -484,7 +489,9 @@ impl Rewriter<'_> {
                 .keys
                 .iter()
                 .enumerate()
-                .filter(|(_, k)| matches!(k, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) && unqualified(k) == bare)
+                .filter(|(_, k)| {
+                    matches!(k, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) && unqualified(k) == bare
+                })
                 .map(|(i, _)| i)
                 .collect();
             if matches.len() == 1 {
@@ -512,7 +519,8 @@ impl VisitorMut for Rewriter<'_> {
             }
             return ControlFlow::Continue(());
         }
-        let is_param = matches!(expr, Expr::Identifier(i) if self.lambda_params.contains(&i.value.to_ascii_lowercase()));
+        let is_param =
+            matches!(expr, Expr::Identifier(i) if self.lambda_params.contains(&i.value.to_ascii_lowercase()));
         if is_param {
             return ControlFlow::Continue(());
         }
@@ -523,7 +531,8 @@ impl VisitorMut for Rewriter<'_> {
         match expr {
             Expr::Identifier(ident) => {
                 let name = ident.value.to_ascii_lowercase();
-                if !self.aliases.contains_key(&name) && !name.starts_with(PLACEHOLDER_PREFIX) && self.leftover.is_none() {
+                if !self.aliases.contains_key(&name) && !name.starts_with(PLACEHOLDER_PREFIX) && self.leftover.is_none()
+                {
                     self.leftover = Some(ident.value.clone());
                 }
             }

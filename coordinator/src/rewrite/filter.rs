@@ -9,7 +9,9 @@
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{BinaryOperator, Expr, Ident, Query, Select, TableFactor, UnaryOperator, Visit, VisitMut, Visitor, VisitorMut};
+use sqlparser::ast::{
+    BinaryOperator, Expr, Ident, Query, Select, TableFactor, UnaryOperator, Visit, VisitMut, Visitor, VisitorMut,
+};
 
 use super::scan::is_placeholder;
 
@@ -60,7 +62,9 @@ fn partition_part(expr: &Expr, columns: &HashSet<String>, alias: Option<&str>) -
         Expr::Nested(inner) => partition_part(inner, columns, alias).map(|e| Expr::Nested(Box::new(e))),
         Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
             match (partition_part(left, columns, alias), partition_part(right, columns, alias)) {
-                (Some(l), Some(r)) => Some(Expr::BinaryOp { left: Box::new(l), op: BinaryOperator::And, right: Box::new(r) }),
+                (Some(l), Some(r)) => {
+                    Some(Expr::BinaryOp { left: Box::new(l), op: BinaryOperator::And, right: Box::new(r) })
+                }
                 (Some(one), None) | (None, Some(one)) => Some(one),
                 (None, None) => None,
             }
@@ -68,9 +72,15 @@ fn partition_part(expr: &Expr, columns: &HashSet<String>, alias: Option<&str>) -
         Expr::BinaryOp { left, op: BinaryOperator::Or, right } => {
             let l = partition_part(left, columns, alias)?;
             let r = partition_part(right, columns, alias)?;
-            Some(nested(Expr::BinaryOp { left: Box::new(nested(l)), op: BinaryOperator::Or, right: Box::new(nested(r)) }))
+            Some(nested(Expr::BinaryOp {
+                left: Box::new(nested(l)),
+                op: BinaryOperator::Or,
+                right: Box::new(nested(r)),
+            }))
         }
-        Expr::UnaryOp { op: UnaryOperator::Not, .. } => only_partition_columns(expr, columns, alias).then(|| expr.clone()),
+        Expr::UnaryOp { op: UnaryOperator::Not, .. } => {
+            only_partition_columns(expr, columns, alias).then(|| expr.clone())
+        }
         other => only_partition_columns(other, columns, alias).then(|| other.clone()),
     }
 }
@@ -167,7 +177,9 @@ mod tests {
     #[test]
     fn weakens_or_soundly() {
         assert_eq!(
-            predicate(&format!("SELECT 1 {FROM} WHERE (date = DATE '2024-03-01' AND fare > 1) OR date = DATE '2024-03-09'")),
+            predicate(&format!(
+                "SELECT 1 {FROM} WHERE (date = DATE '2024-03-01' AND fare > 1) OR date = DATE '2024-03-09'"
+            )),
             Some("((date = DATE '2024-03-01') OR (date = DATE '2024-03-09'))".into())
         );
         assert_eq!(predicate(&format!("SELECT 1 {FROM} WHERE date = DATE '2024-03-01' OR fare > 1")), None);

@@ -18,8 +18,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Cte, Expr, Function, FunctionArguments, Query, SelectItem, SetExpr, Statement, Visit, VisitMut, Visitor, VisitorMut,
-    With,
+    Cte, Expr, Function, FunctionArguments, Query, SelectItem, SetExpr, Statement, Visit, VisitMut, Visitor,
+    VisitorMut, With,
 };
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::{Parser, ParserError};
@@ -43,12 +43,60 @@ impl Context {
     /// DuckDB at hand; the planner uses DuckDB's own list).
     pub fn with_builtin_aggregates() -> Self {
         let names = [
-            "count", "count_star", "sum", "min", "max", "avg", "mean", "median", "mode", "quantile", "quantile_cont",
-            "quantile_disc", "string_agg", "group_concat", "list", "array_agg", "stddev", "stddev_samp", "stddev_pop",
-            "variance", "var_samp", "var_pop", "bool_and", "bool_or", "bit_and", "bit_or", "bit_xor", "first",
-            "last", "any_value", "arbitrary", "arg_min", "arg_max", "min_by", "max_by", "product", "approx_count_distinct",
-            "approx_quantile", "corr", "covar_pop", "covar_samp", "entropy", "kurtosis", "skewness", "histogram",
-            "count_if", "countif", "fsum", "sumkahan", "kahan_sum", "favg", "mad", "reservoir_quantile", "every",
+            "count",
+            "count_star",
+            "sum",
+            "min",
+            "max",
+            "avg",
+            "mean",
+            "median",
+            "mode",
+            "quantile",
+            "quantile_cont",
+            "quantile_disc",
+            "string_agg",
+            "group_concat",
+            "list",
+            "array_agg",
+            "stddev",
+            "stddev_samp",
+            "stddev_pop",
+            "variance",
+            "var_samp",
+            "var_pop",
+            "bool_and",
+            "bool_or",
+            "bit_and",
+            "bit_or",
+            "bit_xor",
+            "first",
+            "last",
+            "any_value",
+            "arbitrary",
+            "arg_min",
+            "arg_max",
+            "min_by",
+            "max_by",
+            "product",
+            "approx_count_distinct",
+            "approx_quantile",
+            "corr",
+            "covar_pop",
+            "covar_samp",
+            "entropy",
+            "kurtosis",
+            "skewness",
+            "histogram",
+            "count_if",
+            "countif",
+            "fsum",
+            "sumkahan",
+            "kahan_sum",
+            "favg",
+            "mad",
+            "reservoir_quantile",
+            "every",
         ];
         Context { aggregates: names.iter().map(|s| s.to_string()).collect(), scan_columns: HashSet::new() }
     }
@@ -91,7 +139,9 @@ pub enum Strategy {
 impl Strategy {
     pub fn describe(self) -> &'static str {
         match self {
-            Strategy::PartialAggregate => "partial aggregate (map computes mergeable partial states, reduce merges them)",
+            Strategy::PartialAggregate => {
+                "partial aggregate (map computes mergeable partial states, reduce merges them)"
+            }
             Strategy::ShipRows => "ship rows (map filters and projects rows, reduce runs the block over them)",
         }
     }
@@ -207,7 +257,9 @@ impl split::Splitter for BlockSplitter<'_> {
             return Err(RewriteError::unsplittable("the query reads the partitioned table in more than one place"));
         }
         let mut note = None;
-        let attempt = if self.allow_partial_aggregate { aggregate::split(block, self.ctx) } else {
+        let attempt = if self.allow_partial_aggregate {
+            aggregate::split(block, self.ctx)
+        } else {
             Err(RewriteError::unsupported("partial aggregates do not bind for this query"))
         };
         let result = match attempt {
@@ -246,7 +298,8 @@ fn with_scope(map: &Query, scope: &[Cte]) -> Query {
         return map.clone();
     }
     // Keep the scope's definition order (a CTE may reference earlier ones).
-    let ordered: Vec<Cte> = scope.iter().filter(|c| needed.iter().any(|n| n.alias.name == c.alias.name)).cloned().collect();
+    let ordered: Vec<Cte> =
+        scope.iter().filter(|c| needed.iter().any(|n| n.alias.name == c.alias.name)).cloned().collect();
     let mut wrapped = map.clone();
     match &mut wrapped.with {
         Some(with) => {
@@ -270,8 +323,7 @@ fn prune_unused_ctes(query: &mut Query) {
     impl VisitorMut for Pruner {
         type Break = ();
         fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-            loop {
-                let Some(with) = &query.with else { break };
+            while let Some(with) = &query.with {
                 let mut used = split::referenced_relations(query.body.as_ref());
                 if let Some(order_by) = &query.order_by {
                     used.extend(split::referenced_relations(order_by));

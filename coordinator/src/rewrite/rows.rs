@@ -41,7 +41,8 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
 
     // Reduce: the block over the partials, column references renamed (or kept, with `*`).
     let mut reduce = block.clone();
-    let mut refs = RefCollector { aliases: &aliases, refs: Vec::new(), lambda_params: Vec::new(), subquery: false, rename: !star };
+    let mut refs =
+        RefCollector { aliases: &aliases, refs: Vec::new(), lambda_params: Vec::new(), subquery: false, rename: !star };
     {
         let SetExpr::Select(reduce_select) = reduce.body.as_mut() else { unreachable!() };
         let _ = reduce_select.projection.visit(&mut refs);
@@ -55,7 +56,9 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     }
     let _ = reduce.order_by.visit(&mut refs);
     if refs.subquery {
-        return Err(RewriteError::unsplittable("a subquery above the scan's filters in the block that reads the partitioned table"));
+        return Err(RewriteError::unsplittable(
+            "a subquery above the scan's filters in the block that reads the partitioned table",
+        ));
     }
     let reduce_alias = if star { star_alias(select)? } else { None };
     {
@@ -147,9 +150,13 @@ fn pushed_limit(block: &Query) -> Option<LimitClause> {
         _ => None,
     };
     let (limit, offset) = match block.limit_clause.as_ref()? {
-        LimitClause::LimitOffset { limit: Some(limit), offset, limit_by } if limit_by.is_empty() => {
-            (literal(limit)?, match offset { Some(o) => literal(&o.value)?, None => 0 })
-        }
+        LimitClause::LimitOffset { limit: Some(limit), offset, limit_by } if limit_by.is_empty() => (
+            literal(limit)?,
+            match offset {
+                Some(o) => literal(&o.value)?,
+                None => 0,
+            },
+        ),
         LimitClause::OffsetCommaLimit { offset, limit } => (literal(limit)?, literal(offset)?),
         _ => return None,
     };
@@ -164,7 +171,9 @@ fn pushed_order_by(
     aliases: &HashMap<String, Expr>,
 ) -> Option<sqlparser::ast::OrderBy> {
     let mut order_by = block.order_by.clone()?;
-    let OrderByKind::Expressions(exprs) = &mut order_by.kind else { return None };
+    let OrderByKind::Expressions(exprs) = &mut order_by.kind else {
+        return None;
+    };
     for e in exprs.iter_mut() {
         let replacement = match &e.expr {
             Expr::Value(v) => match &v.value {

@@ -76,7 +76,9 @@ pub fn quote_ident(s: &str) -> String {
 
 /// Recognizes a fan-out scan in a table factor.
 pub fn fan_scan_of(factor: &TableFactor) -> Option<FanScan> {
-    let TableFactor::Table { name, args: Some(args), alias, .. } = factor else { return None };
+    let TableFactor::Table { name, args: Some(args), alias, .. } = factor else {
+        return None;
+    };
     let function = object_name_last(name)?;
     if !matches!(function.to_ascii_lowercase().as_str(), "read_parquet" | "parquet_scan") {
         return None;
@@ -223,7 +225,8 @@ mod tests {
     #[test]
     fn replaces_with_placeholder() {
         let mut statements =
-            Parser::parse_sql(&DuckDbDialect {}, "SELECT 1 FROM read_parquet('d/*', hive_partitioning = true) AS t").unwrap();
+            Parser::parse_sql(&DuckDbDialect {}, "SELECT 1 FROM read_parquet('d/*', hive_partitioning = true) AS t")
+                .unwrap();
         collect_fan_scans(&mut statements, true);
         assert_eq!(statements[0].to_string(), format!("SELECT 1 FROM {FAN_PLACEHOLDER} AS t"));
     }

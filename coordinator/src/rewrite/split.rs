@@ -196,13 +196,15 @@ fn visit_from_item(
             }
             other => Ok(other),
         },
-        TableFactor::NestedJoin { table_with_joins, .. } => match visit_from_item(table_with_joins, scope, ctx, splitter)? {
-            Status::Pending if safe => Ok(Status::Pending),
-            Status::Pending => Err(RewriteError::unsplittable(
-                "the partitioned table is on the null-supplying side of an outer join",
-            )),
-            other => Ok(other),
-        },
+        TableFactor::NestedJoin { table_with_joins, .. } => {
+            match visit_from_item(table_with_joins, scope, ctx, splitter)? {
+                Status::Pending if safe => Ok(Status::Pending),
+                Status::Pending => Err(RewriteError::unsplittable(
+                    "the partitioned table is on the null-supplying side of an outer join",
+                )),
+                other => Ok(other),
+            }
+        }
         _ => Err(RewriteError::unsplittable("the partitioned table is read inside an unsupported table expression")),
     }
 }
@@ -247,7 +249,9 @@ fn scan_side_is_preserved(twj: &TableWithJoins, position: usize) -> bool {
 /// A block is row-local when each output row depends on one input row only: no aggregation,
 /// grouping, DISTINCT, window, ORDER BY, LIMIT or set operation.
 fn block_is_row_local(query: &Query, ctx: &Context) -> bool {
-    let SetExpr::Select(select) = query.body.as_ref() else { return false };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
     let grouped = match &select.group_by {
         GroupByExpr::All(_) => true,
         GroupByExpr::Expressions(exprs, modifiers) => !exprs.is_empty() || !modifiers.is_empty(),
@@ -269,7 +273,9 @@ fn block_is_row_local(query: &Query, ctx: &Context) -> bool {
 /// partition by this planner.
 fn inline_fan_ctes(query: &mut Query) -> Result<(), RewriteError> {
     loop {
-        let Some(with) = &query.with else { return Ok(()) };
+        let Some(with) = &query.with else {
+            return Ok(());
+        };
         let Some(index) = with.cte_tables.iter().position(|cte| contains_fan(cte.query.as_ref())) else {
             return Ok(());
         };
@@ -307,8 +313,8 @@ impl VisitorMut for Inliner<'_> {
     type Break = ();
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         if let TableFactor::Table { name, args: None, alias, .. } = factor {
-            let matches = name.0.len() == 1
-                && name.0[0].as_ident().is_some_and(|i| i.value.to_ascii_lowercase() == self.name);
+            let matches =
+                name.0.len() == 1 && name.0[0].as_ident().is_some_and(|i| i.value.to_ascii_lowercase() == self.name);
             if matches {
                 self.count += 1;
                 let mut new_alias = self.cte.alias.clone();

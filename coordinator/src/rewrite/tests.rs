@@ -34,7 +34,8 @@ fn golden(name: &str, sql: &str) -> Rewritten {
         std::fs::create_dir_all(format!("{}/tests/golden", env!("CARGO_MANIFEST_DIR"))).unwrap();
         std::fs::write(&path, &actual).unwrap();
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (run with QUACK_UPDATE_GOLDEN=1)"));
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (run with QUACK_UPDATE_GOLDEN=1)"));
     assert_eq!(actual, expected, "golden file {path} differs");
     // Whatever we generate must parse again.
     parse(&rewritten.map_sql).unwrap();
@@ -72,7 +73,10 @@ fn avg_min_max_and_arithmetic_over_aggregates() {
 
 #[test]
 fn variance_family_uses_a_window_for_the_group_mean() {
-    golden("variance", &format!("SELECT vendor_id, stddev_samp(fare_amount), var_pop(tip_amount) FROM {T} GROUP BY ALL"));
+    golden(
+        "variance",
+        &format!("SELECT vendor_id, stddev_samp(fare_amount), var_pop(tip_amount) FROM {T} GROUP BY ALL"),
+    );
 }
 
 #[test]
@@ -107,7 +111,10 @@ fn window_over_aggregates() {
 
 #[test]
 fn median_ships_rows() {
-    let r = golden("median", &format!("SELECT payment_type, median(fare_amount) FROM {T} WHERE date > DATE '2024-03-02' GROUP BY 1"));
+    let r = golden(
+        "median",
+        &format!("SELECT payment_type, median(fare_amount) FROM {T} WHERE date > DATE '2024-03-02' GROUP BY 1"),
+    );
     assert_eq!(r.strategy, Strategy::ShipRows);
     assert!(r.note.unwrap().contains("median"));
 }
@@ -130,12 +137,10 @@ fn select_distinct_dedupes_in_the_map() {
 fn derived_table_is_absorbed_into_the_map() {
     let r = golden(
         "du_root",
-        &format!(
-            "SELECT common_prefix, sum(size) AS size FROM ( \
+        "SELECT common_prefix, sum(size) AS size FROM ( \
              SELECT CASE WHEN strpos(key, '/') = 0 THEN key ELSE split_part(key, '/', 1) || '/' END AS common_prefix, size \
              FROM read_parquet('lake/inventory/*/*.parquet', hive_partitioning = true) WHERE dt = '2024-03-04-00-00') \
-             GROUP BY common_prefix ORDER BY size DESC, common_prefix"
-        ),
+             GROUP BY common_prefix ORDER BY size DESC, common_prefix",
     );
     assert_eq!(r.strategy, Strategy::PartialAggregate);
 }
@@ -173,9 +178,12 @@ fn subquery_over_the_scan_is_split_inside_the_expression() {
 
 #[test]
 fn unsplittable_shapes_are_reported() {
-    let left = rewrite_sql(&format!("SELECT count(*) FROM read_parquet('z.parquet') z LEFT JOIN {T} t ON z.id = t.pickup_location_id"));
+    let left = rewrite_sql(&format!(
+        "SELECT count(*) FROM read_parquet('z.parquet') z LEFT JOIN {T} t ON z.id = t.pickup_location_id"
+    ));
     assert!(matches!(left, Err(RewriteError::Unsplittable { .. })), "{left:?}");
-    let twice = rewrite_sql(&format!("WITH t AS (SELECT * FROM {T}) SELECT count(*) FROM t a JOIN t b ON a.date = b.date"));
+    let twice =
+        rewrite_sql(&format!("WITH t AS (SELECT * FROM {T}) SELECT count(*) FROM t a JOIN t b ON a.date = b.date"));
     assert!(matches!(twice, Err(RewriteError::Unsplittable { .. })), "{twice:?}");
 }
 
