@@ -58,6 +58,16 @@ impl Engine {
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
     }
 
+    /// Binds `final_sql` over an empty partials table with `partial_columns`: the reduce of a
+    /// plan must bind before any task runs. DuckDB's error message on failure.
+    pub fn check_reduce(&self, partial_columns: &[Column], final_sql: &str) -> std::result::Result<(), String> {
+        let conn = self.lock();
+        crate::reduce::create_partials(&conn, partial_columns).map_err(|e| e.to_string())?;
+        let described = conn.prepare(&format!("DESCRIBE {final_sql}")).and_then(|mut stmt| stmt.query([]).map(|_| ()));
+        crate::reduce::drop_partials(&conn);
+        described.map_err(|e| e.to_string())
+    }
+
     /// DuckDB's verdict on the syntax of `sql`: `Some(error)` when it does not parse.
     pub fn syntax_error(&self, sql: &str) -> Option<Error> {
         let conn = self.lock();

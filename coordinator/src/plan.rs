@@ -159,17 +159,20 @@ impl Planner<'_> {
             let probe = rewritten
                 .map_sql
                 .replace(FAN_PLACEHOLDER, &scan.render(&[all_files[0].path.clone()], &partition_columns));
-            match self.engine.describe(&probe) {
+            let bound = self.engine.describe(&probe).and_then(|columns| {
+                self.engine.check_reduce(&columns, &final_sql(&rewritten.reduce_sql, &output_columns)).map(|_| columns)
+            });
+            match bound {
                 Ok(columns) => break (rewritten, columns),
                 Err(message)
                     if allow_partial_aggregate && rewritten.strategy == rewrite::Strategy::PartialAggregate =>
                 {
-                    tracing::debug!(%message, "partial-aggregate map does not bind; shipping rows");
-                    fallback_note = Some(format!("its map query does not bind ({})", first_line(&message)));
+                    tracing::debug!(%message, "partial-aggregate split does not bind; shipping rows");
+                    fallback_note = Some(format!("its SQL does not bind ({})", first_line(&message)));
                     allow_partial_aggregate = false;
                 }
                 Err(message) => {
-                    let reason = format!("the split map query does not bind ({})", first_line(&message));
+                    let reason = format!("the split SQL does not bind ({})", first_line(&message));
                     return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
                 }
             }

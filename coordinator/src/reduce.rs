@@ -9,13 +9,18 @@ use crate::error::{Error, Result};
 use crate::rewrite::scan::quote_ident;
 use crate::rewrite::PARTIALS_TABLE;
 
-/// Creates [`PARTIALS_TABLE`] with `columns` and appends every partial's rows, in order.
-pub fn load_partials(conn: &Connection, columns: &[Column], partials: &[PartialResult]) -> Result<u64> {
-    let reduce_error = |message: String| Error::Reduce { message };
+/// Creates an empty [`PARTIALS_TABLE`] with `columns`.
+pub fn create_partials(conn: &Connection, columns: &[Column]) -> Result<()> {
     let definition =
         columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.data_type)).collect::<Vec<_>>().join(", ");
     conn.execute_batch(&format!("CREATE OR REPLACE TABLE {PARTIALS_TABLE} ({definition})"))
-        .map_err(|e| reduce_error(format!("creating the partials table: {e}")))?;
+        .map_err(|e| Error::Reduce { message: format!("creating the partials table: {e}") })
+}
+
+/// Creates [`PARTIALS_TABLE`] with `columns` and appends every partial's rows, in order.
+pub fn load_partials(conn: &Connection, columns: &[Column], partials: &[PartialResult]) -> Result<u64> {
+    let reduce_error = |message: String| Error::Reduce { message };
+    create_partials(conn, columns)?;
     let mut appender = conn.appender(PARTIALS_TABLE).map_err(|e| reduce_error(e.to_string()))?;
     let mut rows = 0u64;
     for partial in partials {

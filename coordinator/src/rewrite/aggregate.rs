@@ -113,7 +113,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     let mut map = block.clone();
     {
         let SetExpr::Select(map_select) = map.body.as_mut() else { unreachable!() };
-        let template = parse_query(&format!("SELECT {} FROM t", map_items.join(", ")));
+        let template = parse_query(&format!("SELECT {} FROM t", map_items.join(", ")))?;
         let SetExpr::Select(template_select) = *template.body else { unreachable!() };
         map_select.projection = template_select.projection;
         map_select.distinct = None;
@@ -123,7 +123,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
             GroupByExpr::Expressions(vec![], vec![])
         } else {
             let ordinals = (1..=group_count).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-            let template = parse_query(&format!("SELECT 1 FROM t GROUP BY {ordinals}"));
+            let template = parse_query(&format!("SELECT 1 FROM t GROUP BY {ordinals}"))?;
             let SetExpr::Select(s) = *template.body else { unreachable!() };
             s.group_by
         };
@@ -175,7 +175,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
             } else {
                 format!(" GROUP BY {}", (0..keys.len()).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "))
             }
-        ));
+        ))?;
         let SetExpr::Select(template_select) = *template.body else { unreachable!() };
         reduce_select.from = template_select.from;
         reduce_select.selection = None;
@@ -193,7 +193,8 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         return Err(RewriteError::unsupported(format!("`{column}` is neither grouped nor aggregated")));
     }
     // Substitute each aggregate placeholder by its merge expression.
-    let merges: Vec<Expr> = aggregates.iter().enumerate().map(|(i, a)| parse_expr(&merge_sql(i, a))).collect();
+    let merges: Vec<Expr> =
+        aggregates.iter().enumerate().map(|(i, a)| parse_expr(&merge_sql(i, a))).collect::<Result<_, _>>()?;
     let _ = reduce.visit(&mut Substitute { merges: &merges });
     Ok(BlockSplit { strategy: Strategy::PartialAggregate, map, reduce, top_n_pushdown: false })
 }

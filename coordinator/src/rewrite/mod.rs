@@ -166,25 +166,37 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParserError> {
     Parser::parse_sql(&DuckDbDialect {}, sql)
 }
 
-pub(crate) fn parse_expr(sql: &str) -> Expr {
+/// Parses SQL the rewriter generated. Generated text embeds displayed user expressions, which
+/// do not always parse again (an unquoted keyword used as an identifier); that is an error for
+/// the strategy at hand, never a panic.
+pub(crate) fn parse_expr(sql: &str) -> Result<Expr, RewriteError> {
     Parser::new(&DuckDbDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
-        .unwrap_or_else(|e| panic!("generated expression does not parse: {sql}: {e}"))
+        .map_err(|e| RewriteError::unsupported(format!("generated SQL does not parse ({e}): {sql}")))
 }
 
-pub(crate) fn parse_query(sql: &str) -> Query {
-    match parse(sql) {
-        Ok(mut statements) if statements.len() == 1 => match statements.remove(0) {
-            Statement::Query(q) => *q,
-            other => panic!("generated SQL is not a query: {other}"),
-        },
-        other => panic!("generated query does not parse: {sql}: {other:?}"),
+/// Parses a generated query; see [`parse_expr`].
+pub(crate) fn parse_query(sql: &str) -> Result<Query, RewriteError> {
+    let not_a_query = || RewriteError::unsupported(format!("generated SQL is not one query: {sql}"));
+    let mut statements =
+        parse(sql).map_err(|e| RewriteError::unsupported(format!("generated SQL does not parse ({e}): {sql}")))?;
+    if statements.len() != 1 {
+        return Err(not_a_query());
+    }
+    match statements.remove(0) {
+        Statement::Query(q) => Ok(*q),
+        _ => Err(not_a_query()),
     }
 }
 
+/// A query parsed from constant SQL of the rewriter's own (always valid).
+pub(crate) fn template(sql: &'static str) -> Query {
+    parse_query(sql).expect("constant template SQL parses")
+}
+
 pub(crate) fn query_of_body(body: SetExpr) -> Query {
-    let mut query = parse_query("SELECT 1");
+    let mut query = template("SELECT 1");
     *query.body = body;
     query
 }
@@ -266,7 +278,11 @@ impl split::Splitter for BlockSplitter<'_> {
             Ok(result) => result,
             Err(RewriteError::Unsupported { reason }) => {
                 note = Some(reason);
-                rows::split(block, self.ctx)?
+                // Shipping rows is the last split strategy: what it cannot do is unsplittable.
+                rows::split(block, self.ctx).map_err(|e| match e {
+                    RewriteError::Unsupported { reason } => RewriteError::Unsplittable { reason },
+                    other => other,
+                })?
             }
             Err(other) => return Err(other),
         };
@@ -308,8 +324,7 @@ fn with_scope(map: &Query, scope: &[Cte]) -> Query {
             with.cte_tables = all;
         }
         None => {
-            let template = parse_query("WITH x AS (SELECT 1) SELECT 1");
-            let mut with: With = template.with.expect("template has a WITH");
+            let mut with: With = template("WITH x AS (SELECT 1) SELECT 1").with.expect("template has a WITH");
             with.cte_tables = ordered;
             wrapped.with = Some(with);
         }

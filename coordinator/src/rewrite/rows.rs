@@ -67,7 +67,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
             Some(alias) => format!("{PARTIALS_TABLE} AS {alias}"),
             None => PARTIALS_TABLE.to_string(),
         };
-        let template = parse_query(&format!("SELECT 1 FROM {source}"));
+        let template = parse_query(&format!("SELECT 1 FROM {source}"))?;
         let SetExpr::Select(template_select) = *template.body else { unreachable!() };
         reduce_select.from = template_select.from;
         reduce_select.selection = None;
@@ -99,7 +99,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     let mut map = block.clone();
     {
         let SetExpr::Select(map_select) = map.body.as_mut() else { unreachable!() };
-        let template = parse_query(&format!("SELECT {}{items} FROM t", if dedupe { "DISTINCT " } else { "" }));
+        let template = parse_query(&format!("SELECT {}{items} FROM t", if dedupe { "DISTINCT " } else { "" }))?;
         let SetExpr::Select(template_select) = *template.body else { unreachable!() };
         map_select.projection = template_select.projection;
         map_select.distinct = template_select.distinct;
@@ -160,7 +160,7 @@ fn pushed_limit(block: &Query) -> Option<LimitClause> {
         LimitClause::OffsetCommaLimit { offset, limit } => (literal(limit)?, literal(offset)?),
         _ => return None,
     };
-    parse_query(&format!("SELECT 1 LIMIT {}", limit.checked_add(offset)?)).limit_clause
+    parse_query(&format!("SELECT 1 LIMIT {}", limit.checked_add(offset)?)).ok()?.limit_clause
 }
 
 /// The block's ORDER BY in terms of the map's FROM (ordinals and aliases replaced by the select

@@ -112,7 +112,7 @@ fn split_set_operand(
     ctx: &Context,
     splitter: &mut dyn Splitter,
 ) -> Result<Status, RewriteError> {
-    let mut wrapped = super::query_of_body(std::mem::replace(side.as_mut(), *super::parse_query("SELECT 1").body));
+    let mut wrapped = super::query_of_body(std::mem::replace(side.as_mut(), *super::template("SELECT 1").body));
     let status = visit_query(&mut wrapped, scope, ctx, splitter)?;
     if let Status::Pending = status {
         splitter.split(&mut wrapped, scope)?;
