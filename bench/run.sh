@@ -5,8 +5,8 @@
 # The lake comes from ../shared/lakecheck/gen_lake.py and is cached next to the build cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quack/target}"
-cache="$(dirname "$CARGO_TARGET_DIR")"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd .. && pwd)/.quack-target}"  # as in .cargo/config.toml
+cache="${QUACK_CACHE:-$HOME/.cache/quack}"  # Python venv and generated lakes
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5

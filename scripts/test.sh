@@ -3,12 +3,12 @@
 #   formatting, the release build, unit + integration + property tests, clippy, and the
 #   lakecheck differential corpus (../shared/lakecheck) through the release binary.
 # DuckDB's bundled C++ takes 40-75 min to compile on 2 cores the first time; the build cache
-# lives outside the clone (CARGO_TARGET_DIR, default ~/.cache/quack/target) so later runs reuse it.
+# lives outside the clone (CARGO_TARGET_DIR, default ../.quack-target) so later runs reuse it.
 # Everything is built once, in the release profile (tests and binaries share it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quack/target}"
-cache="$(dirname "$CARGO_TARGET_DIR")"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd .. && pwd)/.quack-target}"  # as in .cargo/config.toml
+cache="${QUACK_CACHE:-$HOME/.cache/quack}"  # Python venv and generated lakes
 mkdir -p "$cache"
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 

@@ -11,12 +11,13 @@ use crate::invoke::RetryPolicy;
 pub struct Config {
     /// Tasks in flight at once (in-process: the number of workers).
     pub concurrency: usize,
-    /// DuckDB threads per in-process worker; workers x threads should match the cores.
-    pub worker_threads: usize,
-    /// DuckDB `memory_limit` per worker, e.g. `"2GB"`.
-    pub worker_memory_limit: Option<String>,
+    /// DuckDB `memory_limit` of the embedded database (shared by in-process workers), e.g. `"8GB"`.
+    pub memory_limit: Option<String>,
     /// Bytes of input per task; derived from the data and `concurrency` when `None`.
     pub target_task_bytes: Option<u64>,
+    /// Tasks per worker when the task size is derived: more evens out skew, fewer saves the
+    /// per-task setup (~1 ms in process; much more per Lambda invocation).
+    pub tasks_per_worker: usize,
     /// Lower and upper bound of the derived task size.
     pub min_task_bytes: u64,
     pub max_task_bytes: u64,
@@ -24,7 +25,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Per-task deadline.
     pub task_timeout: Duration,
-    /// DuckDB threads of the coordinator's own engine (describe, prune, reduce).
+    /// DuckDB threads of the coordinator's database, whose pool in-process workers share:
+    /// the cores, so workers never oversubscribe the machine.
     pub engine_threads: usize,
 }
 
@@ -34,7 +36,7 @@ pub fn available_cores() -> usize {
 }
 
 impl Config {
-    /// The embedded default: one in-process worker per core, one DuckDB thread each.
+    /// The embedded default: one in-process worker per core, sharing one pool of DuckDB threads.
     pub fn embedded() -> Self {
         Self::with_concurrency(available_cores())
     }
@@ -42,12 +44,11 @@ impl Config {
     /// `concurrency` in-process workers sharing the machine's cores.
     pub fn with_concurrency(concurrency: usize) -> Self {
         let cores = available_cores();
-        let concurrency = concurrency.max(1);
         Config {
-            concurrency,
-            worker_threads: (cores / concurrency).max(1),
-            worker_memory_limit: None,
+            concurrency: concurrency.max(1),
+            memory_limit: None,
             target_task_bytes: None,
+            tasks_per_worker: 2,
             min_task_bytes: 1 << 20,
             max_task_bytes: 256 << 20,
             retry: RetryPolicy::default(),
@@ -62,12 +63,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn workers_times_threads_fit_the_cores() {
-        let cores = available_cores();
-        let config = Config::with_concurrency(cores);
-        assert_eq!(config.worker_threads, 1);
-        let config = Config::with_concurrency(1);
-        assert_eq!(config.worker_threads, cores);
-        assert!(Config::with_concurrency(0).concurrency >= 1);
+    fn the_thread_pool_matches_the_cores_whatever_the_concurrency() {
+        for concurrency in [0, 1, 64] {
+            let config = Config::with_concurrency(concurrency);
+            assert_eq!(config.engine_threads, available_cores());
+            assert!(config.concurrency >= 1);
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! Built once per [`crate::Quack`]; calls are serialized on one connection.
 
 use std::collections::HashSet;
+
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -24,18 +25,24 @@ pub struct Engine {
 impl Engine {
     /// Opens an in-memory DuckDB using `threads` threads.
     pub fn new(threads: usize) -> Result<Self> {
+        Self::with_memory_limit(threads, None)
+    }
+
+    /// As [`Engine::new`], with DuckDB's `memory_limit` (e.g. `8GB`) when given.
+    pub fn with_memory_limit(threads: usize, memory_limit: Option<&str>) -> Result<Self> {
         let conn = duckdb::Connection::open_in_memory().map_err(|source| Error::Engine { source })?;
-        conn.execute_batch(&format!("SET threads = {}", threads.max(1))).map_err(|source| Error::Engine { source })?;
-        let aggregates = {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'",
-                )
-                .map_err(|source| Error::Engine { source })?;
-            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(|source| Error::Engine { source })?;
-            rows.collect::<Result<HashSet<_>, _>>().map_err(|source| Error::Engine { source })?
-        };
+        let mut settings = format!("SET threads = {};", threads.max(1));
+        if let Some(limit) = memory_limit {
+            settings.push_str(&format!(" SET memory_limit = {};", crate::rewrite::scan::quote_literal(limit)));
+        }
+        conn.execute_batch(&settings).map_err(|source| Error::Engine { source })?;
+        let aggregates = crate::rewrite::DUCKDB_AGGREGATES.iter().map(|s| s.to_string()).collect();
         Ok(Engine { conn: Mutex::new(conn), aggregates })
+    }
+
+    /// A new connection to the engine's database (for in-process workers sharing it).
+    pub fn connect(&self) -> Result<duckdb::Connection> {
+        self.lock().try_clone().map_err(|source| Error::Engine { source })
     }
 
     /// Lowercase names of DuckDB's aggregate functions.
@@ -162,6 +169,18 @@ mod tests {
         assert!(engine.aggregates().contains("median"));
         assert!(!engine.aggregates().contains("lower"));
         assert!(engine.describe("SELECT nope").unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn the_compiled_in_aggregate_list_covers_duckdbs() {
+        let engine = Engine::new(1).unwrap();
+        let conn = engine.lock();
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'")
+            .unwrap();
+        let names: Vec<String> = stmt.query_map([], |row| row.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        let missing: Vec<&String> = names.iter().filter(|n| !engine.aggregates().contains(*n)).collect();
+        assert!(missing.is_empty(), "add to rewrite::DUCKDB_AGGREGATES: {missing:?}");
     }
 
     #[test]

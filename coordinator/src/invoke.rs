@@ -50,18 +50,41 @@ impl<I: Invoker + ?Sized> Invoker for Arc<I> {
     }
 }
 
-/// Workers in this process: a pool of DuckDB instances on blocking threads, created on first
-/// use (so the first task of each is a cold start, as in Lambda).
+/// Workers in this process: a pool of DuckDB connections to one database shared with the
+/// coordinator, run on blocking threads. The database's thread pool (sized to the cores) is
+/// shared by all workers, so workers never oversubscribe the machine, and a straggler task can
+/// use the threads others left idle. Each worker's first task counts as a cold start.
 pub struct InProcessInvoker {
-    config: WorkerConfig,
+    database: Mutex<duckdb::Connection>,
     idle: Mutex<Vec<Worker>>,
     slots: Semaphore,
 }
 
 impl InProcessInvoker {
-    /// A pool of at most `workers` workers, each built with `config`.
-    pub fn new(workers: usize, config: WorkerConfig) -> Self {
-        InProcessInvoker { config, idle: Mutex::new(Vec::new()), slots: Semaphore::new(workers.max(1)) }
+    /// A pool of at most `workers` busy workers, each a new connection to `database`'s database.
+    pub fn new(workers: usize, database: duckdb::Connection) -> Self {
+        InProcessInvoker {
+            database: Mutex::new(database),
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(workers.max(1)),
+        }
+    }
+
+    /// A pool over its own in-memory database configured by `config`.
+    pub fn standalone(workers: usize, config: &WorkerConfig) -> Result<Self, quack_lambda::WorkerError> {
+        let conn = duckdb::Connection::open_in_memory().map_err(|source| quack_lambda::WorkerError::Open { source })?;
+        conn.execute_batch(&format!("SET threads = {}", config.threads.max(1)))
+            .map_err(|source| quack_lambda::WorkerError::Configure { setting: "threads".into(), source })?;
+        Ok(Self::new(workers, conn))
+    }
+
+    fn new_worker(&self) -> Result<Worker, InvokeError> {
+        let conn = self.database.lock().unwrap_or_else(|p| p.into_inner()).try_clone();
+        let conn = conn.map_err(|e| InvokeError::Transport {
+            message: format!("opening a worker connection: {e}"),
+            retryable: true,
+        })?;
+        Worker::from_connection(conn).map_err(|e| InvokeError::Transport { message: e.to_string(), retryable: true })
     }
 }
 
@@ -73,26 +96,18 @@ impl Invoker for InProcessInvoker {
                 retryable: false,
             })?;
             let worker = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let config = self.config.clone();
+            let mut worker = match worker {
+                Some(worker) => worker,
+                None => self.new_worker()?,
+            };
             let joined = tokio::task::spawn_blocking(move || {
-                let mut worker = match worker {
-                    Some(worker) => worker,
-                    None => match Worker::new(&config) {
-                        Ok(worker) => worker,
-                        Err(e) => {
-                            return (None, Err(InvokeError::Transport { message: e.to_string(), retryable: true }))
-                        }
-                    },
-                };
                 let result = worker.run(&task).map_err(InvokeError::Task);
-                (Some(worker), result)
+                (worker, result)
             })
             .await;
             match joined {
                 Ok((worker, result)) => {
-                    if let Some(worker) = worker {
-                        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
-                    }
+                    self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
                     result
                 }
                 Err(e) => {
@@ -317,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn in_process_runs_tasks_in_parallel_and_in_order() {
-        let invoker = InProcessInvoker::new(2, WorkerConfig::default());
+        let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
         let tasks = (0..5).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
         let partials = invoke_all(&invoker, tasks, &|_| {}).await.unwrap();
         assert_eq!(partials.iter().map(|p| p.task_id).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
@@ -327,7 +342,12 @@ mod tests {
     #[tokio::test]
     async fn retries_retryable_faults_then_succeeds() {
         let invoker = Retry::new(
-            FaultInjection::new(InProcessInvoker::new(1, WorkerConfig::default()), ErrorType::Throttled, &[0], 2),
+            FaultInjection::new(
+                InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap(),
+                ErrorType::Throttled,
+                &[0],
+                2,
+            ),
             fast_policy(4),
         );
         let retries = invoker.retries();
@@ -339,7 +359,12 @@ mod tests {
     #[tokio::test]
     async fn gives_up_loudly_after_the_last_attempt() {
         let invoker = Retry::new(
-            FaultInjection::new(InProcessInvoker::new(1, WorkerConfig::default()), ErrorType::Throttled, &[0], 10),
+            FaultInjection::new(
+                InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap(),
+                ErrorType::Throttled,
+                &[0],
+                10,
+            ),
             fast_policy(3),
         );
         let err = invoker.invoke(task(0, "SELECT 1")).await.unwrap_err();
@@ -348,7 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn does_not_retry_permanent_failures() {
-        let invoker = Retry::new(InProcessInvoker::new(1, WorkerConfig::default()), fast_policy(4));
+        let invoker = Retry::new(InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap(), fast_policy(4));
         let retries = invoker.retries();
         let err = invoker.invoke(task(0, "SELEC 1")).await.unwrap_err();
         assert!(matches!(err, InvokeError::Task(ref f) if f.error_type == ErrorType::BadSql));
@@ -372,7 +397,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_task_fails_the_fan_out() {
-        let invoker = InProcessInvoker::new(2, WorkerConfig::default());
+        let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
         let tasks = vec![task(0, "SELECT 1"), task(1, "SELECT * FROM read_parquet('/nonexistent/x.parquet')")];
         let err = invoke_all(&invoker, tasks, &|_| {}).await.unwrap_err();
         assert!(err.to_string().starts_with("task 1 (t1): missing_file"), "{err}");

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
-use quack_lambda::{PartialResult, WorkerConfig};
+use quack_lambda::PartialResult;
 use tracing::Instrument;
 
 pub use config::Config;
@@ -65,15 +65,14 @@ pub struct Quack {
 }
 
 impl Quack {
-    /// The embedded default: local files, in-process workers.
+    /// The embedded default: local files, in-process workers on connections to the
+    /// coordinator's own DuckDB database (one instance, one thread pool sized to the cores).
     pub fn embedded(config: Config) -> Result<Self> {
-        let workers = InProcessInvoker::new(
-            config.concurrency,
-            WorkerConfig { threads: config.worker_threads, memory_limit: config.worker_memory_limit.clone() },
-        );
+        let engine = engine::Engine::with_memory_limit(config.engine_threads, config.memory_limit.as_deref())?;
+        let workers = InProcessInvoker::new(config.concurrency, engine.connect()?);
         let retry = Retry::new(Timeout::new(workers, config.task_timeout), config.retry.clone());
         let retries = retry.retries();
-        Self::from_parts(config, Arc::new(LocalLister), Arc::new(retry), retries)
+        Ok(Quack { config, engine, lister: Arc::new(LocalLister), invoker: Arc::new(retry), retries })
     }
 
     /// A Quack over any lister and invoker (wrap the invoker in [`invoke::Retry`] yourself and

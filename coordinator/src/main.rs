@@ -79,9 +79,9 @@ struct EngineArgs {
     /// Attempts per task for retryable failures (throttling, timeouts, crashes).
     #[arg(long, env = "QUACK_MAX_ATTEMPTS", default_value_t = 4)]
     max_attempts: u32,
-    /// DuckDB memory limit per worker, e.g. 2GB.
-    #[arg(long, env = "QUACK_WORKER_MEMORY_LIMIT")]
-    worker_memory_limit: Option<String>,
+    /// DuckDB memory limit of the embedded database its workers share, e.g. 8GB.
+    #[arg(long, env = "QUACK_MEMORY_LIMIT")]
+    memory_limit: Option<String>,
 }
 
 impl EngineArgs {
@@ -93,7 +93,7 @@ impl EngineArgs {
         config.target_task_bytes = self.target_task_bytes;
         config.task_timeout = Duration::from_secs(self.task_timeout.max(1));
         config.retry.max_attempts = self.max_attempts.max(1);
-        config.worker_memory_limit = self.worker_memory_limit.clone();
+        config.memory_limit = self.memory_limit.clone();
         config
     }
 }

@@ -194,7 +194,7 @@ impl Planner<'_> {
         let target = self.config.target_task_bytes.unwrap_or_else(|| {
             tasks::target_bytes(
                 total,
-                self.config.concurrency * 4,
+                self.config.concurrency * self.config.tasks_per_worker,
                 self.config.min_task_bytes,
                 self.config.max_task_bytes,
             )

@@ -26,7 +26,7 @@ pub fn target_bytes(total: u64, slots: usize, min: u64, max: u64) -> u64 {
     (total / slots.max(1) as u64).clamp(min, max.max(min))
 }
 
-/// Packs `partitions` (in order) into tasks of about `target` bytes.
+/// Packs `partitions` (in order) into tasks of about `target` bytes each.
 pub fn pack(partitions: &[&Partition], target: u64) -> Vec<TaskSpec> {
     let target = target.max(1);
     let mut tasks = Vec::new();
@@ -56,7 +56,10 @@ pub fn pack(partitions: &[&Partition], target: u64) -> Vec<TaskSpec> {
             split_partition(partition, target, &mut tasks);
             continue;
         }
-        if !open.is_empty() && open_bytes + bytes > target {
+        // Close the open task when this partition would take it further past the target than
+        // stopping short does: tasks come out close to the target on both sides, so
+        // total / target tasks of equal size, not n full ones and a small remainder.
+        if !open.is_empty() && open_bytes + bytes / 2 > target {
             flush(&mut open, &mut open_bytes, &mut tasks);
         }
         open.push(partition);
@@ -139,6 +142,13 @@ mod tests {
         assert_eq!(tasks[0].files.len(), 3);
         let files: usize = tasks.iter().map(|t| t.files.len()).sum();
         assert_eq!(files, 7, "every file is in exactly one task");
+    }
+
+    #[test]
+    fn tasks_come_out_even_around_the_target() {
+        let parts: Vec<Partition> = (0..9).map(|i| partition(&format!("d={i}"), &[10 + i % 2])).collect();
+        let sizes: Vec<u64> = pack(&parts.iter().collect::<Vec<_>>(), 32).iter().map(|t| t.bytes()).collect();
+        assert_eq!(sizes, vec![31, 32, 31], "no small remainder task");
     }
 
     #[test]

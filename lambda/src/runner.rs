@@ -53,6 +53,12 @@ impl Worker {
             conn.execute_batch(&setting)
                 .map_err(|source| WorkerError::Configure { setting: setting.clone(), source })?;
         }
+        Self::from_connection(conn)
+    }
+
+    /// A worker on an existing connection (e.g. one of several connections to a database
+    /// shared by in-process workers, whose thread pool the database's settings size).
+    pub fn from_connection(conn: duckdb::Connection) -> Result<Self, WorkerError> {
         let duckdb_version = conn
             .query_row("SELECT library_version FROM pragma_version()", [], |row| row.get::<_, String>(0))
             .map_err(|source| WorkerError::Open { source })?;
