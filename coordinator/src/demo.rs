@@ -66,10 +66,11 @@ pub fn generate(dir: &Path, size: DemoSize) -> Result<()> {
             b.date + to_microseconds(((h1 % 86400000) * 1000)::BIGINT) AS pickup_at,
             1 + (h2 % 4) AS passenger_count,
             round(0.3 + (h1 % 2500) / 100.0 * ((h2 % 3) + 1) / 3, 2) AS trip_distance,
-            1 + ((h1 // 7) % 265)::INTEGER AS pickup_location_id,
+            -- Popular zones: squaring a uniform draw skews trips toward low zone ids.
+            1 + (((h1 // 7) % 1000) * ((h1 // 7) % 1000) * 265 // 1000000)::INTEGER AS pickup_location_id,
             1 + ((h1 // 11) % 265)::INTEGER AS dropoff_location_id,
             ['card', 'cash', 'card', 'card', 'dispute', 'no_charge'][1 + (h2 % 6)] AS payment_type,
-            round(3 + (h1 % 5000) / 100.0, 2) AS fare_amount,
+            round(3 + 2.5 * (0.3 + (h1 % 2500) / 100.0 * ((h2 % 3) + 1) / 3) + (h1 % 700) / 100.0, 2) AS fare_amount,
             CASE WHEN h2 % 9 = 0 THEN NULL ELSE round((h1 % 1200) / 100.0, 2) END AS tip_amount,
             b.date AS date
         FROM base

@@ -41,6 +41,9 @@ struct Aggregate {
     partials: Vec<(String, String)>,
 }
 
+/// Why a block that does not aggregate is not split by this strategy (not worth reporting).
+pub(crate) const NOT_AGGREGATING: &str = "the block does not aggregate";
+
 /// Splits an aggregating block, or says why this strategy does not apply.
 pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteError> {
     let SetExpr::Select(select) = block.body.as_ref() else {
@@ -63,7 +66,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         || select.having.is_some()
         || block.order_by.as_ref().is_some_and(|o| contains_aggregate(o, ctx));
     if !aggregating {
-        return Err(RewriteError::unsupported("the block does not aggregate"));
+        return Err(RewriteError::unsupported(NOT_AGGREGATING));
     }
 
     let aliases: HashMap<String, Expr> = select

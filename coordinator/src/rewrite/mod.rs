@@ -315,7 +315,9 @@ impl split::Splitter for BlockSplitter<'_> {
         let result = match attempt {
             Ok(result) => result,
             Err(RewriteError::Unsupported { reason }) => {
-                note = Some(reason);
+                if reason != aggregate::NOT_AGGREGATING {
+                    note = Some(reason);
+                }
                 // Shipping rows is the last split strategy: what it cannot do is unsplittable.
                 rows::split(block, self.ctx).map_err(|e| match e {
                     RewriteError::Unsupported { reason } => RewriteError::Unsplittable { reason },
