@@ -17,7 +17,8 @@ use sqlparser::ast::{
 
 use super::PARTIALS_TABLE;
 use super::{
-    contains_aggregate, is_aggregate_call, parse_expr, parse_query, BlockSplit, Context, RewriteError, Strategy,
+    contains_aggregate, is_aggregate_call, parse_expr, parse_query, select_aliases, BlockSplit, Context, LambdaScope,
+    RewriteError, Strategy,
 };
 
 /// How one aggregate call is split.
@@ -69,14 +70,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         return Err(RewriteError::unsupported(NOT_AGGREGATING));
     }
 
-    let aliases: HashMap<String, Expr> = select
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { expr, alias } => Some((alias.value.to_ascii_lowercase(), expr.clone())),
-            _ => None,
-        })
-        .collect();
+    let aliases = select_aliases(&select.projection);
     let keys = group_keys(select, &aliases, ctx)?;
 
     // Collect every aggregate call of the upper clauses, deduplicated by its SQL text.
@@ -141,7 +135,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         keys: &keys,
         aliases: &aliases,
         calls: &collector.calls,
-        lambda_params: Vec::new(),
+        lambdas: LambdaScope::default(),
         leftover: None,
     };
     let mut reduce = block.clone();
@@ -474,7 +468,7 @@ struct Rewriter<'a> {
     keys: &'a [Expr],
     aliases: &'a HashMap<String, Expr>,
     calls: &'a [Function],
-    lambda_params: Vec<String>,
+    lambdas: LambdaScope,
     leftover: Option<String>,
 }
 
@@ -517,15 +511,8 @@ impl VisitorMut for Rewriter<'_> {
                 return ControlFlow::Continue(());
             }
         }
-        if let Expr::Lambda(lambda) = expr {
-            for param in lambda.params.iter() {
-                self.lambda_params.push(param.name.value.to_ascii_lowercase());
-            }
-            return ControlFlow::Continue(());
-        }
-        let is_param =
-            matches!(expr, Expr::Identifier(i) if self.lambda_params.contains(&i.value.to_ascii_lowercase()));
-        if is_param {
+        self.lambdas.enter(expr);
+        if matches!(expr, Expr::Lambda(_)) || self.lambdas.binds(expr) {
             return ControlFlow::Continue(());
         }
         if let Some(i) = self.key_index(expr) {
@@ -549,11 +536,7 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if let Expr::Lambda(lambda) = expr {
-            for _ in lambda.params.iter() {
-                self.lambda_params.pop();
-            }
-        }
+        self.lambdas.leave(expr);
         ControlFlow::Continue(())
     }
 

@@ -14,7 +14,7 @@ pub mod rows;
 pub mod scan;
 pub mod split;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -237,6 +237,42 @@ pub(crate) fn query_of_body(body: SetExpr) -> Query {
     let mut query = template("SELECT 1");
     *query.body = body;
     query
+}
+
+/// Select-list aliases of a block (lowercased) with the expressions they name.
+pub(crate) fn select_aliases(projection: &[SelectItem]) -> HashMap<String, Expr> {
+    projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { expr, alias } => Some((alias.value.to_ascii_lowercase(), expr.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The lambda parameters in scope during a visit (`x -> x + 1` binds `x`), so that a visitor
+/// does not take them for column references. Call [`LambdaScope::enter`] from `pre_visit_expr`
+/// and [`LambdaScope::leave`] from `post_visit_expr`.
+#[derive(Debug, Default)]
+pub(crate) struct LambdaScope(Vec<String>);
+
+impl LambdaScope {
+    pub fn enter(&mut self, expr: &Expr) {
+        if let Expr::Lambda(lambda) = expr {
+            self.0.extend(lambda.params.iter().map(|p| p.name.value.to_ascii_lowercase()));
+        }
+    }
+
+    pub fn leave(&mut self, expr: &Expr) {
+        if let Expr::Lambda(lambda) = expr {
+            self.0.truncate(self.0.len().saturating_sub(lambda.params.len()));
+        }
+    }
+
+    /// True when `expr` is a bare reference to a lambda parameter in scope.
+    pub fn binds(&self, expr: &Expr) -> bool {
+        matches!(expr, Expr::Identifier(i) if self.0.contains(&i.value.to_ascii_lowercase()))
+    }
 }
 
 /// True when `function` is a call of an aggregate (not a window function).

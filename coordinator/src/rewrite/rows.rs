@@ -16,7 +16,10 @@ use sqlparser::ast::{
 };
 
 use super::scan::is_placeholder;
-use super::{has_aggregate_or_window, parse_query, BlockSplit, Context, RewriteError, Strategy, PARTIALS_TABLE};
+use super::{
+    has_aggregate_or_window, parse_query, select_aliases, BlockSplit, Context, LambdaScope, RewriteError, Strategy,
+    PARTIALS_TABLE,
+};
 
 /// Splits `block` by shipping its rows.
 pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteError> {
@@ -26,14 +29,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     if select.top.is_some() || !select.sort_by.is_empty() || block.fetch.is_some() {
         return Err(RewriteError::unsplittable("TOP, SORT BY or FETCH in the block that reads the partitioned table"));
     }
-    let aliases: HashMap<String, Expr> = select
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { expr, alias } => Some((alias.value.to_ascii_lowercase(), expr.clone())),
-            _ => None,
-        })
-        .collect();
+    let aliases = select_aliases(&select.projection);
     let star = select.projection.iter().any(|item| {
         matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))
             || matches!(item, SelectItem::UnnamedExpr(Expr::Function(f)) if f.name.to_string().eq_ignore_ascii_case("columns"))
@@ -41,8 +37,13 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
 
     // Reduce: the block over the partials, column references renamed (or kept, with `*`).
     let mut reduce = block.clone();
-    let mut refs =
-        RefCollector { aliases: &aliases, refs: Vec::new(), lambda_params: Vec::new(), subquery: false, rename: !star };
+    let mut refs = RefCollector {
+        aliases: &aliases,
+        refs: Vec::new(),
+        lambdas: LambdaScope::default(),
+        subquery: false,
+        rename: !star,
+    };
     {
         let SetExpr::Select(reduce_select) = reduce.body.as_mut() else { unreachable!() };
         let _ = reduce_select.projection.visit(&mut refs);
@@ -201,7 +202,7 @@ struct RefCollector<'a> {
     aliases: &'a HashMap<String, Expr>,
     /// Original reference text, by index.
     refs: Vec<String>,
-    lambda_params: Vec<String>,
+    lambdas: LambdaScope,
     subquery: bool,
     rename: bool,
 }
@@ -218,15 +219,11 @@ impl RefCollector<'_> {
 impl VisitorMut for RefCollector<'_> {
     type Break = ();
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        self.lambdas.enter(expr);
         match expr {
-            Expr::Lambda(lambda) => {
-                for p in lambda.params.iter() {
-                    self.lambda_params.push(p.name.value.to_ascii_lowercase());
-                }
-            }
             Expr::Identifier(ident) => {
                 let name = ident.value.to_ascii_lowercase();
-                if self.lambda_params.contains(&name) || self.aliases.contains_key(&name) {
+                if self.lambdas.binds(expr) || self.aliases.contains_key(&name) {
                     return ControlFlow::Continue(());
                 }
                 self.rename_ref(expr);
@@ -238,11 +235,7 @@ impl VisitorMut for RefCollector<'_> {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if let Expr::Lambda(lambda) = expr {
-            for _ in lambda.params.iter() {
-                self.lambda_params.pop();
-            }
-        }
+        self.lambdas.leave(expr);
         ControlFlow::Continue(())
     }
 
