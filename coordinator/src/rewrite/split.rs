@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Cte, Distinct, Expr, GroupByExpr, JoinOperator, Query, Select, SetExpr, TableFactor, TableWithJoins, Visit,
-    VisitMut, Visitor, VisitorMut,
+    Cte, Distinct, GroupByExpr, JoinOperator, Query, Select, SetExpr, TableFactor, TableWithJoins, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
 
 use super::scan::is_placeholder;
@@ -290,15 +290,11 @@ fn inline_fan_ctes(query: &mut Query) -> Result<(), RewriteError> {
         let name = cte.alias.name.value.to_ascii_lowercase();
         let mut inliner = Inliner { name: &name, cte: &cte, count: 0 };
         let _ = query.visit(&mut inliner);
-        match inliner.count {
-            0 => {}
-            1 => {}
-            n => {
-                return Err(RewriteError::unsplittable(format!(
-                    "the CTE `{}` reads the partitioned table and is used {n} times",
-                    cte.alias.name.value
-                )))
-            }
+        if inliner.count > 1 {
+            return Err(RewriteError::unsplittable(format!(
+                "the CTE `{}` reads the partitioned table and is used {} times",
+                cte.alias.name.value, inliner.count
+            )));
         }
     }
 }
@@ -332,9 +328,6 @@ impl VisitorMut for Inliner<'_> {
                 };
             }
         }
-        ControlFlow::Continue(())
-    }
-    fn pre_visit_expr(&mut self, _expr: &mut Expr) -> ControlFlow<()> {
         ControlFlow::Continue(())
     }
 }
