@@ -128,3 +128,68 @@ FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true);
 SELECT count(*) AS n, count(DISTINCT payment_type) AS kinds FROM (
   SELECT payment_type FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true)
   ORDER BY pickup_at, pickup_location_id, fare_amount LIMIT 1000);
+
+-- Shapes found while stress-testing the planner (all must stay exact; some run as one task by design).
+
+-- name: s_count_x_and_star_grouped_by_two
+SELECT vendor_id, payment_type, count(tip_amount), count(*), max(pickup_at), min(dropoff_at) FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY 1, 2 ORDER BY 1, 2;
+-- name: s_case_inside_agg
+SELECT sum(CASE WHEN payment_type = 'cash' THEN fare_amount ELSE 0 END) AS cash, sum(fare_amount) AS total, avg(CASE WHEN tip_amount > 0 THEN 1.0 ELSE 0.0 END) AS tip_rate FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true);
+-- name: s_group_by_expression_not_selected
+SELECT count(*) AS n FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY pickup_location_id % 7 ORDER BY n;
+-- name: s_having_alias
+SELECT pickup_location_id AS loc, count(*) AS c FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY loc HAVING c > 9000 ORDER BY loc;
+-- name: s_order_by_agg_not_selected
+SELECT payment_type FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY payment_type ORDER BY sum(fare_amount) DESC;
+-- name: s_distinct_on_date_group
+SELECT date, count(DISTINCT vendor_id) AS v, count(DISTINCT payment_type) AS p FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date BETWEEN '2024-03-03' AND '2024-03-06' GROUP BY date ORDER BY date;
+-- name: s_string_literal_date_compare
+SELECT count(*) AS n FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date = '2024-03-07';
+-- name: s_date_function_prune
+SELECT dayofweek(date) AS dow, count(*) AS n FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE dayofweek(date) IN (0, 6) GROUP BY 1 ORDER BY 1;
+-- name: s_not_in_prune
+SELECT count(*) AS n FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date NOT IN (DATE '2024-03-01', DATE '2024-03-02');
+-- name: s_is_null_hive
+SELECT count(*) AS n FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date IS NULL;
+-- name: s_lineitem_year_month_prune
+SELECT year, month, count(*) AS n, sum(l_quantity) AS q FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true) WHERE year = 1995 AND month > 10 GROUP BY ALL ORDER BY ALL;
+-- name: s_avg_decimal
+SELECT l_linestatus, avg(l_extendedprice), avg(l_discount * 100) FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true) GROUP BY 1 ORDER BY 1;
+-- name: s_sum_int_type
+SELECT sum(l_linenumber) AS s, sum(l_linenumber)::BIGINT AS s2, typeof(sum(l_linenumber)) AS t FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true);
+-- name: s_count_distinct_global_only
+SELECT count(DISTINCT l_partkey) FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true) WHERE year = 1996;
+-- name: s_nested_subquery_agg_of_agg
+SELECT max(c) AS max_per_mode, min(c) AS min_per_mode FROM (SELECT l_shipmode, count(*) AS c FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true) GROUP BY 1);
+-- name: s_window_no_agg
+SELECT pickup_location_id, fare_amount, row_number() OVER (PARTITION BY pickup_location_id ORDER BY fare_amount DESC, pickup_at) AS rn FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date = '2024-03-10' QUALIFY rn <= 2 ORDER BY pickup_location_id, rn;
+-- name: s_union_all_of_two_scans
+SELECT 'a' AS k, count(*) AS n FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date < '2024-03-05' UNION ALL SELECT 'b', count(*) FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date >= '2024-03-28' ORDER BY k;
+-- name: s_exists_broadcast
+SELECT count(*) AS n FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) t WHERE EXISTS (SELECT 1 FROM read_parquet('{lake}/zones.parquet') z WHERE z.location_id = t.pickup_location_id AND z.borough = 'Queens');
+-- name: s_left_join_broadcast
+SELECT count(*) AS n, count(z.borough) AS matched FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) t LEFT JOIN read_parquet('{lake}/zones.parquet') z ON z.location_id = t.dropoff_location_id AND z.borough = 'Bronx';
+-- name: s_limit_no_order_count
+SELECT count(*) FROM (SELECT * FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) LIMIT 10);
+-- name: s_offset_only
+SELECT fare_amount, pickup_at FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date = '2024-03-02' ORDER BY fare_amount, pickup_at, pickup_location_id OFFSET 30000;
+-- name: s_approx_and_list
+SELECT payment_type, list(DISTINCT vendor_id ORDER BY vendor_id) AS vs, arg_max(pickup_location_id, fare_amount) IS NOT NULL AS has FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY 1 ORDER BY 1;
+-- name: s_struct_output
+SELECT {'d': max(date), 'n': count(*)} AS s FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true);
+-- name: s_count_star_cte_twice
+WITH t AS (SELECT * FROM read_parquet('{lake}/zones.parquet')) SELECT (SELECT count(*) FROM t) AS z, count(*) AS n FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true);
+-- name: s_bool_expr_group
+SELECT tip_amount IS NULL AS no_tip, fare_amount > 20 AS big, count(*) FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY ALL;
+-- name: s_min_max_strings_dates
+SELECT min(payment_type), max(payment_type), min(date), max(date), min(pickup_at) FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE fare_amount > 40;
+-- name: s_inventory_prefix_depth2
+SELECT split_part(key, '/', 1) || '/' || split_part(key, '/', 2) AS p, count(*) AS objects, sum(size) AS bytes FROM read_parquet('{lake}/inventory/*/*.parquet', hive_partitioning = true) WHERE dt = (SELECT max(dt) FROM read_parquet('{lake}/inventory/*/*.parquet', hive_partitioning = true)) GROUP BY 1 ORDER BY bytes DESC, p LIMIT 20;
+-- name: s_from_first
+FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) SELECT count(*) AS n WHERE fare_amount > 10;
+-- name: s_stddev_single_row_groups
+SELECT date, stddev_samp(fare_amount) AS sd, var_pop(fare_amount) AS vp FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY date ORDER BY date;
+-- name: s_columns_star
+SELECT max(COLUMNS('.*_amount')) FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true);
+-- name: s_exclude_star_topn
+SELECT * EXCLUDE (pickup_at, dropoff_at) FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) WHERE date = '2024-03-11' ORDER BY fare_amount DESC, trip_distance DESC, pickup_location_id LIMIT 3;
