@@ -1,7 +1,5 @@
 //! The coordinator library's error type: each variant names what failed and where.
 
-use quack_lambda::TaskFailure;
-
 /// Errors from planning, fanning out and reducing a query.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,16 +36,6 @@ pub enum Error {
     /// Generating the demo lake failed.
     #[error("demo lake at {path}: {message}")]
     Demo { path: String, message: String },
-}
-
-impl Error {
-    /// The task failure behind this error, when a worker reported one.
-    pub fn task_failure(&self) -> Option<&TaskFailure> {
-        match self {
-            Error::Task { source: crate::invoke::InvokeError::Task(failure), .. } => Some(failure),
-            _ => None,
-        }
-    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
