@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of quack on a fresh machine:
-#   formatting, the release build, unit + integration + property tests, clippy, and the
-#   lakecheck differential corpus (../shared/lakecheck) through the release binary.
+#   formatting, the release build, the local S3 server and Lambda emulator (tests/e2e/stack.sh,
+#   installed when missing), unit + integration + property + end-to-end tests, clippy, the offline
+#   `serverless package` check, and the lakecheck differential corpus (../shared/lakecheck)
+#   through the release binary: in process, then through Lambda (plain, with injected faults,
+#   throttled, spilling).
 # DuckDB's bundled C++ takes 40-75 min to compile on 2 cores the first time; the build cache
 # lives outside the clone (CARGO_TARGET_DIR, default ../.quack-target) so later runs reuse it.
 # Everything is built once, in the release profile (tests and binaries share it).
@@ -18,11 +21,18 @@ cargo fmt --all -- --check
 step "release build (binaries and tests)"
 cargo build --release --workspace --all-targets
 
+step "local S3 server and Lambda emulator (tests/e2e/stack.sh up)"
+stack_env="$(bash tests/e2e/stack.sh up)"
+trap 'bash tests/e2e/stack.sh down' EXIT
+
 step "cargo test --release"
 cargo test --release --workspace
 
 step "cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets -- -D warnings
+
+step "serverless package (offline, osls) and template assertions"
+bash tests/deploy/check_package.sh
 
 shared="${QUACK_SHARED:-../shared}"
 if [ -d "$shared/lakecheck" ]; then
@@ -40,6 +50,11 @@ if [ -d "$shared/lakecheck" ]; then
     --queries "$shared/lakecheck/queries/visible.sql" \
     --queries tests/queries/extra.sql \
     -- "$CARGO_TARGET_DIR/release/quack" query --format csv
+  (
+    eval "$stack_env"
+    bash tests/e2e/run.sh "$lake" "$venv/bin/python" \
+      "$shared/lakecheck/queries/visible.sql" tests/queries/extra.sql
+  )
 else
   echo "skipping lakecheck: $shared/lakecheck not found (set QUACK_SHARED)"
 fi

@@ -1,14 +1,58 @@
 //! The coordinator's configuration, in one place. The CLI (`main.rs`) builds it from flags and
-//! their `QUACK_*` environment variables (declared next to each flag); library users build it
-//! directly.
+//! their `QUACK_*` environment variables (declared next to each flag) and the config file;
+//! library users build it directly. [`Environment::read`] is the one place that reads the other
+//! environment variables the coordinator uses.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::invoke::RetryPolicy;
+use crate::aws::AwsSettings;
+use crate::invoke::{FaultRates, HedgePolicy, RetryPolicy};
+
+/// Where tasks run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// In-process DuckDB workers (the embedded default).
+    #[default]
+    Local,
+    /// One AWS Lambda invocation per task, of this function (name, ARN or `name:alias`).
+    Lambda { function: String },
+}
+
+/// AWS Lambda prices used for the cost estimate (USD).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    pub per_gb_second: f64,
+    pub per_request: f64,
+}
+
+impl Default for Pricing {
+    /// Lambda on arm64 in us-east-1: $0.0000133334 per GB-s, $0.20 per million requests.
+    fn default() -> Self {
+        Pricing { per_gb_second: 0.000_013_333_4, per_request: 0.000_000_2 }
+    }
+}
 
 /// How a [`crate::Quack`] plans and runs queries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Where tasks run.
+    pub backend: Backend,
+    /// Region, endpoints and credentials for S3 and Lambda.
+    pub aws: AwsSettings,
+    /// The httpfs extension file the coordinator's DuckDB loads for `s3://` paths; DuckDB's
+    /// extension directory when `None`.
+    pub httpfs_extension: Option<PathBuf>,
+    /// Hedged re-invocation of stragglers (`None`: off).
+    pub hedge: Option<HedgePolicy>,
+    /// Deadline for all of a query's tasks (`None`: only the per-task timeout).
+    pub deadline: Option<Duration>,
+    /// Prices for the cost estimate of Lambda queries.
+    pub pricing: Pricing,
+    /// Function memory assumed when a worker does not report it (MB).
+    pub lambda_memory_mb: u64,
+    /// Random faults injected around the invoker (testing).
+    pub inject_faults: Option<FaultRates>,
     /// Tasks in flight at once (in-process: the number of workers).
     pub concurrency: usize,
     /// DuckDB `memory_limit` of the embedded database (shared by in-process workers), e.g. `"8GB"`.
@@ -45,6 +89,14 @@ impl Config {
     pub fn with_concurrency(concurrency: usize) -> Self {
         let cores = available_cores();
         Config {
+            backend: Backend::Local,
+            aws: AwsSettings::default(),
+            httpfs_extension: None,
+            hedge: None,
+            deadline: None,
+            pricing: Pricing::default(),
+            lambda_memory_mb: 2048,
+            inject_faults: None,
             concurrency: concurrency.max(1),
             memory_limit: None,
             target_task_bytes: None,
@@ -54,6 +106,72 @@ impl Config {
             retry: RetryPolicy::default(),
             task_timeout: Duration::from_secs(900),
             engine_threads: cores,
+        }
+    }
+}
+
+/// Environment variables the coordinator reads besides the `QUACK_*` ones its flags declare
+/// (the AWS SDK reads the standard AWS variables itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`: the S3 endpoint DuckDB's secret names.
+    pub s3_endpoint: Option<String>,
+    /// The config file: `QUACK_CONFIG`, else `$XDG_CONFIG_HOME/quack/config.toml`, else
+    /// `$HOME/.config/quack/config.toml`.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Environment {
+    /// Reads the variables listed on the fields.
+    pub fn read() -> Environment {
+        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Environment {
+        let config_file = var("QUACK_CONFIG").map(PathBuf::from).or_else(|| {
+            var("XDG_CONFIG_HOME")
+                .map(|dir| PathBuf::from(dir).join("quack/config.toml"))
+                .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".config/quack/config.toml")))
+        });
+        Environment { s3_endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")), config_file }
+    }
+}
+
+/// Settings from the config file (TOML); flags and `QUACK_*` variables override them.
+///
+/// ```toml
+/// backend = "lambda"
+/// function = "quack-worker"
+/// region = "eu-west-1"
+/// concurrency = 200
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub backend: Option<String>,
+    pub function: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub concurrency: Option<usize>,
+    pub httpfs_extension: Option<PathBuf>,
+}
+
+/// The config file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("config file {path}: {message}")]
+pub struct FileConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl FileConfig {
+    /// Reads `path`; an absent file is an empty config, unless `required`.
+    pub fn load(path: &std::path::Path, required: bool) -> Result<FileConfig, FileConfigError> {
+        let error = |message: String| FileConfigError { path: path.display().to_string(), message };
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| error(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+            Err(e) => Err(error(e.to_string())),
         }
     }
 }
@@ -69,5 +187,29 @@ mod tests {
             assert_eq!(config.engine_threads, available_cores());
             assert!(config.concurrency >= 1);
         }
+    }
+
+    #[test]
+    fn reads_the_environment_in_one_place() {
+        let env = Environment::from_vars(|name| match name {
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9000".into()),
+            "HOME" => Some("/home/me".into()),
+            _ => None,
+        });
+        assert_eq!(env.s3_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(env.config_file, Some(PathBuf::from("/home/me/.config/quack/config.toml")));
+    }
+
+    #[test]
+    fn reads_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        assert_eq!(FileConfig::load(&path, false).unwrap(), FileConfig::default());
+        assert!(FileConfig::load(&path, true).is_err());
+        std::fs::write(&path, "backend = \"lambda\"\nfunction = \"quack-worker\"\n").unwrap();
+        let file = FileConfig::load(&path, false).unwrap();
+        assert_eq!(file.function.as_deref(), Some("quack-worker"));
+        std::fs::write(&path, "functoin = \"typo\"\n").unwrap();
+        assert!(FileConfig::load(&path, false).unwrap_err().to_string().contains("functoin"));
     }
 }

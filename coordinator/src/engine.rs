@@ -45,6 +45,17 @@ impl Engine {
         self.lock().try_clone().map_err(|source| Error::Engine { source })
     }
 
+    /// Lets the database (the coordinator and in-process workers sharing it) read `s3://` URLs:
+    /// loads httpfs (from `httpfs`, else DuckDB's extension directory; never downloaded) and
+    /// creates the S3 secret from `access`.
+    pub fn enable_s3(&self, httpfs: Option<&std::path::Path>, access: &quack_lambda::s3::S3Access) -> Result<()> {
+        let conn = self.lock();
+        conn.execute_batch("SET autoinstall_known_extensions = false").map_err(|source| Error::Engine { source })?;
+        quack_lambda::s3::load_httpfs(&conn, httpfs).map_err(|e| Error::S3 { message: e.to_string() })?;
+        conn.execute_batch(&access.secret_sql())
+            .map_err(|e| Error::S3 { message: format!("creating DuckDB's S3 secret: {e}") })
+    }
+
     /// Lowercase names of DuckDB's aggregate functions.
     pub fn aggregates(&self) -> &HashSet<String> {
         &self.aggregates

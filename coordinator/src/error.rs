@@ -30,6 +30,15 @@ pub enum Error {
     /// The coordinator's own DuckDB failed.
     #[error("coordinator DuckDB: {source}")]
     Engine { source: duckdb::Error },
+    /// Setting up S3 access (credentials, httpfs) failed.
+    #[error("S3 access: {message}")]
+    S3 { message: String },
+    /// The query's tasks did not all finish before the overall deadline.
+    #[error("the query's tasks did not finish within the {seconds} s deadline ({done} of {total} done)")]
+    Deadline { seconds: u64, done: usize, total: usize },
+    /// The configuration is not usable.
+    #[error("configuration: {message}")]
+    Config { message: String },
     /// A worker could not be started.
     #[error(transparent)]
     Worker(#[from] quack_lambda::WorkerError),

@@ -2,10 +2,12 @@
 //! running each piece in its own DuckDB worker, and reducing the partial results into exactly the
 //! answer one DuckDB would give over all the files.
 //!
-//! [`Quack`] wires the parts: the [`plan::Planner`] (parse, list, prune, pack, [`rewrite`]), an
-//! [`invoke::Invoker`] that runs the tasks (in-process by default), and the [`reduce`] and
-//! [`output`] steps in the coordinator's own DuckDB ([`engine::Engine`]).
+//! [`Quack`] wires the parts: the [`plan::Planner`] (parse, list local or [`s3`] paths, prune,
+//! pack, [`rewrite`]), an [`invoke::Invoker`] that runs the tasks (in-process by default, or in
+//! AWS Lambda), and the [`reduce`] and [`output`] steps in the coordinator's own DuckDB
+//! ([`engine::Engine`]).
 
+pub mod aws;
 pub mod config;
 pub mod demo;
 pub mod engine;
@@ -16,23 +18,24 @@ pub mod partitions;
 pub mod plan;
 pub mod reduce;
 pub mod rewrite;
+pub mod s3;
 pub mod tasks;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
 use quack_lambda::PartialResult;
 use tracing::Instrument;
 
-pub use config::Config;
+pub use config::{Backend, Config};
 pub use error::{Error, Result};
 pub use output::{Destination, Format};
 pub use plan::Plan;
 
-use invoke::{InProcessInvoker, Invoker, Progress, Retry, Timeout};
-use partitions::{Lister, LocalLister};
+use invoke::{ConcurrencyLimit, Hedge, InProcessInvoker, Invoker, Progress, RandomFaults, Retry, Timeout};
+use partitions::Lister;
 
 /// Figures about one executed query.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,9 +44,18 @@ pub struct QueryReport {
     pub strategy: String,
     pub tasks: usize,
     pub retries: u64,
+    /// Stragglers invoked a second time.
+    pub hedges: u64,
     pub cold_starts: usize,
-    /// Bytes of input the tasks read (as reported by workers).
+    /// Bytes of the input files the tasks scan (from the listing).
     pub bytes_read: u64,
+    /// Invocations billed in Lambda: tasks, retries and hedges (`0` in process).
+    pub requests: u64,
+    /// Billed GB-seconds of the answered invocations, init included on cold starts (`0.0` in
+    /// process; failed and abandoned attempts are not reported by workers, so not counted).
+    pub gb_seconds: f64,
+    /// Estimated Lambda cost in USD at the configured prices (`None` in process).
+    pub cost_usd: Option<f64>,
     /// Rows of partial results shipped to the reduce.
     pub partial_rows: u64,
     /// Sum of the workers' execution times.
@@ -62,17 +74,51 @@ pub struct Quack {
     lister: Arc<dyn Lister>,
     invoker: Arc<dyn Invoker>,
     retries: Arc<AtomicU64>,
+    hedges: Arc<AtomicU64>,
+    aws: Arc<aws::Aws>,
+    s3_enabled: Mutex<bool>,
 }
 
 impl Quack {
-    /// The embedded default: local files, in-process workers on connections to the
-    /// coordinator's own DuckDB database (one instance, one thread pool sized to the cores).
-    pub fn embedded(config: Config) -> Result<Self> {
+    /// A Quack for `config`: in-process workers on the coordinator's own DuckDB database (one
+    /// instance, one thread pool sized to the cores) for [`Backend::Local`], Lambda invocations
+    /// for [`Backend::Lambda`]. Local paths and `s3://` URLs both work with either backend.
+    pub fn new(config: Config) -> Result<Self> {
         let engine = engine::Engine::with_memory_limit(config.engine_threads, config.memory_limit.as_deref())?;
-        let workers = InProcessInvoker::new(config.concurrency, engine.connect()?);
-        let retry = Retry::new(Timeout::new(workers, config.task_timeout), config.retry.clone());
+        let aws = Arc::new(aws::Aws::new(config.aws.clone()));
+        let base: Arc<dyn Invoker> = match &config.backend {
+            Backend::Local => Arc::new(InProcessInvoker::new(config.concurrency, engine.connect()?)),
+            Backend::Lambda { function } => {
+                if function.trim().is_empty() {
+                    return Err(Error::Config {
+                        message: "the Lambda backend needs a function (--function or QUACK_FUNCTION)".into(),
+                    });
+                }
+                Arc::new(invoke::lambda::LambdaInvoker::new(aws.lambda(), function.clone(), aws.s3()))
+            }
+        };
+        let faulty: Arc<dyn Invoker> = match config.inject_faults {
+            Some(rates) => Arc::new(RandomFaults::new(base, rates, fastrand::u64(..))),
+            None => base,
+        };
+        let timed: Arc<dyn Invoker> = Arc::new(Timeout::new(faulty, config.task_timeout));
+        let hedge = config.hedge.clone().map(|policy| Hedge::new(timed.clone(), policy));
+        let hedges = hedge.as_ref().map_or_else(|| Arc::new(AtomicU64::new(0)), |h| h.hedges());
+        let hedged: Arc<dyn Invoker> = match hedge {
+            Some(hedge) => Arc::new(hedge),
+            None => timed,
+        };
+        let retry = Retry::new(hedged, config.retry.clone());
         let retries = retry.retries();
-        Ok(Quack { config, engine, lister: Arc::new(LocalLister), invoker: Arc::new(retry), retries })
+        let invoker = Arc::new(ConcurrencyLimit::new(retry, config.concurrency));
+        let lister = Arc::new(s3::RoutingLister::new(aws.clone()));
+        Ok(Quack { config, engine, lister, invoker, retries, hedges, aws, s3_enabled: Mutex::new(false) })
+    }
+
+    /// The embedded default: [`Quack::new`] with local in-process workers.
+    pub fn embedded(mut config: Config) -> Result<Self> {
+        config.backend = Backend::Local;
+        Self::new(config)
     }
 
     /// A Quack over any lister and invoker (wrap the invoker in [`invoke::Retry`] yourself and
@@ -84,7 +130,14 @@ impl Quack {
         retries: Arc<AtomicU64>,
     ) -> Result<Self> {
         let engine = engine::Engine::new(config.engine_threads)?;
-        Ok(Quack { config, engine, lister, invoker, retries })
+        let aws = Arc::new(aws::Aws::new(config.aws.clone()));
+        let hedges = Arc::new(AtomicU64::new(0));
+        Ok(Quack { config, engine, lister, invoker, retries, hedges, aws, s3_enabled: Mutex::new(false) })
+    }
+
+    /// Shared counter of task retries (for progress displays).
+    pub fn retries(&self) -> Arc<AtomicU64> {
+        self.retries.clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -93,6 +146,9 @@ impl Quack {
 
     /// Plans `sql` without running it.
     pub fn plan(&self, sql: &str) -> Result<Plan> {
+        if sql.contains("s3://") || sql.contains("s3a://") {
+            self.enable_s3()?;
+        }
         let planner = plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &self.config };
         planner.plan(&new_query_id(), sql)
     }
@@ -146,16 +202,40 @@ impl Quack {
         let span = tracing::info_span!("query", query_id = %plan.query_id);
         span.in_scope(|| tracing::info!(strategy = %plan.strategy.describe(), tasks = plan.tasks.len(), "planned"));
         let retries_before = self.retries.load(Ordering::Relaxed);
+        let hedges_before = self.hedges.load(Ordering::Relaxed);
         let map_started = Instant::now();
-        let partials =
-            invoke::invoke_all(self.invoker.as_ref(), plan.tasks.clone(), on_progress).instrument(span).await?;
+        let partials = invoke::invoke_all(self.invoker.as_ref(), plan.tasks.clone(), self.config.deadline, on_progress)
+            .instrument(span)
+            .await?;
+        let retries = self.retries.load(Ordering::Relaxed) - retries_before;
+        let hedges = self.hedges.load(Ordering::Relaxed) - hedges_before;
+        let lambda = matches!(self.config.backend, Backend::Lambda { .. });
+        let gb_seconds: f64 = if lambda {
+            partials
+                .iter()
+                .map(|p| {
+                    let billed_ms = p.stats.duration_ms + p.stats.init_ms.unwrap_or(0);
+                    let memory_mb = p.stats.memory_mb.unwrap_or(self.config.lambda_memory_mb);
+                    billed_ms as f64 / 1000.0 * memory_mb as f64 / 1024.0
+                })
+                .sum()
+        } else {
+            0.0
+        };
+        let requests = if lambda { plan.tasks.len() as u64 + retries + hedges } else { 0 };
         let report = QueryReport {
             query_id: plan.query_id.clone(),
             strategy: plan.strategy.describe(),
             tasks: plan.tasks.len(),
-            retries: self.retries.load(Ordering::Relaxed) - retries_before,
+            retries,
+            hedges,
             cold_starts: partials.iter().filter(|p| p.stats.cold_start).count(),
-            bytes_read: partials.iter().filter_map(|p| p.stats.bytes_read).sum(),
+            bytes_read: plan.specs.iter().map(|s| s.bytes()).sum(),
+            requests,
+            gb_seconds,
+            cost_usd: lambda.then(|| {
+                gb_seconds * self.config.pricing.per_gb_second + requests as f64 * self.config.pricing.per_request
+            }),
             partial_rows: partials.iter().map(|p| p.stats.rows).sum(),
             worker_ms: partials.iter().map(|p| p.stats.duration_ms).sum(),
             plan_ms,
@@ -164,6 +244,19 @@ impl Quack {
             rows: 0,
         };
         Ok((plan, partials, report))
+    }
+}
+
+impl Quack {
+    /// Lets the coordinator's DuckDB (and in-process workers) read S3, once.
+    fn enable_s3(&self) -> Result<()> {
+        let mut enabled = self.s3_enabled.lock().unwrap_or_else(|p| p.into_inner());
+        if !*enabled {
+            let access = self.aws.duckdb_access().map_err(|e| Error::S3 { message: e.to_string() })?;
+            self.engine.enable_s3(self.config.httpfs_extension.as_deref(), &access)?;
+            *enabled = true;
+        }
+        Ok(())
     }
 }
 

@@ -68,7 +68,8 @@ impl Lister for LocalLister {
     }
 }
 
-fn has_glob(pattern: &str) -> bool {
+/// Whether a path has glob characters.
+pub(crate) fn has_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?', '['])
 }
 

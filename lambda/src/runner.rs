@@ -65,6 +65,11 @@ impl Worker {
         Ok(Worker { conn, duckdb_version, tasks_run: 0 })
     }
 
+    /// The worker's connection (for set-up such as the S3 secret and the sandbox).
+    pub fn connection(&self) -> &duckdb::Connection {
+        &self.conn
+    }
+
     /// The DuckDB version this worker runs (`v1.5.5`).
     pub fn duckdb_version(&self) -> &str {
         &self.duckdb_version
@@ -97,6 +102,8 @@ impl Worker {
             peak_memory_bytes: None,
             cold_start,
             duckdb_version: self.duckdb_version.clone(),
+            init_ms: None,
+            memory_mb: None,
         };
         tracing::debug!(rows, ms = stats.duration_ms, "task done");
         Ok(PartialResult {
@@ -145,11 +152,17 @@ fn classify_message(message: &str) -> ErrorType {
         || lower.contains("parquet") && (starts("invalid input error") || starts("invalid error"))
     {
         ErrorType::CorruptFile
+    } else if starts("permission error") || lower.contains("(http 403)") || lower.contains("access denied") {
+        ErrorType::Forbidden
     } else if starts("out of memory") {
         ErrorType::OutOfMemory
     } else if starts("interrupt") {
         ErrorType::Timeout
-    } else if lower.contains("slowdown") || lower.contains("503") || lower.contains("too many requests") {
+    } else if lower.contains("slowdown")
+        || lower.contains("503")
+        || lower.contains("429")
+        || lower.contains("too many requests")
+    {
         ErrorType::Throttled
     } else if starts("conversion error") || starts("out of range") || starts("invalid input error") {
         ErrorType::QueryError
@@ -224,5 +237,11 @@ mod tests {
         assert_eq!(classify_message("Out of Memory Error: failed to allocate"), ErrorType::OutOfMemory);
         assert_eq!(classify_message("Conversion Error: Could not convert string 'x' to INT32"), ErrorType::QueryError);
         assert_eq!(classify_message("HTTP Error: 503 SlowDown"), ErrorType::Throttled);
+        assert_eq!(
+            classify_message(
+                "Permission Error: Cannot access file \"/etc/passwd\" - file system operations are disabled"
+            ),
+            ErrorType::Forbidden
+        );
     }
 }

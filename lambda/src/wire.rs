@@ -65,6 +65,14 @@ pub struct TaskStats {
     /// True when this was the first task the worker instance ran (a cold start).
     pub cold_start: bool,
     pub duckdb_version: String,
+    /// On a cold start in Lambda: milliseconds from process start to ready (runtime, DuckDB,
+    /// httpfs, sandbox), billed like the task itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_ms: Option<u64>,
+    /// The memory the function was given (Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`), for the
+    /// coordinator's GB-s figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
 }
 
 /// A failed task's answer. `error_type` is stable; `retryable` says whether running the same task
@@ -114,6 +122,8 @@ pub enum ErrorType {
     Forbidden,
     /// The task's wire version is not this worker's.
     VersionMismatch,
+    /// The event is not a task (malformed JSON shape).
+    BadEvent,
     /// The result does not fit the response and could not be spilled.
     ResultTooLarge,
     /// The query failed on the data deterministically (a failed cast, an out-of-range value).
@@ -139,6 +149,7 @@ impl ErrorType {
             ErrorType::Throttled => "throttled",
             ErrorType::Forbidden => "forbidden",
             ErrorType::VersionMismatch => "version_mismatch",
+            ErrorType::BadEvent => "bad_event",
             ErrorType::ResultTooLarge => "result_too_large",
             ErrorType::QueryError => "query_error",
             ErrorType::Internal => "internal",

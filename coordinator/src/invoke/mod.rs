@@ -1,13 +1,16 @@
 //! Running tasks: the [`Invoker`] trait, its in-process implementation (the embedded default and
 //! the test double), and the wrappers that add behaviour around any invoker: a concurrency
-//! limit, a per-task timeout, retries with jittered exponential backoff, and fault injection.
+//! limit, a per-task timeout, retries with jittered exponential backoff, hedged re-invocation
+//! of stragglers, and fault injection. [`lambda::LambdaInvoker`] runs tasks in AWS Lambda.
 //!
 //! The coordinator depends only on the trait; [`invoke_all`] fans a plan's tasks out through it.
+
+pub mod lambda;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -232,6 +235,104 @@ impl<I: Invoker> Invoker for Retry<I> {
     }
 }
 
+/// When to start a second copy of a straggler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HedgePolicy {
+    /// A task running longer than `factor` times the median of the query's finished tasks...
+    pub factor: f64,
+    /// ...and at least this long...
+    pub min_delay: Duration,
+    /// ...once this many of the query's tasks have finished, is started again.
+    pub min_samples: usize,
+}
+
+impl Default for HedgePolicy {
+    fn default() -> Self {
+        HedgePolicy { factor: 3.0, min_delay: Duration::from_secs(2), min_samples: 3 }
+    }
+}
+
+/// Hedged requests: a task much slower than its query's finished tasks is invoked a second
+/// time, and the first successful answer wins (the other is dropped). A failure of one copy
+/// waits for the other. Counts hedges in [`Hedge::hedges`].
+pub struct Hedge<I> {
+    inner: I,
+    policy: HedgePolicy,
+    finished: Mutex<HashMap<String, Vec<Duration>>>,
+    hedges: Arc<AtomicU64>,
+}
+
+impl<I> Hedge<I> {
+    pub fn new(inner: I, policy: HedgePolicy) -> Self {
+        Hedge { inner, policy, finished: Mutex::new(HashMap::new()), hedges: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Shared counter of hedged invocations started so far.
+    pub fn hedges(&self) -> Arc<AtomicU64> {
+        self.hedges.clone()
+    }
+
+    /// How long a task of `query_id` may run before it is hedged, once enough tasks finished.
+    fn hedge_after(&self, query_id: &str) -> Option<Duration> {
+        let finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        let durations = finished.get(query_id)?;
+        if durations.len() < self.policy.min_samples.max(1) {
+            return None;
+        }
+        let mut sorted = durations.clone();
+        sorted.sort();
+        Some(sorted[sorted.len() / 2].mul_f64(self.policy.factor).max(self.policy.min_delay))
+    }
+
+    fn record(&self, query_id: &str, took: Duration) {
+        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        if finished.len() > 64 && !finished.contains_key(query_id) {
+            finished.clear();
+        }
+        finished.entry(query_id.to_string()).or_default().push(took);
+    }
+}
+
+impl<I: Invoker> Invoker for Hedge<I> {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut primary = self.inner.invoke(task.clone());
+            loop {
+                tokio::select! {
+                    result = &mut primary => {
+                        if result.is_ok() {
+                            self.record(&task.query_id, started.elapsed());
+                        }
+                        return result;
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                        if self.hedge_after(&task.query_id).is_some_and(|after| started.elapsed() >= after) {
+                            break;
+                        }
+                    }
+                }
+            }
+            self.hedges.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(query_id = %task.query_id, task_id = task.task_id, after = ?started.elapsed(), "hedging a straggler");
+            let backup = self.inner.invoke(task.clone());
+            let first = futures::future::select(primary, backup).await;
+            let (result, other) = match first {
+                futures::future::Either::Left((result, other)) => (result, other),
+                futures::future::Either::Right((result, other)) => (result, other),
+            };
+            let result = match result {
+                Ok(partial) => Ok(partial),
+                Err(_) => other.await,
+            };
+            if result.is_ok() {
+                self.record(&task.query_id, started.elapsed());
+            }
+            result
+        })
+    }
+}
+
 /// Test wrapper: makes the first `times` invocations of chosen tasks fail with `error_type`.
 pub struct FaultInjection<I> {
     inner: I,
@@ -266,6 +367,66 @@ impl<I: Invoker> Invoker for FaultInjection<I> {
     }
 }
 
+/// Test wrapper: fails a random share of invocations (retryably, like a crashed or throttled
+/// worker) and delays another share, from a seeded generator.
+pub struct RandomFaults<I> {
+    inner: I,
+    faults: FaultRates,
+    rng: Mutex<fastrand::Rng>,
+}
+
+/// What [`RandomFaults`] injects: `fail` and `delay` are shares of invocations (0..=1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultRates {
+    pub fail: f64,
+    pub delay: f64,
+    pub delay_by: Duration,
+}
+
+impl std::str::FromStr for FaultRates {
+    type Err = String;
+
+    /// `fail=0.2,delay=0.1[,delay_ms=500]`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut rates = FaultRates { fail: 0.0, delay: 0.0, delay_by: Duration::from_millis(500) };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').ok_or_else(|| format!("expected key=value, got {part}"))?;
+            let number: f64 = value.trim().parse().map_err(|_| format!("{key}: {value} is not a number"))?;
+            match key.trim() {
+                "fail" => rates.fail = number,
+                "delay" => rates.delay = number,
+                "delay_ms" => rates.delay_by = Duration::from_millis(number as u64),
+                other => return Err(format!("unknown fault {other} (fail, delay, delay_ms)")),
+            }
+        }
+        Ok(rates)
+    }
+}
+
+impl<I> RandomFaults<I> {
+    pub fn new(inner: I, faults: FaultRates, seed: u64) -> Self {
+        RandomFaults { inner, faults, rng: Mutex::new(fastrand::Rng::with_seed(seed)) }
+    }
+}
+
+impl<I: Invoker> Invoker for RandomFaults<I> {
+    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        let (fail, delay) = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            (rng.f64() < self.faults.fail, rng.f64() < self.faults.delay)
+        };
+        Box::pin(async move {
+            if fail {
+                return Err(InvokeError::Transport { message: "injected fault".into(), retryable: true });
+            }
+            if delay {
+                tokio::time::sleep(self.faults.delay_by).await;
+            }
+            self.inner.invoke(task).await
+        })
+    }
+}
+
 /// Progress of a fan-out, reported after each finished task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Progress {
@@ -274,10 +435,11 @@ pub struct Progress {
 }
 
 /// Runs every task and returns the partials in task order; the first failure cancels the rest
-/// and is returned (no partial answer).
+/// and is returned (no partial answer), as does missing the overall `deadline`.
 pub async fn invoke_all(
     invoker: &dyn Invoker,
     tasks: Vec<Task>,
+    deadline: Option<Duration>,
     on_progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Vec<PartialResult>, crate::Error> {
     let total = tasks.len();
@@ -291,7 +453,19 @@ pub async fn invoke_all(
         .collect();
     let mut partials: Vec<Option<PartialResult>> = vec![None; total];
     let mut done = 0;
-    while let Some((id, result)) = running.next().await {
+    let expires = deadline.map(|d| tokio::time::Instant::now() + d);
+    loop {
+        let next = match expires {
+            Some(at) => match tokio::time::timeout_at(at, running.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let seconds = deadline.map_or(0, |d| d.as_secs());
+                    return Err(crate::Error::Deadline { seconds, done, total });
+                }
+            },
+            None => running.next().await,
+        };
+        let Some((id, result)) = next else { break };
         match result {
             Ok(partial) => {
                 partials[id] = Some(partial);
@@ -334,7 +508,7 @@ mod tests {
     async fn in_process_runs_tasks_in_parallel_and_in_order() {
         let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
         let tasks = (0..5).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
-        let partials = invoke_all(&invoker, tasks, &|_| {}).await.unwrap();
+        let partials = invoke_all(&invoker, tasks, None, &|_| {}).await.unwrap();
         assert_eq!(partials.iter().map(|p| p.task_id).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
         assert!(partials.iter().filter(|p| p.stats.cold_start).count() <= 2);
     }
@@ -396,10 +570,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hedges_a_straggler_and_takes_the_first_answer() {
+        /// Task 9's first invocation hangs; every other invocation answers at once.
+        struct Straggler {
+            inner: InProcessInvoker,
+            calls: Mutex<HashMap<usize, u32>>,
+        }
+        impl Invoker for Straggler {
+            fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+                let call = {
+                    let mut calls = self.calls.lock().unwrap();
+                    let n = calls.entry(task.task_id).or_default();
+                    *n += 1;
+                    *n
+                };
+                Box::pin(async move {
+                    if task.task_id == 9 && call == 1 {
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                    }
+                    self.inner.invoke(task).await
+                })
+            }
+        }
+        let straggler = Straggler {
+            inner: InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap(),
+            calls: Mutex::new(HashMap::new()),
+        };
+        let policy = HedgePolicy { factor: 2.0, min_delay: Duration::from_millis(100), min_samples: 3 };
+        let hedge = Hedge::new(straggler, policy);
+        let hedges = hedge.hedges();
+        let tasks = (0..10).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
+        let partials = invoke_all(&hedge, tasks, None, &|_| {}).await.unwrap();
+        assert_eq!(partials.len(), 10);
+        assert_eq!(hedges.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn random_faults_with_retries_still_answer_every_task() {
+        let faults: FaultRates = "fail=0.2,delay=0.1,delay_ms=5".parse().unwrap();
+        let invoker = Retry::new(
+            RandomFaults::new(InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap(), faults, 7),
+            fast_policy(10),
+        );
+        let retries = invoker.retries();
+        let tasks = (0..40).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
+        let partials = invoke_all(&invoker, tasks, None, &|_| {}).await.unwrap();
+        assert_eq!(partials.len(), 40);
+        assert!(retries.load(Ordering::Relaxed) > 0);
+        assert!("fail=2x".parse::<FaultRates>().is_err());
+    }
+
+    #[tokio::test]
     async fn a_failed_task_fails_the_fan_out() {
         let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
         let tasks = vec![task(0, "SELECT 1"), task(1, "SELECT * FROM read_parquet('/nonexistent/x.parquet')")];
-        let err = invoke_all(&invoker, tasks, &|_| {}).await.unwrap_err();
+        let err = invoke_all(&invoker, tasks, None, &|_| {}).await.unwrap_err();
         assert!(err.to_string().starts_with("task 1 (t1): missing_file"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn misses_the_deadline_loudly() {
+        struct Slow;
+        impl Invoker for Slow {
+            fn invoke(&self, _task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    unreachable!()
+                })
+            }
+        }
+        let err = invoke_all(&Slow, vec![task(0, "SELECT 1")], Some(Duration::from_millis(20)), &|_| {}).await;
+        assert!(matches!(err, Err(crate::Error::Deadline { done: 0, total: 1, .. })));
     }
 }

@@ -1,0 +1,146 @@
+//! AWS access for the serverless path: one SDK configuration (the standard credential chain,
+//! region and endpoint overrides), loaded on first use and shared by the S3 lister, the Lambda
+//! invoker, spilled-partial reads and the coordinator DuckDB's S3 secret.
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use aws_config::BehaviorVersion;
+use quack_lambda::s3::{Endpoint, S3Access};
+
+/// Where and as whom to reach AWS (or S3/Lambda-compatible stand-ins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `--region`; else the SDK's chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// `--endpoint-url`: one endpoint for both S3 and Lambda; else the SDK reads
+    /// `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_LAMBDA` and `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// The S3 endpoint from `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` (see
+    /// [`crate::config::Config::from_env`]); DuckDB needs it spelled out.
+    pub s3_endpoint_env: Option<String>,
+}
+
+impl AwsSettings {
+    /// The S3 endpoint override in effect, if any.
+    pub fn s3_endpoint(&self) -> Option<&str> {
+        self.endpoint_url.as_deref().or(self.s3_endpoint_env.as_deref())
+    }
+}
+
+/// A lazily loaded SDK configuration and the clients built from it.
+pub struct Aws {
+    settings: AwsSettings,
+    sdk: OnceLock<aws_config::SdkConfig>,
+}
+
+/// Talking to AWS failed.
+#[derive(Debug, thiserror::Error)]
+#[error("AWS credentials: {message}")]
+pub struct AwsError {
+    pub message: String,
+}
+
+impl Aws {
+    pub fn new(settings: AwsSettings) -> Self {
+        Aws { settings, sdk: OnceLock::new() }
+    }
+
+    /// The SDK configuration, loaded once (the credential chain itself resolves lazily).
+    pub fn sdk(&self) -> &aws_config::SdkConfig {
+        self.sdk.get_or_init(|| {
+            let mut loader = aws_config::defaults(BehaviorVersion::latest());
+            if let Some(region) = &self.settings.region {
+                loader = loader.region(aws_config::Region::new(region.clone()));
+            }
+            if let Some(url) = &self.settings.endpoint_url {
+                loader = loader.endpoint_url(url.clone());
+            }
+            block_on(loader.load())
+        })
+    }
+
+    /// An S3 client (path-style when an endpoint override is set, as S3-compatible stores want).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config =
+            aws_sdk_s3::config::Builder::from(self.sdk()).force_path_style(self.settings.s3_endpoint().is_some());
+        aws_sdk_s3::Client::from_conf(config.build())
+    }
+
+    /// A Lambda client without the SDK's own retries: quack's retry wrapper decides, so a
+    /// failing handler is not run three times behind its back.
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        let config = aws_sdk_lambda::config::Builder::from(self.sdk())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
+    /// Credentials, region and endpoint for DuckDB's S3 secret, resolved through the chain.
+    pub fn duckdb_access(&self) -> Result<S3Access, AwsError> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let sdk = self.sdk();
+        let provider = sdk
+            .credentials_provider()
+            .ok_or_else(|| AwsError { message: "no credential provider is configured".into() })?;
+        let credentials = block_on(provider.provide_credentials()).map_err(|e| AwsError {
+            message: format!("{}", aws_smithy_types::error::display::DisplayErrorContext(e)),
+        })?;
+        Ok(S3Access {
+            key_id: Some(credentials.access_key_id().to_string()),
+            secret: Some(credentials.secret_access_key().to_string()),
+            session_token: credentials.session_token().map(String::from),
+            region: sdk.region().map(|r| r.to_string()),
+            endpoint: self.settings.s3_endpoint().and_then(Endpoint::parse),
+        })
+    }
+}
+
+/// Runs `future` to completion from synchronous code: inside a multi-threaded tokio runtime
+/// without blocking its other tasks, elsewhere on a private runtime on a scoped thread.
+pub fn block_on<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| handle.block_on(future));
+        }
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a private tokio runtime")
+                    .block_on(future)
+            })
+            .join()
+            .expect("the blocking thread does not panic")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_endpoint_wins_over_the_environment() {
+        let settings = AwsSettings {
+            endpoint_url: Some("http://127.0.0.1:1".into()),
+            s3_endpoint_env: Some("http://127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        assert_eq!(settings.s3_endpoint(), Some("http://127.0.0.1:1"));
+    }
+
+    #[test]
+    fn block_on_works_inside_and_outside_a_runtime() {
+        assert_eq!(block_on(async { 1 }), 1);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        assert_eq!(runtime.block_on(async { block_on(async { 2 }) }), 2);
+        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(single.block_on(async { block_on(async { 3 }) }), 3);
+    }
+}

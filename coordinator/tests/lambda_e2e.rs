@@ -1,0 +1,273 @@
+//! End-to-end tests of the serverless path against real protocol peers on 127.0.0.1: the S3
+//! server and the Lambda emulator of `tests/e2e/stack.sh` (started here when not running), with
+//! real `bootstrap` workers behind the emulator.
+//!
+//! Covered here: forged events refused by the sandbox, the spill round trip, S3 listing, and
+//! queries through the Lambda backend equal to the in-process answer. The whole differential
+//! corpus, fault injection and throttling run through the CLI in `tests/e2e/run.sh`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use aws_sdk_lambda::primitives::Blob;
+use quack::partitions::Lister;
+use quack::{Backend, Config, Quack};
+use quack_lambda::{ErrorType, PartialData, TaskResponse, WIRE_VERSION};
+
+/// The running stack's settings (the `export` lines of `stack.sh up`).
+struct Stack {
+    vars: HashMap<String, String>,
+}
+
+impl Stack {
+    fn get() -> &'static Stack {
+        static STACK: OnceLock<Stack> = OnceLock::new();
+        STACK.get_or_init(|| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/e2e/stack.sh");
+            let output = std::process::Command::new("bash").arg(script).arg("up").output().expect("running stack.sh");
+            assert!(output.status.success(), "stack.sh up failed:\n{}", String::from_utf8_lossy(&output.stderr));
+            let vars = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Stack { vars }
+        })
+    }
+
+    fn var(&self, name: &str) -> &str {
+        self.vars.get(name).unwrap_or_else(|| panic!("stack.sh printed no {name}"))
+    }
+
+    fn credentials(&self) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(
+            self.var("AWS_ACCESS_KEY_ID"),
+            self.var("AWS_SECRET_ACCESS_KEY"),
+            None,
+            None,
+            "stack",
+        )
+    }
+
+    fn lambda(&self) -> aws_sdk_lambda::Client {
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .endpoint_url(self.var("AWS_ENDPOINT_URL_LAMBDA"))
+            .credentials_provider(self.credentials())
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
+    fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(self.var("AWS_ENDPOINT_URL_S3"))
+            .credentials_provider(self.credentials())
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// A Quack on the Lambda backend of this stack.
+    fn quack(&self, function: &str) -> Quack {
+        let mut config = Config::with_concurrency(4);
+        config.backend = Backend::Lambda { function: function.into() };
+        config.aws = quack::aws::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: None,
+            s3_endpoint_env: Some(self.var("AWS_ENDPOINT_URL_S3").into()),
+        };
+        config.httpfs_extension = Some(self.var("QUACK_HTTPFS_EXTENSION").into());
+        // The SDK's chain reads the stack's endpoints and credentials from the environment.
+        for (name, value) in &self.vars {
+            std::env::set_var(name, value);
+        }
+        Quack::new(config).unwrap()
+    }
+
+    /// Sends `event` as is and returns the worker's answer.
+    async fn invoke_raw(&self, function: &str, event: serde_json::Value) -> TaskResponse {
+        let output = self
+            .lambda()
+            .invoke()
+            .function_name(function)
+            .payload(Blob::new(serde_json::to_vec(&event).unwrap()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("invoke failed: {}", aws_sdk_lambda::error::DisplayErrorContext(e)));
+        assert!(output.function_error().is_none(), "function error: {:?}", output.payload());
+        serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap()
+    }
+}
+
+/// Uploads the shared test lake under `s3://lake/<prefix>/` through the S3 API; once.
+async fn upload_lake(stack: &Stack) -> String {
+    static UPLOADED: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    UPLOADED
+        .get_or_init(|| async {
+            let prefix = format!("e2e-{:x}", std::process::id());
+            let root = common::lake().root.clone();
+            let s3 = stack.s3();
+            for entry in walk(&root) {
+                let key = format!("{prefix}/{}", entry.strip_prefix(&root).unwrap().display());
+                let body = aws_sdk_s3::primitives::ByteStream::from_path(&entry).await.unwrap();
+                s3.put_object().bucket("lake").key(&key).body(body).send().await.unwrap();
+            }
+            format!("s3://lake/{prefix}")
+        })
+        .await
+        .clone()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+fn task_event(sql: &str, files: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "version": WIRE_VERSION, "query_id": "q-forged", "task_id": 0, "label": "forged",
+        "sql": sql, "files": files,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_events_are_refused() {
+    let stack = Stack::get();
+    let lake = upload_lake(stack).await;
+    let forged = [
+        ("SELECT * FROM read_text('/etc/passwd')", vec![], ErrorType::Forbidden),
+        ("SELECT * FROM read_text('/proc/self/environ')", vec![], ErrorType::Forbidden),
+        ("SELECT * FROM read_csv('/var/task/bootstrap')", vec![], ErrorType::Forbidden),
+        ("SELECT count(*) FROM read_parquet('s3://spill/partials/*')", vec![], ErrorType::Forbidden),
+        ("SELECT count(*) FROM read_parquet('s3://other-bucket/x.parquet')", vec![], ErrorType::Forbidden),
+        ("SELECT 1", vec!["/etc/passwd"], ErrorType::Forbidden),
+        ("COPY (SELECT 1) TO 's3://lake/evil.csv'", vec![], ErrorType::Forbidden),
+        ("ATTACH 's3://lake/evil.db'", vec![], ErrorType::Forbidden),
+        ("INSTALL httpfs", vec![], ErrorType::Forbidden),
+        ("LOAD '/tmp/evil.duckdb_extension'", vec![], ErrorType::Forbidden),
+        ("SET enable_external_access = true", vec![], ErrorType::Forbidden),
+        ("SELECT 1; COPY (SELECT 1) TO '/tmp/x.csv'", vec![], ErrorType::Forbidden),
+        ("SELECT * FROM glob('/tmp/*')", vec![], ErrorType::Forbidden),
+    ];
+    for (sql, files, expected) in forged {
+        let response = stack.invoke_raw("quack-worker", task_event(sql, &files)).await;
+        match response {
+            TaskResponse::Error(failure) => {
+                assert_eq!(failure.error_type, expected, "{sql}: {}", failure.message);
+                assert!(!failure.retryable, "{sql}");
+            }
+            TaskResponse::Ok(partial) => panic!("{sql} was run: {partial:?}"),
+        }
+    }
+    let not_a_task = stack.invoke_raw("quack-worker", serde_json::json!({"hello": "world"})).await;
+    assert!(matches!(not_a_task, TaskResponse::Error(ref f) if f.error_type == ErrorType::BadEvent), "{not_a_task:?}");
+    // The allowed prefix still works for an honest task.
+    let file = format!("{lake}/zones/zones.parquet");
+    let honest = stack
+        .invoke_raw("quack-worker", task_event(&format!("SELECT count(*) AS n FROM read_parquet('{file}')"), &[&file]))
+        .await;
+    assert!(matches!(honest, TaskResponse::Ok(_)), "{honest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_partials_spill_to_s3_and_the_coordinator_deletes_them() {
+    let stack = Stack::get();
+    let lake = upload_lake(stack).await;
+    let file = format!("{lake}/zones/zones.parquet");
+    let response = stack
+        .invoke_raw("quack-worker-spill", task_event(&format!("SELECT * FROM read_parquet('{file}')"), &[&file]))
+        .await;
+    let TaskResponse::Ok(partial) = response else { panic!("{response:?}") };
+    let PartialData::Spilled { url } = &partial.data else { panic!("not spilled: {:?}", partial.stats) };
+    assert!(url.starts_with("s3://spill/partials/q-forged/"), "{url}");
+    let s3 = stack.s3();
+    let bytes = quack_lambda::spill::take(&s3, url).await.unwrap();
+    let (_, batches) = quack_lambda::ipc::decode(&bytes).unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows() as u64).sum::<u64>(), partial.stats.rows);
+    assert!(quack_lambda::spill::take(&s3, url).await.is_err(), "the spilled object was not deleted");
+
+    // Through the coordinator: every partial spills, the answer is exact, nothing is left behind.
+    let sql = format!(
+        "SELECT vendor_id, count(*) AS n, sum(fare_amount) AS fare FROM read_parquet('{lake}/trips/*/*.parquet', \
+         hive_partitioning = true) GROUP BY ALL ORDER BY vendor_id"
+    );
+    let quack = stack.quack("quack-worker-spill");
+    let (batches, report) = quack.query_batches(&sql).await.unwrap();
+    let local = Quack::embedded(Config::with_concurrency(2)).unwrap();
+    let local_sql = sql.replace(&lake, &common::lake().path());
+    let (expected, _) = local.query_batches(&local_sql).await.unwrap();
+    assert_eq!(pretty(&batches), pretty(&expected));
+    assert!(report.tasks > 1);
+    let left =
+        s3.list_objects_v2().bucket("spill").prefix(format!("partials/{}/", report.query_id)).send().await.unwrap();
+    assert_eq!(left.key_count().unwrap_or(0), 0, "spilled partials left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_s3_globs_like_local_ones() {
+    let stack = Stack::get();
+    let lake = upload_lake(stack).await;
+    let lister = quack::s3::S3Lister::new(stack.s3());
+    let remote = lister.list(&format!("{lake}/trips/*/*.parquet")).unwrap();
+    let local = quack::partitions::LocalLister.list(&format!("{}/trips/*/*.parquet", common::lake().path())).unwrap();
+    assert_eq!(remote.len(), local.len());
+    for (r, l) in remote.iter().zip(&local) {
+        assert_eq!(r.path.strip_prefix(&lake), l.path.strip_prefix(&common::lake().path()));
+        assert_eq!(r.size, l.size);
+    }
+    assert!(lister.list(&format!("{lake}/nothing/*.parquet")).unwrap().is_empty());
+    assert!(lister.list(&format!("{lake}/trips")).is_err(), "a prefix is not a file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_answers_equal_in_process_answers() {
+    let stack = Stack::get();
+    let lake = upload_lake(stack).await;
+    let quack = stack.quack("quack-worker");
+    let local = Quack::embedded(Config::with_concurrency(2)).unwrap();
+    let trips = |root: &str| format!("read_parquet('{root}/trips/*/*.parquet', hive_partitioning = true)");
+    let queries = [
+        "SELECT date, count(*) AS trips, avg(fare_amount) AS avg_fare FROM {trips} GROUP BY date ORDER BY date",
+        "SELECT median(trip_distance) AS m, stddev_samp(tip_amount) AS s FROM {trips}",
+        "SELECT count(*) FROM {trips} WHERE date BETWEEN DATE '2024-03-02' AND DATE '2024-03-04'",
+        "SELECT z.borough, count(*) AS n FROM {trips} t JOIN read_parquet('{root}/zones/zones.parquet') z \
+         ON t.pickup_location_id = z.location_id GROUP BY ALL ORDER BY n DESC, z.borough LIMIT 5",
+    ];
+    for template in queries {
+        let remote_sql = template.replace("{trips}", &trips(&lake)).replace("{root}", &lake);
+        let local_root = common::lake().path();
+        let local_sql = template.replace("{trips}", &trips(&local_root)).replace("{root}", &local_root);
+        let (remote, report) = quack.query_batches(&remote_sql).await.unwrap_or_else(|e| panic!("{remote_sql}: {e}"));
+        let (expected, _) = local.query_batches(&local_sql).await.unwrap();
+        assert_eq!(pretty(&remote), pretty(&expected), "{remote_sql}");
+        assert!(report.cost_usd.is_some_and(|c| c > 0.0), "{report:?}");
+        assert!(report.gb_seconds > 0.0 && report.requests >= report.tasks as u64, "{report:?}");
+    }
+    // A missing file is a clear, permanent error naming the file.
+    let err = quack
+        .query_batches(&format!(
+            "SELECT count(*) FROM read_parquet('{lake}/nothing/*.parquet', hive_partitioning = true)"
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing"), "{err}");
+}
+
+fn pretty(batches: &[arrow::record_batch::RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string()
+}

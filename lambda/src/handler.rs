@@ -1,0 +1,342 @@
+//! The Lambda side of the worker: its settings (read from the environment in one place), the
+//! per-container state built once at cold start, and the per-invocation handler.
+//!
+//! Contract: [`WorkerState::handle`] always answers with a [`TaskResponse`]; a classified failure
+//! is data (`status: "error"` with a stable `error_type`), never a function error. Function errors
+//! only come from crashes, which the coordinator treats as retryable.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use crate::runner::{Worker, WorkerConfig, WorkerError};
+use crate::s3::{self, S3Access};
+use crate::sandbox::Sandbox;
+use crate::spill::SpillTarget;
+use crate::wire::{ErrorType, PartialData, PartialResult, Task, TaskFailure, TaskResponse, WIRE_VERSION};
+
+/// The synchronous Invoke response limit is 6 MB; inline partials stay under this much JSON.
+pub const DEFAULT_SPILL_THRESHOLD: usize = 4 << 20;
+
+/// The worker's deployment settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaEnv {
+    /// `QUACK_HTTPFS_EXTENSION`: the httpfs extension file; default `httpfs.duckdb_extension`
+    /// next to the `bootstrap` binary (where the deployment package puts it).
+    pub httpfs: PathBuf,
+    /// `QUACK_ALLOWED_PREFIXES`: comma-separated prefixes tasks may read (`s3://lake/`). Required.
+    pub allowed_prefixes: Vec<String>,
+    /// `QUACK_SPILL_PREFIX`: where partials too large to return inline go (`s3://b/spill/`).
+    pub spill_prefix: Option<String>,
+    /// `QUACK_SPILL_THRESHOLD_BYTES`: inline answers above this many bytes of JSON spill.
+    pub spill_threshold: usize,
+    /// `QUACK_WORKER_THREADS`: DuckDB threads; default the cores Lambda gives the function.
+    pub threads: usize,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (MB); DuckDB's memory limit is 75% of it.
+    pub memory_mb: Option<u64>,
+    /// Whether `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` points S3 elsewhere (an S3-compatible
+    /// store wants path-style requests).
+    pub s3_endpoint_override: bool,
+}
+
+/// The worker's settings were not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("QUACK_ALLOWED_PREFIXES is not set: list the prefixes tasks may read, e.g. s3://my-lake/")]
+    NoAllowedPrefixes,
+    #[error("{name}={value} is not a number")]
+    NotANumber { name: &'static str, value: String },
+}
+
+impl LambdaEnv {
+    /// Reads every variable the worker uses (listed on the fields), except the AWS credentials,
+    /// which [`LambdaEnv::s3_access`] reads per invocation.
+    pub fn from_env() -> Result<LambdaEnv, EnvError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// As [`LambdaEnv::from_env`], over any variable lookup.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<LambdaEnv, EnvError> {
+        let number = |name: &'static str| -> Result<Option<u64>, EnvError> {
+            match var(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(value) => value.trim().parse().map(Some).map_err(|_| EnvError::NotANumber { name, value }),
+            }
+        };
+        let allowed_prefixes: Vec<String> = var("QUACK_ALLOWED_PREFIXES")
+            .unwrap_or_default()
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if allowed_prefixes.is_empty() {
+            return Err(EnvError::NoAllowedPrefixes);
+        }
+        let httpfs = var("QUACK_HTTPFS_EXTENSION").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
+            let dir = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_default();
+            dir.join(s3::HTTPFS_FILE)
+        });
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Ok(LambdaEnv {
+            httpfs,
+            allowed_prefixes,
+            spill_prefix: var("QUACK_SPILL_PREFIX").filter(|v| !v.trim().is_empty()),
+            spill_threshold: number("QUACK_SPILL_THRESHOLD_BYTES")?.map_or(DEFAULT_SPILL_THRESHOLD, |n| n as usize),
+            threads: number("QUACK_WORKER_THREADS")?.map_or(cores, |n| n.max(1) as usize),
+            memory_mb: number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?,
+            s3_endpoint_override: ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+                .iter()
+                .any(|name| var(name).is_some_and(|v| !v.trim().is_empty())),
+        })
+    }
+
+    /// The S3 credentials, region and endpoint from the environment, read per invocation so a
+    /// rotated session token keeps working.
+    pub fn s3_access() -> S3Access {
+        S3Access::from_vars(|name| std::env::var(name).ok())
+    }
+}
+
+/// Building the worker at cold start failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    #[error(transparent)]
+    Httpfs(#[from] s3::HttpfsError),
+    #[error("setting up the worker's DuckDB ({step}): {source}")]
+    Setup { step: &'static str, source: duckdb::Error },
+}
+
+/// What a warm container keeps between invocations.
+pub struct WorkerState {
+    worker: Mutex<Worker>,
+    access: Mutex<S3Access>,
+    sandbox: Sandbox,
+    spill: Option<SpillTarget>,
+    spill_threshold: usize,
+    memory_mb: Option<u64>,
+    started: Instant,
+    init_ms: Mutex<Option<u64>>,
+}
+
+impl WorkerState {
+    /// Builds the DuckDB instance once per container: writable directories under /tmp (Lambda's
+    /// only writable disk), httpfs from the package, the S3 secret, then the sandbox lock.
+    /// `started` is when the process started (for the cold-start figure); `s3` is the client for
+    /// spilling, built by the caller from the same environment.
+    pub fn build(env: &LambdaEnv, started: Instant, s3: Option<aws_sdk_s3::Client>) -> Result<Self, InitError> {
+        let memory_limit = env.memory_mb.map(|mb| format!("{}MB", mb * 3 / 4));
+        let worker = Worker::new(&WorkerConfig { threads: env.threads, memory_limit })?;
+        let conn = worker.connection();
+        let tmp = std::env::temp_dir();
+        let tmp = tmp.to_string_lossy();
+        let settings = format!(
+            "SET home_directory = {home}; SET extension_directory = {ext}; SET temp_directory = {temp}; \
+             SET secret_directory = {secrets}; SET allow_persistent_secrets = false; \
+             SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;",
+            home = s3::quote(&tmp),
+            ext = s3::quote(&format!("{tmp}/duckdb/extensions")),
+            temp = s3::quote(&format!("{tmp}/duckdb/spill")),
+            secrets = s3::quote(&format!("{tmp}/duckdb/secrets")),
+        );
+        conn.execute_batch(&settings).map_err(|source| InitError::Setup { step: "directories", source })?;
+        s3::load_httpfs(conn, Some(&env.httpfs))?;
+        let access = LambdaEnv::s3_access();
+        conn.execute_batch(&access.secret_sql()).map_err(|source| InitError::Setup { step: "S3 secret", source })?;
+        let sandbox = Sandbox::new(&env.allowed_prefixes);
+        sandbox.lock_down(conn).map_err(|source| InitError::Setup { step: "sandbox", source })?;
+        let spill = match (&env.spill_prefix, s3) {
+            (Some(prefix), Some(client)) => Some(SpillTarget { client, prefix: prefix.clone() }),
+            _ => None,
+        };
+        Ok(WorkerState {
+            worker: Mutex::new(worker),
+            access: Mutex::new(access),
+            sandbox,
+            spill,
+            spill_threshold: env.spill_threshold,
+            memory_mb: env.memory_mb,
+            started,
+            init_ms: Mutex::new(None),
+        })
+    }
+
+    /// Marks the worker ready; the time since process start is the cold-start figure.
+    pub fn ready(&self) {
+        let init_ms = self.started.elapsed().as_millis() as u64;
+        *self.init_ms.lock().unwrap_or_else(|p| p.into_inner()) = Some(init_ms);
+        tracing::info!(init_ms, "worker ready");
+    }
+
+    /// Runs one event: parse, check against the sandbox, run, spill when too large.
+    pub async fn handle(self: &Arc<Self>, event: serde_json::Value) -> TaskResponse {
+        let task = match parse_event(event) {
+            Ok(task) => task,
+            Err(failure) => return TaskResponse::Error(failure),
+        };
+        let span = tracing::info_span!("task", query_id = %task.query_id, task_id = task.task_id, label = %task.label);
+        match self.clone().handle_task(task).instrument(span).await {
+            Ok(partial) => TaskResponse::Ok(partial),
+            Err(failure) => {
+                tracing::warn!(error_type = %failure.error_type, message = %failure.message, "task failed");
+                TaskResponse::Error(failure)
+            }
+        }
+    }
+
+    async fn handle_task(self: Arc<Self>, task: Task) -> Result<PartialResult, TaskFailure> {
+        let received = Instant::now();
+        let state = self.clone();
+        let run_task = task.clone();
+        let mut partial = tokio::task::spawn_blocking(move || state.run_blocking(&run_task))
+            .await
+            .map_err(|e| TaskFailure::new(&task, ErrorType::Internal, format!("worker thread: {e}")))??;
+        if let PartialData::Inline { arrow_ipc } = &mut partial.data {
+            let json_bytes = arrow_ipc.len().div_ceil(3) * 4;
+            if json_bytes > self.spill_threshold {
+                let Some(spill) = &self.spill else {
+                    return Err(TaskFailure::new(
+                        &task,
+                        ErrorType::ResultTooLarge,
+                        format!(
+                            "the partial result is {json_bytes} bytes as JSON, over the {} byte inline limit, and \
+                             no QUACK_SPILL_PREFIX is set to spill it",
+                            self.spill_threshold
+                        ),
+                    ));
+                };
+                let bytes = std::mem::take(arrow_ipc);
+                let url = spill
+                    .put(&task.query_id, task.task_id, bytes)
+                    .await
+                    .map_err(|e| TaskFailure::new(&task, ErrorType::Internal, e.to_string()))?;
+                tracing::info!(%url, bytes = json_bytes, "spilled the partial");
+                partial.data = PartialData::Spilled { url };
+            }
+        }
+        partial.stats.duration_ms = received.elapsed().as_millis() as u64;
+        partial.stats.memory_mb = self.memory_mb;
+        if partial.stats.cold_start {
+            partial.stats.init_ms = *self.init_ms.lock().unwrap_or_else(|p| p.into_inner());
+        }
+        tracing::info!(
+            rows = partial.stats.rows,
+            ms = partial.stats.duration_ms,
+            cold = partial.stats.cold_start,
+            "task done"
+        );
+        Ok(partial)
+    }
+
+    fn run_blocking(&self, task: &Task) -> Result<PartialResult, TaskFailure> {
+        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        let access = LambdaEnv::s3_access();
+        {
+            let mut current = self.access.lock().unwrap_or_else(|p| p.into_inner());
+            if *current != access {
+                worker.connection().execute_batch(&access.secret_sql()).map_err(|e| {
+                    TaskFailure::new(task, ErrorType::Internal, format!("refreshing the S3 secret: {e}"))
+                })?;
+                *current = access;
+            }
+        }
+        self.sandbox.check(worker.connection(), task)?;
+        reset_peak_memory();
+        let mut partial = worker.run(task)?;
+        partial.stats.peak_memory_bytes = peak_memory();
+        Ok(partial)
+    }
+}
+
+/// The task in an event, or a failure naming what is wrong with it.
+fn parse_event(event: serde_json::Value) -> Result<Task, TaskFailure> {
+    let field = |name: &str| event.get(name).cloned();
+    let fallback = Task {
+        version: WIRE_VERSION,
+        query_id: field("query_id").and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        task_id: field("task_id").and_then(|v| v.as_u64()).unwrap_or(0) as usize,
+        label: String::new(),
+        sql: String::new(),
+        files: vec![],
+    };
+    match field("version").and_then(|v| v.as_u64()) {
+        Some(v) if v == WIRE_VERSION as u64 => {}
+        Some(v) => {
+            return Err(TaskFailure::new(
+                &fallback,
+                ErrorType::VersionMismatch,
+                format!("task has wire version {v}, this worker speaks {WIRE_VERSION}"),
+            ))
+        }
+        None => {
+            return Err(TaskFailure::new(&fallback, ErrorType::BadEvent, "the event is not a quack task (no version)"))
+        }
+    }
+    serde_json::from_value(event)
+        .map_err(|e| TaskFailure::new(&fallback, ErrorType::BadEvent, format!("the event is not a quack task: {e}")))
+}
+
+/// Resets the process's peak resident set size (Linux `clear_refs`), so the next reading is
+/// this task's peak. Best effort.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's peak resident set size since the last reset (Linux `VmHWM`).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn reads_the_environment() {
+        let env = LambdaEnv::from_vars(vars(&[
+            ("QUACK_ALLOWED_PREFIXES", "s3://lake/, s3://dims/"),
+            ("QUACK_SPILL_THRESHOLD_BYTES", "1024"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048"),
+            ("QUACK_HTTPFS_EXTENSION", "/opt/httpfs.duckdb_extension"),
+        ]))
+        .unwrap();
+        assert_eq!(env.allowed_prefixes, vec!["s3://lake/", "s3://dims/"]);
+        assert_eq!(env.spill_threshold, 1024);
+        assert_eq!(env.memory_mb, Some(2048));
+        assert_eq!(env.httpfs, PathBuf::from("/opt/httpfs.duckdb_extension"));
+        assert!(matches!(LambdaEnv::from_vars(vars(&[])), Err(EnvError::NoAllowedPrefixes)));
+        assert!(matches!(
+            LambdaEnv::from_vars(vars(&[("QUACK_ALLOWED_PREFIXES", "s3://x/"), ("QUACK_WORKER_THREADS", "many")])),
+            Err(EnvError::NotANumber { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_events_are_refused_as_data() {
+        let failure = parse_event(serde_json::json!({"sql": "SELECT 1"})).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::BadEvent);
+        let failure = parse_event(serde_json::json!({"version": 99, "task_id": 4})).unwrap_err();
+        assert_eq!((failure.error_type, failure.task_id), (ErrorType::VersionMismatch, 4));
+        let failure = parse_event(serde_json::json!({"version": WIRE_VERSION, "sql": 3})).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::BadEvent);
+    }
+
+    #[test]
+    fn reads_peak_memory_on_linux() {
+        reset_peak_memory();
+        assert!(peak_memory().unwrap_or(1) > 0);
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The differential corpus through the Lambda backend, against the stack of stack.sh (S3 server
+# and Lambda emulator with real workers):
+#   1. the whole corpus, plain;
+#   2. the whole corpus with faults injected around the invoker (20% of invocations fail, 10% are
+#      delayed): retries must keep every answer exact;
+#   3. part of the corpus through a front that answers 429 TooManyRequests to every third Invoke;
+#   4. part of the corpus on the worker that spills every partial over 1 KiB to S3, after which no
+#      spilled object may be left.
+#   tests/e2e/run.sh LAKE_DIR VENV_PYTHON QUERIES...     (the stack's exports in the environment)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+lake="$1"; python="$2"; shift 2
+queries=(); for q in "$@"; do queries+=(--queries "$q"); done
+: "${QUACK_STACK_S3_DIR:?run eval \"\$(tests/e2e/stack.sh up)\" first}"
+quack="${CARGO_TARGET_DIR:-$ROOT/../.quack-target}/release/quack"
+check="${QUACK_SHARED:-$ROOT/../shared}/lakecheck/check.py"
+step() { printf '\n== e2e: %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
+
+# Put the lake in the S3 server's bucket `lake` (s3s-fs keeps objects as files under DIR/<bucket>/).
+name="$(basename "$lake")"
+if [ ! -f "$QUACK_STACK_S3_DIR/lake/$name/.complete" ]; then
+  rm -rf "${QUACK_STACK_S3_DIR:?}/lake/$name"
+  cp -r "$lake" "$QUACK_STACK_S3_DIR/lake/$name"
+fi
+s3lake="s3://lake/$name"
+run_check() { "$python" "$check" --lake "$s3lake" --truth-lake "$lake" "$@" -- "$quack" query --format csv --quiet; }
+
+step "corpus through Lambda ($s3lake)"
+QUACK_MAX_ATTEMPTS=4 run_check "${queries[@]}"
+
+step "corpus with injected faults (fail 20%, delay 10%)"
+QUACK_INJECT_FAULTS="fail=0.2,delay=0.1,delay_ms=300" QUACK_MAX_ATTEMPTS=12 run_check "${queries[@]}"
+
+step "throttling: every third Invoke answered 429"
+portfile="$(mktemp)"
+"$python" "$ROOT/tests/e2e/throttle_proxy.py" --upstream "$AWS_ENDPOINT_URL_LAMBDA" --every 3 --port-file "$portfile" &
+proxy=$!
+trap 'kill $proxy 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$(cat "$portfile")" QUACK_MAX_ATTEMPTS=10 \
+  run_check --queries "$ROOT/tests/queries/e2e-subset.sql"
+throttled="$(cat "$portfile.count" 2>/dev/null || echo 0)"
+echo "throttled invocations: $throttled"
+[ "$throttled" -gt 0 ] || { echo "the proxy throttled nothing" >&2; exit 1; }
+kill $proxy; trap - EXIT
+
+step "spill: every partial over 1 KiB goes through S3"
+QUACK_FUNCTION=quack-worker-spill run_check --queries "$ROOT/tests/queries/e2e-subset.sql"
+spilled="$(cat "$QUACK_STACK_S3_DIR"/../quack-worker-spill-*.log | grep -c 'spilled the partial' || true)"
+left="$(find "$QUACK_STACK_S3_DIR/spill" -type f | wc -l)"
+echo "spilled partials: $spilled, left in the spill bucket: $left"
+[ "$spilled" -gt 0 ] || { echo "nothing spilled" >&2; exit 1; }
+[ "$left" -eq 0 ] || { echo "spilled partials left behind" >&2; exit 1; }
