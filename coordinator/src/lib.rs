@@ -233,9 +233,9 @@ impl Quack {
             bytes_read: plan.specs.iter().map(|s| s.bytes()).sum(),
             requests,
             gb_seconds,
-            cost_usd: lambda.then(|| {
-                gb_seconds * self.config.pricing.per_gb_second + requests as f64 * self.config.pricing.per_request
-            }),
+            cost_usd: lambda.then_some(
+                gb_seconds * self.config.pricing.per_gb_second + requests as f64 * self.config.pricing.per_request,
+            ),
             partial_rows: partials.iter().map(|p| p.stats.rows).sum(),
             worker_ms: partials.iter().map(|p| p.stats.duration_ms).sum(),
             plan_ms,

@@ -66,7 +66,7 @@ pub fn write(conn: &Connection, sql: &str, format: Format, destination: &Destina
                     Box::new(std::fs::File::create(path).map_err(|e| output_error(e.to_string()))?)
                 }
             };
-            writeln!(sink, "{text}").map_err(|e| output_error(e.to_string()))?;
+            writeln!(sink, "{text}").and_then(|_| sink.flush()).map_err(|e| output_error(e.to_string()))?;
             return Ok(rows);
         }
     };

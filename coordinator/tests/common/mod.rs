@@ -122,6 +122,11 @@ fn cell_eq(a: &str, b: &str) -> bool {
 pub fn assert_same(name: &str, sql: &str, ordered: bool, config: Config) {
     let want = truth(sql);
     let got = quack_csv(sql, config).unwrap_or_else(|e| panic!("{name}: quack failed: {e}\n{sql}"));
+    assert_rows(name, sql, got, want, ordered);
+}
+
+/// Asserts two CSV answers (header first) are the same, as [`assert_same`] compares them.
+pub fn assert_rows(name: &str, sql: &str, got: Vec<Vec<String>>, want: Vec<Vec<String>>, ordered: bool) {
     assert_eq!(got[0], want[0], "{name}: header differs");
     let (mut g, mut w) = (got[1..].to_vec(), want[1..].to_vec());
     if !ordered {
