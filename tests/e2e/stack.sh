@@ -82,7 +82,7 @@ start_workers() { # function-name count extra-env...
       AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET \
       AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" \
       QUACK_ALLOWED_PREFIXES=s3://lake/ QUACK_SPILL_PREFIX=s3://spill/partials/ \
-      QUACK_HTTPFS_EXTENSION="$HTTPFS" QUACK_WORKER_THREADS=1 RUST_LOG=info \
+      QUACK_HTTPFS_EXTENSION="$HTTPFS" QUACK_WORKER_THREADS="${QUACK_STACK_WORKER_THREADS:-4}" RUST_LOG=info \
       "$@" "$BOOTSTRAP" >>"$STACK/$function-$i.log" 2>&1 &
     echo $! >>"$STACK/pids"
   done
