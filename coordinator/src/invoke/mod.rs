@@ -496,6 +496,18 @@ mod tests {
         }
     }
 
+    /// An invoker that never answers in time.
+    struct Slow;
+
+    impl Invoker for Slow {
+        fn invoke(&self, _task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                unreachable!()
+            })
+        }
+    }
+
     fn fast_policy(attempts: u32) -> RetryPolicy {
         RetryPolicy {
             max_attempts: attempts,
@@ -556,15 +568,6 @@ mod tests {
 
     #[tokio::test]
     async fn times_out_slow_tasks() {
-        struct Slow;
-        impl Invoker for Slow {
-            fn invoke(&self, _task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-                Box::pin(async {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    unreachable!()
-                })
-            }
-        }
         let invoker = Timeout::new(Slow, Duration::from_millis(10));
         assert!(matches!(invoker.invoke(task(0, "SELECT 1")).await, Err(InvokeError::Timeout { .. })));
     }
@@ -630,15 +633,6 @@ mod tests {
 
     #[tokio::test]
     async fn misses_the_deadline_loudly() {
-        struct Slow;
-        impl Invoker for Slow {
-            fn invoke(&self, _task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-                Box::pin(async {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    unreachable!()
-                })
-            }
-        }
         let err = invoke_all(&Slow, vec![task(0, "SELECT 1")], Some(Duration::from_millis(20)), &|_| {}).await;
         assert!(matches!(err, Err(crate::Error::Deadline { done: 0, total: 1, .. })));
     }
