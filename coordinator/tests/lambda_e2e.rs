@@ -274,3 +274,13 @@ async fn lambda_csv(quack: &Quack, sql: &str) -> (Vec<Vec<String>>, quack::Query
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     (common::read_csv(&path), report)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_function_fails_at_once_and_says_which() {
+    let stack = Stack::get();
+    let invoker = quack::invoke::lambda::LambdaInvoker::new(stack.lambda(), "no-such-function", stack.s3());
+    let task = serde_json::from_value(task_event("SELECT 1", &[])).unwrap();
+    let error = quack::invoke::Invoker::invoke(&invoker, task).await.unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    assert!(error.to_string().contains("no-such-function"), "{error}");
+}
