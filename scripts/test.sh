@@ -50,6 +50,9 @@ if [ -d "$shared/lakecheck" ]; then
     --queries "$shared/lakecheck/queries/visible.sql" \
     --queries tests/queries/extra.sql \
     -- "$CARGO_TARGET_DIR/release/quack" query --format csv
+  step "quack du against lakeview's SQL (hive, AWS Parquet and AWS CSV inventories, bad inputs)"
+  "$venv/bin/python" tests/du/check_du.py --quack "$CARGO_TARGET_DIR/release/quack" --lake "$lake" \
+    --work "$cache/du-check"
   (
     eval "$stack_env"
     bash tests/e2e/run.sh "$lake" "$venv/bin/python" \

@@ -36,6 +36,9 @@ pub enum Error {
     /// The query's tasks did not all finish before the overall deadline.
     #[error("the query's tasks did not finish within the {seconds} s deadline ({done} of {total} done)")]
     Deadline { seconds: u64, done: usize, total: usize },
+    /// An S3 Inventory location or report is missing or unreadable.
+    #[error("inventory {location}: {message}")]
+    Inventory { location: String, message: String },
     /// The configuration is not usable.
     #[error("configuration: {message}")]
     Config { message: String },

@@ -10,8 +10,10 @@
 pub mod aws;
 pub mod config;
 pub mod demo;
+pub mod du;
 pub mod engine;
 pub mod error;
+pub mod inventory;
 pub mod invoke;
 pub mod output;
 pub mod partitions;
@@ -133,6 +135,19 @@ impl Quack {
         let aws = Arc::new(aws::Aws::new(config.aws.clone()));
         let hedges = Arc::new(AtomicU64::new(0));
         Ok(Quack { config, engine, lister, invoker, retries, hedges, aws, s3_enabled: Mutex::new(false) })
+    }
+
+    /// The lister for local paths and `s3://` URLs.
+    pub fn lister(&self) -> &dyn Lister {
+        self.lister.as_ref()
+    }
+
+    /// The output columns of `sql` as the coordinator's DuckDB binds it.
+    pub fn describe(&self, sql: &str) -> Result<Vec<engine::Column>> {
+        if sql.contains("s3://") || sql.contains("s3a://") {
+            self.enable_s3()?;
+        }
+        self.engine.describe(sql).map_err(|message| Error::Bind { message })
     }
 
     /// Shared counter of task retries (for progress displays).

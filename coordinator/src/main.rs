@@ -50,6 +50,39 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Storage per common prefix from S3 Inventory reports (like ncdu; lakeview-compatible).
+    Du {
+        /// The inventory: `.../<source-bucket>/<config-id>/` (or its hive/ folder) in S3 or a local
+        /// copy, or a plain hive directory (`dt=.../*.parquet`).
+        #[arg(long, env = "QUACK_INVENTORY")]
+        inventory: String,
+        /// The report date (`2024-03-04-00-00`); default the newest.
+        #[arg(long)]
+        date: Option<String>,
+        /// Compare with this report: size_left (--date), size_right (this), diff.
+        #[arg(long)]
+        compare: Option<String>,
+        /// Only keys under this prefix (a literal, not a pattern).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// The delimiter common prefixes end at.
+        #[arg(long, default_value = "/")]
+        delimiter: String,
+        /// Levels below the prefix to group at.
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        /// Break sizes down further: storage-class.
+        #[arg(long, value_enum)]
+        by: Option<DuBy>,
+        /// List the report dates, newest first, and exit.
+        #[arg(long)]
+        dates: bool,
+        /// Output format: table (sizes in KiB, MiB...), json (lakeview's /du shape) or csv.
+        #[arg(long, short, default_value = "table", value_enum)]
+        format: DuFormat,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
     /// Write a demo lake and run the headline queries on it.
     Demo {
         /// Where to write the lake.
@@ -129,6 +162,18 @@ struct EngineArgs {
     /// No progress bar and no summary line.
     #[arg(long, short = 'q', env = "QUACK_QUIET")]
     quiet: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DuFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DuBy {
+    StorageClass,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -250,6 +295,44 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             tracing::info!(?report, "query done");
         }
+        Command::Du { inventory, date, compare, prefix, delimiter, depth, by, dates, format, engine } => {
+            let quack = Quack::new(engine.config()?)?;
+            if dates {
+                let mut text = String::new();
+                for date in quack::du::dates(&quack, &inventory)? {
+                    text.push_str(&date);
+                    text.push('\n');
+                }
+                return write_stdout(&text);
+            }
+            let options = quack::du::DuOptions {
+                inventory,
+                date,
+                compare,
+                prefix,
+                delimiter,
+                depth,
+                by_storage_class: by == Some(DuBy::StorageClass),
+            };
+            let answer = quack::du::du(&quack, &options).await?;
+            let text = match format {
+                DuFormat::Table => answer.to_table(),
+                DuFormat::Json => format!("{}\n", serde_json::to_string_pretty(&answer.to_json())?),
+                DuFormat::Csv => answer.to_csv(),
+            };
+            write_stdout(&text)?;
+            if !engine.quiet
+                && (std::io::stderr().is_terminal() || matches!(quack.config().backend, Backend::Lambda { .. }))
+            {
+                eprintln!(
+                    "{}",
+                    summary(
+                        &answer.report,
+                        Duration::from_millis(answer.report.plan_ms + answer.report.map_ms + answer.report.reduce_ms)
+                    )
+                );
+            }
+        }
         Command::Explain { sql, engine } => {
             let sql = read_sql(sql)?;
             let quack = Quack::new(engine.config()?)?;
@@ -306,6 +389,16 @@ fn summary(report: &QueryReport, elapsed: Duration) -> String {
         report.reduce_ms
     ));
     line
+}
+
+/// Writes `text` to stdout; a closed pipe (`quack du | head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
 }
 
 /// The SQL argument, or stdin when it is `-`.

@@ -29,6 +29,11 @@ pub trait Lister: Send + Sync {
     /// Files matching `pattern` (a path, or a glob with `*`, `**`, `?`, `[...]`). An empty list
     /// when nothing matches.
     fn list(&self, pattern: &str) -> Result<Vec<FileEntry>>;
+
+    /// The contents of a small text object (a manifest, a symlink list). Local files by default.
+    fn read_to_string(&self, path: &str) -> Result<String> {
+        std::fs::read_to_string(path).map_err(|e| Error::List { path: path.to_string(), message: e.to_string() })
+    }
 }
 
 /// Lists local files.

@@ -34,7 +34,27 @@ impl S3Lister {
     }
 }
 
+impl S3Lister {
+    async fn get_text(&self, url: &str) -> std::result::Result<String, String> {
+        let (bucket, key) = quack_lambda::s3::split_url(url).ok_or("not an s3:// URL")?;
+        let object = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| format!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|e| format!("not UTF-8 text: {e}"))
+    }
+}
+
 impl Lister for S3Lister {
+    fn read_to_string(&self, path: &str) -> Result<String> {
+        block_on(self.get_text(path)).map_err(|message| Error::List { path: path.to_string(), message })
+    }
+
     fn list(&self, pattern: &str) -> Result<Vec<FileEntry>> {
         let list_error = |message: String| Error::List { path: pattern.to_string(), message };
         let (bucket, key_pattern) =
@@ -84,12 +104,26 @@ impl RoutingLister {
     }
 }
 
+impl RoutingLister {
+    fn s3(&self) -> &S3Lister {
+        self.s3.get_or_init(|| S3Lister::new(self.aws.s3()))
+    }
+}
+
 impl Lister for RoutingLister {
     fn list(&self, pattern: &str) -> Result<Vec<FileEntry>> {
         if is_s3(pattern) {
-            self.s3.get_or_init(|| S3Lister::new(self.aws.s3())).list(pattern)
+            self.s3().list(pattern)
         } else {
             LocalLister.list(pattern)
+        }
+    }
+
+    fn read_to_string(&self, path: &str) -> Result<String> {
+        if is_s3(path) {
+            self.s3().read_to_string(path)
+        } else {
+            LocalLister.read_to_string(path)
         }
     }
 }

@@ -80,7 +80,9 @@ pub fn fan_scan_of(factor: &TableFactor) -> Option<FanScan> {
         return None;
     };
     let function = object_name_last(name)?;
-    if !matches!(function.to_ascii_lowercase().as_str(), "read_parquet" | "parquet_scan") {
+    let lowered = function.to_ascii_lowercase();
+    let csv = matches!(lowered.as_str(), "read_csv" | "read_csv_auto");
+    if !csv && !matches!(lowered.as_str(), "read_parquet" | "parquet_scan") {
         return None;
     }
     let mut paths = None;
@@ -108,7 +110,10 @@ pub fn fan_scan_of(factor: &TableFactor) -> Option<FanScan> {
             _ => return None,
         }
     }
-    if !hive {
+    // A CSV scan splits exactly only when its columns are given: per-file type sniffing could
+    // read the same text as different types in different tasks.
+    let explicit_columns = options.iter().any(|o| o.to_ascii_lowercase().starts_with("columns"));
+    if !hive || (csv && !explicit_columns) {
         return None;
     }
     Some(FanScan {
@@ -220,6 +225,14 @@ mod tests {
             sql,
             "read_parquet(['d/k=it''s/f.parquet'], hive_partitioning = true, hive_types = {'k': 'VARCHAR'})"
         );
+    }
+
+    #[test]
+    fn csv_scans_fan_out_only_with_explicit_columns() {
+        let sql = "SELECT 1 FROM read_csv('d/*/*.csv.gz', hive_partitioning = true, header = false, \
+                   columns = {'key': 'VARCHAR', 'size': 'BIGINT'})";
+        assert_eq!(scans(sql).len(), 1);
+        assert!(scans("SELECT 1 FROM read_csv('d/*/*.csv', hive_partitioning = true)").is_empty());
     }
 
     #[test]

@@ -1,0 +1,374 @@
+//! `quack du`: storage per common prefix from S3 Inventory reports, with lakeview's semantics,
+//! as one SQL query through the same planner, invoker and reducer as `quack query` (so it fans
+//! out per inventory data file).
+//!
+//! Semantics: keys under `prefix` (a literal, compared with `starts_with`, never `LIKE`),
+//! grouped at the next `delimiter` (a key with no further delimiter is a leaf, shown by its
+//! name; otherwise the segment plus the delimiter), `depth` levels down; only current versions
+//! (`is_latest` true or NULL) and no delete markers (`is_delete_marker` false or NULL). With a
+//! compare date: every prefix of either report, sizes 0 where absent, `diff = left - right`,
+//! sorted by |diff| desc, then size_left desc, size_right desc, prefix.
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::inventory::{Inventory, Layout, Report, ReportFormat};
+use crate::rewrite::scan::quote_literal;
+use crate::Quack;
+
+/// What to sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuOptions {
+    pub inventory: String,
+    /// The report; the newest when `None`.
+    pub date: Option<String>,
+    /// A second report to compare with.
+    pub compare: Option<String>,
+    pub prefix: String,
+    pub delimiter: String,
+    /// Levels below the prefix to group at (1: lakeview's).
+    pub depth: usize,
+    /// One row per prefix and storage class.
+    pub by_storage_class: bool,
+}
+
+impl Default for DuOptions {
+    fn default() -> Self {
+        DuOptions {
+            inventory: String::new(),
+            date: None,
+            compare: None,
+            prefix: String::new(),
+            delimiter: "/".into(),
+            depth: 1,
+            by_storage_class: false,
+        }
+    }
+}
+
+/// A `du` answer.
+#[derive(Debug, Clone)]
+pub struct DuAnswer {
+    pub prefix: String,
+    pub delimiter: String,
+    pub date: String,
+    pub compare: Option<String>,
+    pub sql: String,
+    /// Output column names (also when there are no rows).
+    pub columns: Vec<String>,
+    pub batches: Vec<RecordBatch>,
+    pub report: crate::QueryReport,
+}
+
+/// The report dates under `inventory`, newest first.
+pub fn dates(quack: &Quack, inventory: &str) -> Result<Vec<String>> {
+    Ok(Inventory::open(quack.lister(), inventory)?.dates)
+}
+
+/// Builds the du query for `options` (resolving the inventory and its reports).
+pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> {
+    if options.delimiter.is_empty() {
+        return Err(Error::Config { message: "the delimiter cannot be empty".into() });
+    }
+    if options.depth == 0 {
+        return Err(Error::Config { message: "--depth must be at least 1".into() });
+    }
+    let inventory = Inventory::open(quack.lister(), &options.inventory)?;
+    let date = options.date.clone().unwrap_or_else(|| inventory.newest().to_string());
+    let left = inventory.report(quack.lister(), &date)?;
+    let right = match &options.compare {
+        Some(compare) => Some(inventory.report(quack.lister(), compare)?),
+        None => None,
+    };
+    if let Some(right) = &right {
+        if right.format != left.format {
+            return Err(Error::Inventory {
+                location: inventory.location.clone(),
+                message: format!("reports {} and {} have different formats or columns", left.date, right.date),
+            });
+        }
+    }
+    let mut files = left.files.clone();
+    if let Some(right) = &right {
+        files.extend(right.files.iter().cloned());
+    }
+    // Which report a row belongs to: the hive `dt` of its path, or its file in AWS's layout.
+    let by_file = matches!(inventory.layout, Layout::Aws { .. }) && right.is_some();
+    let scan = Report::scan(&files, &left.format, by_file);
+    let columns = match &left.format {
+        ReportFormat::Csv { columns } => columns.clone(),
+        ReportFormat::Parquet => quack
+            .describe(&format!("SELECT * FROM read_parquet({})", quote_literal(&left.files[0])))?
+            .into_iter()
+            .map(|c| c.name)
+            .collect(),
+    };
+    let has = |name: &str| columns.iter().any(|c| c == name);
+    let csv = matches!(left.format, ReportFormat::Csv { .. });
+    let key = if csv { "url_decode(replace(key, '+', ' '))".to_string() } else { "key".to_string() };
+    let size = if csv { "CAST(size AS BIGINT)" } else { "size" };
+    let flag = |name: &str, keep_when_null: &str| -> String {
+        if !has(name) {
+            return "TRUE".into();
+        }
+        let value = if csv { format!("CAST(nullif({name}, '') AS BOOLEAN)") } else { name.to_string() };
+        format!("({keep_when_null}{value} OR {value} IS NULL)")
+    };
+    let latest = flag("is_latest", "");
+    let not_deleted = flag("is_delete_marker", "NOT ");
+    let last_modified = if has("last_modified_date") {
+        "try_cast(last_modified_date AS TIMESTAMP)".to_string()
+    } else {
+        "CAST(NULL AS TIMESTAMP)".to_string()
+    };
+    let storage_class = if has("storage_class") { "storage_class" } else { "CAST(NULL AS VARCHAR)" };
+    let prefix = quote_literal(&options.prefix);
+    let delimiter = quote_literal(&options.delimiter);
+    let rest = format!("substr({key}, length({prefix}) + 1)");
+    let common_prefix = if options.depth == 1 {
+        format!("CASE WHEN strpos({rest}, {delimiter}) = 0 THEN {rest} ELSE split_part({rest}, {delimiter}, 1) || {delimiter} END")
+    } else {
+        format!(
+            "CASE WHEN len(string_split({rest}, {delimiter})) <= {depth} THEN {rest} \
+             ELSE array_to_string(string_split({rest}, {delimiter})[1:{depth}], {delimiter}) || {delimiter} END",
+            depth = options.depth
+        )
+    };
+    let dt = match (&right, by_file) {
+        (None, _) => None,
+        (Some(_), true) => {
+            let list = left.files.iter().map(|f| quote_literal(f)).collect::<Vec<_>>().join(", ");
+            Some(format!(
+                "CASE WHEN list_contains([{list}], filename) THEN {} ELSE {} END",
+                quote_literal(&left.date),
+                quote_literal(&right.as_ref().expect("compare").date)
+            ))
+        }
+        (Some(_), false) => Some("dt".to_string()),
+    };
+    let class_column = if options.by_storage_class { ", storage_class" } else { "" };
+    let inner = format!(
+        "SELECT {common_prefix} AS common_prefix, {size} AS size, {last_modified} AS last_modified, \
+         {storage_class} AS storage_class{dt_column} FROM {scan} \
+         WHERE starts_with({key}, {prefix}) AND {latest} AND {not_deleted}",
+        dt_column = dt.as_ref().map(|d| format!(", {d} AS dt")).unwrap_or_default(),
+    );
+    let sql = match &right {
+        None => format!(
+            "SELECT common_prefix{class_column}, CAST(sum(size) AS BIGINT) AS size, count(*) AS objects, \
+             max(last_modified) AS last_modified FROM ({inner}) GROUP BY ALL \
+             ORDER BY size DESC, common_prefix{class_column}"
+        ),
+        Some(right) => {
+            let (l, r) = (quote_literal(&left.date), quote_literal(&right.date));
+            format!(
+                "SELECT common_prefix{class_column}, size_left, size_right, size_left - size_right AS diff, \
+                 objects_left, objects_right FROM (\
+                 SELECT common_prefix{class_column}, \
+                 CAST(coalesce(sum(size) FILTER (WHERE dt = {l}), 0) AS BIGINT) AS size_left, \
+                 CAST(coalesce(sum(size) FILTER (WHERE dt = {r}), 0) AS BIGINT) AS size_right, \
+                 count(*) FILTER (WHERE dt = {l}) AS objects_left, count(*) FILTER (WHERE dt = {r}) AS objects_right \
+                 FROM ({inner}) GROUP BY ALL) \
+                 ORDER BY abs(size_left - size_right) DESC, size_left DESC, size_right DESC, common_prefix{class_column}"
+            )
+        }
+    };
+    Ok((date, sql))
+}
+
+/// Runs `du`.
+pub async fn du(quack: &Quack, options: &DuOptions) -> Result<DuAnswer> {
+    let (date, sql) = plan_sql(quack, options)?;
+    let (batches, report) = quack.query_batches(&sql).await?;
+    let columns = match batches.first() {
+        Some(batch) => batch.schema().fields().iter().map(|f| f.name().clone()).collect(),
+        None => quack.describe(&sql)?.into_iter().map(|c| c.name).collect(),
+    };
+    Ok(DuAnswer {
+        columns,
+        prefix: options.prefix.clone(),
+        delimiter: options.delimiter.clone(),
+        date,
+        compare: options.compare.clone(),
+        sql,
+        batches,
+        report,
+    })
+}
+
+impl DuAnswer {
+    fn rows(&self) -> Vec<Vec<Cell>> {
+        let mut rows = Vec::new();
+        for batch in &self.batches {
+            for row in 0..batch.num_rows() {
+                rows.push((0..batch.num_columns()).map(|c| Cell::of(batch.column(c).as_ref(), row)).collect());
+            }
+        }
+        rows
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.columns.clone()
+    }
+
+    /// lakeview's `/du` JSON: `{"prefix","delimiter","date","compare","response":[...]}`, with
+    /// exact integers.
+    pub fn to_json(&self) -> serde_json::Value {
+        let names = self.names();
+        let response: Vec<serde_json::Value> = self
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let object: serde_json::Map<String, serde_json::Value> =
+                    names.iter().cloned().zip(row.into_iter().map(Cell::into_json)).collect();
+                serde_json::Value::Object(object)
+            })
+            .collect();
+        serde_json::json!({
+            "prefix": self.prefix,
+            "delimiter": self.delimiter,
+            "date": self.date,
+            "compare": self.compare,
+            "response": response,
+        })
+    }
+
+    /// CSV with a header and exact integers.
+    pub fn to_csv(&self) -> String {
+        let mut out = self.names().join(",");
+        out.push('\n');
+        for row in self.rows() {
+            let cells: Vec<String> = row.iter().map(|c| csv_field(&c.text())).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// A table with sizes in base 1024 (one decimal) and a total line.
+    pub fn to_table(&self) -> String {
+        let names = self.names();
+        let rows = self.rows();
+        let size_like = |name: &str| matches!(name, "size" | "size_left" | "size_right" | "diff");
+        let mut table: Vec<Vec<String>> = vec![names.clone()];
+        for row in &rows {
+            table.push(
+                row.iter()
+                    .zip(&names)
+                    .map(|(cell, name)| match (cell, size_like(name)) {
+                        (Cell::Int(n), true) => signed_human(*n),
+                        (cell, _) => cell.text(),
+                    })
+                    .collect(),
+            );
+        }
+        let widths: Vec<usize> =
+            (0..names.len()).map(|c| table.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let mut out = String::new();
+        for (i, row) in table.iter().enumerate() {
+            let line: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(c, text)| {
+                    let pad = widths[c] - text.chars().count();
+                    if c == 0 || i == 0 {
+                        format!("{text}{}", " ".repeat(pad))
+                    } else {
+                        format!("{}{text}", " ".repeat(pad))
+                    }
+                })
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+        let total: i64 = rows
+            .iter()
+            .filter_map(|r| names.iter().position(|n| n == "size" || n == "size_left").and_then(|i| r[i].int()))
+            .sum();
+        let compare = self.compare.as_ref().map(|c| format!(" (compared with {c})")).unwrap_or_default();
+        out.push_str(&format!(
+            "{} prefixes under {:?} in the {} report{compare}: {}\n",
+            rows.len(),
+            self.prefix,
+            self.date,
+            crate::plan::human_bytes(total.max(0) as u64)
+        ));
+        out
+    }
+}
+
+fn signed_human(n: i64) -> String {
+    let text = crate::plan::human_bytes(n.unsigned_abs());
+    if n < 0 {
+        format!("-{text}")
+    } else {
+        text
+    }
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// One value of a du answer.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Cell {
+    fn of(array: &dyn Array, row: usize) -> Cell {
+        use arrow::datatypes::DataType;
+        if array.is_null(row) {
+            return Cell::Null;
+        }
+        match array.data_type() {
+            DataType::Int64 => {
+                Cell::Int(array.as_any().downcast_ref::<arrow::array::Int64Array>().expect("int64").value(row))
+            }
+            _ => Cell::Text(arrow::util::display::array_value_to_string(array, row).unwrap_or_default()),
+        }
+    }
+
+    fn int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Int(n) => n.to_string(),
+            Cell::Text(t) => t.clone(),
+        }
+    }
+
+    fn into_json(self) -> serde_json::Value {
+        match self {
+            Cell::Null => serde_json::Value::Null,
+            Cell::Int(n) => n.into(),
+            Cell::Text(t) => t.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanizes_signed_sizes_and_quotes_csv() {
+        assert_eq!(signed_human(-1536), "-1.5 KiB");
+        assert_eq!(signed_human(10), "10 B");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}

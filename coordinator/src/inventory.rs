@@ -1,0 +1,314 @@
+//! S3 Inventory reports: finding them under `--inventory`, their dates, and each report's data
+//! files, format and columns, as a scan the planner can fan out.
+//!
+//! Layouts, local or in S3:
+//! - AWS's: `<config-id>/hive/dt=YYYY-MM-DD-HH-MM/symlink.txt` lists the report's data files
+//!   (`s3://.../<config-id>/data/<uuid>.parquet|.csv.gz|.orc`), and
+//!   `<config-id>/YYYY-MM-DDTHH-MMZ/manifest.json` gives `fileFormat`, `fileSchema` and `files`.
+//!   `--inventory` names `<config-id>/` or its `hive/` folder. In a local copy, the `s3://` URLs
+//!   resolve to the same path below `<config-id>/` in the copy.
+//! - A plain hive directory of Parquet files: `dt=.../*.parquet`.
+
+use crate::error::{Error, Result};
+use crate::partitions::{hive_segments, Lister};
+use crate::rewrite::scan::quote_literal;
+
+/// Where the reports are and how they are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// The `--inventory` location, without a trailing `/`.
+    pub location: String,
+    pub layout: Layout,
+    /// Report dates (`2024-03-04-00-00`), newest first.
+    pub dates: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// AWS's layout: `root` is the `<config-id>` folder.
+    Aws { root: String },
+    /// `dt=.../*.parquet` directly under the location.
+    Hive,
+}
+
+/// The data format of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportFormat {
+    Parquet,
+    /// Gzipped CSV without a header; the columns come from the manifest's `fileSchema`.
+    Csv {
+        columns: Vec<String>,
+    },
+}
+
+/// One report: its files and how to read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub date: String,
+    pub files: Vec<String>,
+    pub format: ReportFormat,
+}
+
+fn not_found(location: &str, message: impl Into<String>) -> Error {
+    Error::Inventory { location: location.to_string(), message: message.into() }
+}
+
+impl Inventory {
+    /// Finds the reports under `location`.
+    pub fn open(lister: &dyn Lister, location: &str) -> Result<Inventory> {
+        let location = location.trim_end_matches('/').to_string();
+        if location.is_empty() {
+            return Err(not_found("", "no inventory location given"));
+        }
+        let dates_of = |pattern: &str| -> Result<Vec<String>> {
+            let mut dates: Vec<String> = lister
+                .list(pattern)?
+                .iter()
+                .filter_map(|f| hive_segments(&f.path).into_iter().rev().find(|(k, _)| k == "dt").map(|(_, v)| v))
+                .collect();
+            dates.sort();
+            dates.dedup();
+            dates.reverse();
+            Ok(dates)
+        };
+        for (root, hive) in [(location.clone(), format!("{location}/hive")), parent_of_hive(&location)] {
+            if root.is_empty() {
+                continue;
+            }
+            let dates = dates_of(&format!("{hive}/dt=*/symlink.txt"))?;
+            if !dates.is_empty() {
+                return Ok(Inventory { location, layout: Layout::Aws { root }, dates });
+            }
+        }
+        let dates = dates_of(&format!("{location}/dt=*/*"))?;
+        if !dates.is_empty() {
+            return Ok(Inventory { location, layout: Layout::Hive, dates });
+        }
+        Err(not_found(
+            &location,
+            "no S3 Inventory report here: expected hive/dt=*/symlink.txt (AWS's layout) or dt=*/*.parquet",
+        ))
+    }
+
+    /// The newest report's date.
+    pub fn newest(&self) -> &str {
+        &self.dates[0]
+    }
+
+    /// The report of `date`, or an error listing the dates there are.
+    pub fn report(&self, lister: &dyn Lister, date: &str) -> Result<Report> {
+        if !self.dates.iter().any(|d| d == date) {
+            return Err(not_found(
+                &self.location,
+                format!("no report for {date}; available (newest first): {}", self.dates.join(", ")),
+            ));
+        }
+        match &self.layout {
+            Layout::Hive => {
+                let files = lister.list(&format!("{}/dt={date}/*.parquet", self.location))?;
+                if files.is_empty() {
+                    return Err(not_found(&self.location, format!("report {date} has no .parquet files")));
+                }
+                Ok(Report {
+                    date: date.to_string(),
+                    files: files.into_iter().map(|f| f.path).collect(),
+                    format: ReportFormat::Parquet,
+                })
+            }
+            Layout::Aws { root } => self.aws_report(lister, root, date),
+        }
+    }
+
+    fn aws_report(&self, lister: &dyn Lister, root: &str, date: &str) -> Result<Report> {
+        let symlink = format!("{root}/hive/dt={date}/symlink.txt");
+        let listed: Vec<String> = lister
+            .read_to_string(&symlink)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|url| self.resolve(root, url))
+            .collect::<Result<_>>()?;
+        let manifest_path = format!("{root}/{}/manifest.json", manifest_folder(date));
+        let manifest = match lister.read_to_string(&manifest_path) {
+            Ok(text) => Some(Manifest::parse(&text).map_err(|m| not_found(&manifest_path, m))?),
+            Err(_) => None,
+        };
+        let files = match &manifest {
+            Some(manifest) if !manifest.keys.is_empty() => {
+                let bucket_root =
+                    manifest.keys.iter().map(|k| self.resolve_key(root, k)).collect::<Result<Vec<_>>>()?;
+                bucket_root
+            }
+            _ => listed,
+        };
+        if files.is_empty() {
+            return Err(not_found(&self.location, format!("report {date} lists no data files")));
+        }
+        // Every data file must be there: a report with a missing file would silently undercount.
+        let data_dir = files[0].rsplit_once('/').map(|(dir, _)| dir.to_string()).unwrap_or_default();
+        let present: std::collections::HashSet<String> =
+            lister.list(&format!("{data_dir}/*"))?.into_iter().map(|f| f.path).collect();
+        if let Some(missing) = files.iter().find(|f| !present.contains(*f)) {
+            return Err(not_found(&self.location, format!("report {date}: data file {missing} is missing")));
+        }
+        let format_name = match &manifest {
+            Some(m) => m.file_format.to_ascii_lowercase(),
+            None if files[0].ends_with(".parquet") => "parquet".into(),
+            None if files[0].ends_with(".orc") => "orc".into(),
+            None => "csv".into(),
+        };
+        let format = match format_name.as_str() {
+            "parquet" => ReportFormat::Parquet,
+            "orc" => {
+                return Err(not_found(
+                    &self.location,
+                    format!(
+                        "report {date} is in ORC, which quack cannot read (DuckDB has no ORC reader); \
+                         configure the inventory to write Parquet or CSV"
+                    ),
+                ))
+            }
+            "csv" => {
+                let Some(schema) = manifest.as_ref().map(|m| m.file_schema.clone()) else {
+                    return Err(not_found(
+                        &self.location,
+                        format!("report {date} is CSV but has no {manifest_path} to give its columns"),
+                    ));
+                };
+                let columns: Vec<String> = schema.split(',').map(|c| column_name(c.trim())).collect();
+                if !columns.iter().any(|c| c == "size") {
+                    return Err(not_found(
+                        &self.location,
+                        format!("CSV report {date} has no Size column (fileSchema: {schema}); enable the Size field"),
+                    ));
+                }
+                if !columns.iter().any(|c| c == "key") {
+                    return Err(not_found(
+                        &self.location,
+                        format!("CSV report {date} has no Key column (fileSchema: {schema})"),
+                    ));
+                }
+                ReportFormat::Csv { columns }
+            }
+            other => {
+                return Err(not_found(&self.location, format!("report {date} has an unknown fileFormat {other:?}")))
+            }
+        };
+        Ok(Report { date: date.to_string(), files, format })
+    }
+
+    /// A data file URL from symlink.txt, as this copy reads it.
+    fn resolve(&self, root: &str, url: &str) -> Result<String> {
+        if crate::s3::is_s3(root) {
+            return Ok(url.to_string());
+        }
+        let config_id = root.rsplit('/').next().unwrap_or(root);
+        let marker = format!("/{config_id}/");
+        match url.rfind(&marker) {
+            Some(at) => Ok(format!("{root}/{}", &url[at + marker.len()..])),
+            None => Err(not_found(&self.location, format!("cannot place {url} below {root} (no /{config_id}/ in it)"))),
+        }
+    }
+
+    /// A manifest `files[].key` (relative to the destination bucket) as this copy reads it.
+    fn resolve_key(&self, root: &str, key: &str) -> Result<String> {
+        let config_id = root.rsplit('/').next().unwrap_or(root);
+        let marker = format!("{config_id}/");
+        let suffix = match key.rfind(&format!("/{marker}")) {
+            Some(at) => &key[at + marker.len() + 1..],
+            None if key.starts_with(&marker) => &key[marker.len()..],
+            None => return Err(not_found(&self.location, format!("cannot place manifest file {key} below {root}"))),
+        };
+        Ok(format!("{root}/{suffix}"))
+    }
+}
+
+/// `(root, hive dir)` when `location` is itself the `hive/` folder.
+fn parent_of_hive(location: &str) -> (String, String) {
+    match location.strip_suffix("/hive") {
+        Some(root) => (root.to_string(), location.to_string()),
+        None => (String::new(), String::new()),
+    }
+}
+
+/// `2024-03-04-00-00` → `2024-03-04T00-00Z` (the manifest's folder).
+fn manifest_folder(date: &str) -> String {
+    match date.get(..10).zip(date.get(11..)) {
+        Some((day, time)) => format!("{day}T{time}Z"),
+        None => date.to_string(),
+    }
+}
+
+/// `LastModifiedDate` → `last_modified_date`, `ETag` → `e_tag`, as in AWS's Parquet reports.
+pub fn column_name(field: &str) -> String {
+    match field {
+        "ETag" => return "e_tag".into(),
+        "VersionId" => return "version_id".into(),
+        _ => {}
+    }
+    let mut out = String::new();
+    for (i, c) in field.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+struct Manifest {
+    file_format: String,
+    file_schema: String,
+    keys: Vec<String>,
+}
+
+impl Manifest {
+    fn parse(text: &str) -> std::result::Result<Manifest, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let keys = value
+            .get("files")
+            .and_then(|f| f.as_array())
+            .map(|files| files.iter().filter_map(|f| f.get("key").and_then(|k| k.as_str()).map(String::from)).collect())
+            .unwrap_or_default();
+        Ok(Manifest { file_format: field("fileFormat"), file_schema: field("fileSchema"), keys })
+    }
+}
+
+impl Report {
+    /// The report as a scan quack fans out per data file, with `filename` when asked (to tell
+    /// two reports apart in one scan).
+    pub fn scan(files: &[String], format: &ReportFormat, filename: bool) -> String {
+        let list = files.iter().map(|f| quote_literal(f)).collect::<Vec<_>>().join(", ");
+        let filename = if filename { ", filename = true" } else { "" };
+        match format {
+            ReportFormat::Parquet => format!("read_parquet([{list}], hive_partitioning = true{filename})"),
+            ReportFormat::Csv { columns } => {
+                let columns =
+                    columns.iter().map(|c| format!("{}: 'VARCHAR'", quote_literal(c))).collect::<Vec<_>>().join(", ");
+                format!(
+                    "read_csv([{list}], hive_partitioning = true, header = false, compression = 'gzip', \
+                     columns = {{{columns}}}{filename})"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_columns_like_aws_parquet_reports() {
+        assert_eq!(column_name("LastModifiedDate"), "last_modified_date");
+        assert_eq!(column_name("IsDeleteMarker"), "is_delete_marker");
+        assert_eq!(column_name("ETag"), "e_tag");
+        assert_eq!(column_name("Size"), "size");
+        assert_eq!(manifest_folder("2024-03-04-00-00"), "2024-03-04T00-00Z");
+    }
+}
