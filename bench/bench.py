@@ -36,6 +36,24 @@ FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY
 ) GROUP BY common_prefix ORDER BY size DESC, common_prefix""",
 }
 
+# `quack du` against lakeview's SQL (DU_STMT / DU_DIFF_STMT, in DuckDB) over the same inventory.
+LAKEVIEW_CP = "CASE len(string_split(key, '/')) WHEN 1 THEN split_part(key, '/', 1) ELSE split_part(key, '/', 1) || '/' END"
+LAKEVIEW_WHERE = "(is_latest OR is_latest IS NULL) AND (NOT is_delete_marker OR is_delete_marker IS NULL)"
+DU = {
+    "du": (["--date", "2024-03-04-00-00"], f"""SELECT common_prefix, sum(size) AS size FROM (
+  SELECT {LAKEVIEW_CP} AS common_prefix, size FROM read_parquet('{{lake}}/inventory/*/*.parquet', hive_partitioning = true)
+  WHERE dt = '2024-03-04-00-00' AND {LAKEVIEW_WHERE}) GROUP BY common_prefix ORDER BY size DESC"""),
+    "du_compare": (["--date", "2024-03-04-00-00", "--compare", "2024-03-01-00-00"], f"""WITH one_day AS (
+  SELECT common_prefix, sum(size) AS total, dt FROM (
+    SELECT {LAKEVIEW_CP} AS common_prefix, size, dt FROM read_parquet('{{lake}}/inventory/*/*.parquet', hive_partitioning = true)
+    WHERE {LAKEVIEW_WHERE}) GROUP BY common_prefix, dt)
+SELECT common_prefix, coalesce(d1.total, 0) AS size_left, coalesce(d2.total, 0) AS size_right,
+  coalesce(d1.total, 0) - coalesce(d2.total, 0) AS diff
+FROM (SELECT * FROM one_day WHERE dt = '2024-03-04-00-00') d1
+FULL OUTER JOIN (SELECT * FROM one_day WHERE dt = '2024-03-01-00-00') d2 USING (common_prefix)
+ORDER BY abs(diff) DESC, size_left DESC, size_right DESC"""),
+}
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -60,16 +78,21 @@ def main():
         cmd += ["--concurrency", str(a.concurrency)]
     con = duckdb.connect()
     print(f"cores: {os.cpu_count()}, runs per query: {a.runs} (median), lake: {lake}")
-    print(f"{'query':<22}{'quack s':>10}{'duckdb s':>10}{'ratio':>8}")
+    print(f"{'query':<26}{'quack s':>10}{'duckdb s':>10}{'ratio':>8}")
     ratios = []
-    for name, template in QUERIES.items():
-        if a.only and name != a.only:
+    cases = [(name, cmd + [sql.replace("{lake}", lake)], sql.replace("{lake}", lake)) for name, sql in QUERIES.items()]
+    du_cmd = [a.quack, "du", "--format", "csv", "--inventory", os.path.join(lake, "inventory")]
+    if a.concurrency:
+        du_cmd += ["--concurrency", str(a.concurrency)]
+    objects = con.execute(f"SELECT count(*) FROM read_parquet('{lake}/inventory/dt=2024-03-04-00-00/*.parquet')").fetchone()[0]
+    cases += [(f"{name} ({objects / 1e6:.1f}M obj)", du_cmd + extra, sql.replace("{lake}", lake)) for name, (extra, sql) in DU.items()]
+    for name, argv, sql in cases:
+        if a.only and not name.startswith(a.only):
             continue
-        sql = template.replace("{lake}", lake)
         quack_times, duck_times = [], []
         for run in range(a.runs + 1):
             t0 = time.perf_counter()
-            p = subprocess.run(cmd + [sql], capture_output=True, text=True)
+            p = subprocess.run(argv, capture_output=True, text=True)
             t_quack = time.perf_counter() - t0
             if p.returncode != 0:
                 sys.exit(f"{name}: quack failed: {p.stderr}")
@@ -81,7 +104,7 @@ def main():
                 duck_times.append(t_duck)
         q, d = statistics.median(quack_times), statistics.median(duck_times)
         ratios.append(q / d)
-        print(f"{name:<22}{q:>10.3f}{d:>10.3f}{q / d:>8.2f}", flush=True)
+        print(f"{name:<26}{q:>10.3f}{d:>10.3f}{q / d:>8.2f}", flush=True)
     if ratios:
         print(f"geometric mean ratio: {statistics.geometric_mean(ratios):.2f}")
 

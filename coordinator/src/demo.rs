@@ -5,7 +5,10 @@
 //! - `trips/date=YYYY-MM-DD/*.parquet`: taxi-like trips for March 2024, skewed per day;
 //! - `zones.parquet`: 265 pickup zones with their borough;
 //! - `inventory/dt=YYYY-MM-DD-00-00/*.parquet`: an S3-Inventory-shaped listing of a bucket that
-//!   grows day by day, with versions, delete markers and storage classes.
+//!   grows day by day, with versions, delete markers and storage classes;
+//! - `inventory-aws/demo-bucket/daily/`: the same reports in AWS's layout, as a local copy of
+//!   `s3://demo-inventory/demo-bucket/daily/`: `data/<uuid>.parquet` (two files per report),
+//!   `hive/dt=.../symlink.txt` and `YYYY-MM-DDT00-00Z/manifest.json`.
 
 use std::path::Path;
 
@@ -30,7 +33,7 @@ impl Default for DemoSize {
 /// Writes the demo lake into `dir` (replacing a previous demo lake there).
 pub fn generate(dir: &Path, size: DemoSize) -> Result<()> {
     let demo_error = |message: String| Error::Demo { path: dir.display().to_string(), message };
-    for sub in ["trips", "inventory", "zones.parquet"] {
+    for sub in ["trips", "inventory", "inventory-aws", "zones.parquet"] {
         let path = dir.join(sub);
         if path.is_dir() {
             std::fs::remove_dir_all(&path).map_err(|e| demo_error(e.to_string()))?;
@@ -108,7 +111,58 @@ pub fn generate(dir: &Path, size: DemoSize) -> Result<()> {
         trips_dir = path("trips"),
         inventory_dir = path("inventory"),
     );
-    conn.execute_batch(&sql).map_err(|e| demo_error(e.to_string()))
+    conn.execute_batch(&sql).map_err(|e| demo_error(e.to_string()))?;
+    write_aws_inventory(&conn, dir).map_err(demo_error)
+}
+
+/// The demo inventory again in AWS's layout (see the module doc).
+fn write_aws_inventory(conn: &duckdb::Connection, dir: &Path) -> std::result::Result<(), String> {
+    let root = dir.join("inventory-aws/demo-bucket/daily");
+    let url_root = "s3://demo-inventory/demo-bucket/daily";
+    std::fs::create_dir_all(root.join("data")).map_err(|e| e.to_string())?;
+    for k in 0..4u32 {
+        let dt = format!("2024-03-{:02}-00-00", 1 + k);
+        let mut files = Vec::new();
+        for part in 0..2u32 {
+            let name = format!("data/5e1f{k:04x}-{part:04x}-4a6b-9c3d-7e8f{:08x}.parquet", k * 31 + part * 7);
+            let path = root.join(&name);
+            conn.execute_batch(&format!(
+                "COPY (SELECT * EXCLUDE (dt) FROM read_parquet({src}) WHERE hash(key) % 2 = {part} ORDER BY key) \
+                 TO {dst} (FORMAT parquet)",
+                src = quote_literal(&format!("{}/inventory/dt={dt}/*.parquet", dir.display())),
+                dst = quote_literal(&path.display().to_string()),
+            ))
+            .map_err(|e| e.to_string())?;
+            let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+            files.push((name, size));
+        }
+        let hive = root.join(format!("hive/dt={dt}"));
+        std::fs::create_dir_all(&hive).map_err(|e| e.to_string())?;
+        let symlink: String = files.iter().map(|(name, _)| format!("{url_root}/{name}\n")).collect();
+        std::fs::write(hive.join("symlink.txt"), symlink).map_err(|e| e.to_string())?;
+        let manifest_dir = root.join(format!("2024-03-{:02}T00-00Z", 1 + k));
+        std::fs::create_dir_all(&manifest_dir).map_err(|e| e.to_string())?;
+        let manifest = serde_json::json!({
+            "sourceBucket": "demo-bucket",
+            "destinationBucket": "arn:aws:s3:::demo-inventory",
+            "version": "2016-11-30",
+            "creationTimestamp": format!("{}", 1_709_251_200_000u64 + u64::from(k) * 86_400_000),
+            "fileFormat": "Parquet",
+            "fileSchema": "message s3.inventory { required binary bucket (STRING); required binary key (STRING); \
+                           optional binary version_id (STRING); optional boolean is_latest; optional boolean \
+                           is_delete_marker; optional int64 size; optional int64 last_modified_date (TIMESTAMP(MILLIS,true)); \
+                           optional binary e_tag (STRING); optional binary storage_class (STRING); }",
+            "files": files.iter().map(|(name, size)| serde_json::json!({
+                "key": format!("demo-bucket/daily/{name}"), "size": size, "MD5checksum": "",
+            })).collect::<Vec<_>>(),
+        });
+        std::fs::write(
+            manifest_dir.join("manifest.json"),
+            serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The headline queries `quack demo` runs: (title, SQL) over the lake in `dir`.
@@ -170,6 +224,10 @@ mod tests {
         let reports = std::fs::read_dir(dir.path().join("inventory")).unwrap().count();
         assert_eq!(reports, 4);
         assert!(dir.path().join("zones.parquet").is_file());
+        let aws = dir.path().join("inventory-aws/demo-bucket/daily");
+        assert_eq!(std::fs::read_dir(aws.join("hive")).unwrap().count(), 4);
+        assert_eq!(std::fs::read_dir(aws.join("data")).unwrap().count(), 8);
+        assert!(aws.join("2024-03-04T00-00Z/manifest.json").is_file());
         let conn = duckdb::Connection::open_in_memory().unwrap();
         let n: i64 = conn
             .query_row(
