@@ -54,3 +54,20 @@ left="$(find "$QUACK_STACK_S3_DIR/spill" -type f | wc -l)"
 echo "spilled partials: $spilled, left in the spill bucket: $left"
 [ "$spilled" -gt 0 ] || { echo "nothing spilled" >&2; exit 1; }
 [ "$left" -eq 0 ] || { echo "spilled partials left behind" >&2; exit 1; }
+
+step "du through Lambda: the demo's AWS-layout inventory in S3 equals du on the local copy"
+demo="$(mktemp -d)"
+"$quack" demo --dir "$demo" --trips 1000 --objects 20000 --no-queries >/dev/null
+rm -rf "$QUACK_STACK_S3_DIR/demo-inventory/demo-bucket"
+cp -r "$demo/inventory-aws/demo-bucket" "$QUACK_STACK_S3_DIR/demo-inventory/"
+for args in "" "--compare 2024-03-01-00-00" "--prefix backups/ --depth 2" "--by storage-class"; do
+  # shellcheck disable=SC2086
+  "$quack" du --quiet --format csv --inventory s3://demo-inventory/demo-bucket/daily/ $args >"$demo/lambda.csv"
+  # shellcheck disable=SC2086
+  "$quack" du --quiet --format csv --backend local --inventory "$demo/inventory-aws/demo-bucket/daily" $args >"$demo/local.csv"
+  if ! cmp -s "$demo/lambda.csv" "$demo/local.csv"; then
+    echo "du $args: Lambda and local answers differ" >&2; diff "$demo/lambda.csv" "$demo/local.csv" | head >&2; exit 1
+  fi
+  echo "ok   du $args ($(($(wc -l <"$demo/local.csv") - 1)) rows)"
+done
+rm -rf "$demo"

@@ -81,7 +81,7 @@ start_workers() { # function-name count extra-env...
       AWS_LAMBDA_LOG_STREAM_NAME="local-$i" AWS_REGION=us-east-1 \
       AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET \
       AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" \
-      QUACK_ALLOWED_PREFIXES=s3://lake/ QUACK_SPILL_PREFIX=s3://spill/partials/ \
+      QUACK_ALLOWED_PREFIXES=s3://lake/,s3://demo-inventory/ QUACK_SPILL_PREFIX=s3://spill/partials/ \
       QUACK_HTTPFS_EXTENSION="$HTTPFS" QUACK_WORKER_THREADS="${QUACK_STACK_WORKER_THREADS:-4}" RUST_LOG=info \
       "$@" "$BOOTSTRAP" >>"$STACK/$function-$i.log" 2>&1 &
     echo $! >>"$STACK/pids"
@@ -101,7 +101,7 @@ up() {
   fi
   mkdir -p "$STACK"
   rm -rf "$STACK/s3" "$STACK"/*.log "$STACK/pids" "$STACK/target"
-  mkdir -p "$STACK/s3/lake" "$STACK/s3/spill"
+  mkdir -p "$STACK/s3/lake" "$STACK/s3/spill" "$STACK/s3/demo-inventory"
   S3_PORT="$(free_port)"; LAMBDA_PORT="$(free_port)"
   printf 'S3_PORT=%s\nLAMBDA_PORT=%s\nHTTPFS=%s\nWORKERS=%s\n' "$S3_PORT" "$LAMBDA_PORT" "$HTTPFS" "$WORKERS" >"$STACK/ports"
   "$TOOLS/s3s/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" --access-key $KEY --secret-key $SECRET \
