@@ -57,6 +57,8 @@ if [ -d "$shared/lakecheck" ]; then
     eval "$stack_env"
     bash tests/e2e/run.sh "$lake" "$venv/bin/python" \
       "$shared/lakecheck/queries/visible.sql" tests/queries/extra.sql
+    step "dbt build on a demo lake (local target, then the s3 target on the local S3 server)"
+    bash tests/dbt/check_dbt.sh "$CARGO_TARGET_DIR/release/quack" "$cache/dbt-check" "$venv/bin/python"
   )
 else
   echo "skipping lakecheck: $shared/lakecheck not found (set QUACK_SHARED)"
