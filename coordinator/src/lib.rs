@@ -194,7 +194,16 @@ impl Quack {
 
     /// Runs `sql` and returns the answer as Arrow batches.
     pub async fn query_batches(&self, sql: &str) -> Result<(Vec<RecordBatch>, QueryReport)> {
-        let (plan, partials, mut report) = self.run_map(sql, &|_| {}).await?;
+        self.query_batches_with_progress(sql, &|_| {}).await
+    }
+
+    /// As [`Quack::query_batches`], reporting progress after each task.
+    pub async fn query_batches_with_progress(
+        &self,
+        sql: &str,
+        on_progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<(Vec<RecordBatch>, QueryReport)> {
+        let (plan, partials, mut report) = self.run_map(sql, on_progress).await?;
         let started = Instant::now();
         let conn = self.engine.lock();
         let result = reduce::load_partials(&conn, &plan.partial_columns, &partials)
