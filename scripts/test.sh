@@ -60,6 +60,8 @@ if [ -d "$shared/lakecheck" ]; then
     step "dbt build on a demo lake (local target, then the s3 target on the local S3 server)"
     bash tests/dbt/check_dbt.sh "$CARGO_TARGET_DIR/release/quack" "$cache/dbt-check" "$venv/bin/python"
   )
+  step "dashboard in headless Chromium (playwright-core), on the dbt-built demo lake"
+  bash tests/dashboard/check_ui.sh "$CARGO_TARGET_DIR" "$cache/dbt-check/lake" "$cache/dashboard-ui"
 else
   echo "skipping lakecheck: $shared/lakecheck not found (set QUACK_SHARED)"
 fi
