@@ -55,8 +55,10 @@ try {
   await page.click("#crumbs a >> nth=0");
   await page.selectOption("#du-compare", "");
   await page.check("#du-by-class");
-  await page.waitForFunction(() => document.querySelector("#du-table th:nth-child(2)")?.textContent === "storage class");
-  assert.ok((await rows("du-table")).some((r) => r[1] === "GLACIER"));
+  await page.waitForFunction(() => document.querySelector("#du-table th:nth-child(2)")?.textContent === "storage class"
+    && document.querySelector("#du-table th:nth-child(4)")?.textContent === "objects" && !document.getElementById("progress").textContent);
+  const byClass = await rows("du-table");
+  assert.ok(byClass.some((r) => r[1] === "GLACIER"), JSON.stringify(byClass.slice(0, 5)));
   await shot("storage-by-class");
 
   // 2. Trips: the dbt artifact's top pickup locations, then top-3.

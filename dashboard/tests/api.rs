@@ -190,4 +190,7 @@ async fn the_console_runs_sql_and_explains_it() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, body) = get("/api/progress", None).await;
     assert!(json(&body)["running"].is_array());
+    let (_, body) = get("/api/lake", None).await;
+    assert_eq!(json(&body)["lake"], lake());
+    assert_eq!(json(&body)["inventory"], format!("{}/inventory", lake()));
 }
