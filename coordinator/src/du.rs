@@ -179,8 +179,17 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
 
 /// Runs `du`.
 pub async fn du(quack: &Quack, options: &DuOptions) -> Result<DuAnswer> {
+    du_with_progress(quack, options, &|_| {}).await
+}
+
+/// As [`du`], reporting progress after each task.
+pub async fn du_with_progress(
+    quack: &Quack,
+    options: &DuOptions,
+    on_progress: &(dyn Fn(crate::invoke::Progress) + Send + Sync),
+) -> Result<DuAnswer> {
     let (date, sql) = plan_sql(quack, options)?;
-    let (batches, report) = quack.query_batches(&sql).await?;
+    let (batches, report) = quack.query_batches_with_progress(&sql, on_progress).await?;
     let columns = match batches.first() {
         Some(batch) => batch.schema().fields().iter().map(|f| f.name().clone()).collect(),
         None => quack.describe(&sql)?.into_iter().map(|c| c.name).collect(),

@@ -20,7 +20,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use quack::du::{DuAnswer, DuOptions};
+use quack::du::DuOptions;
 use quack::invoke::Progress;
 use quack::{Quack, QueryReport};
 use serde::{Deserialize, Serialize};
@@ -44,15 +44,26 @@ impl AppState {
         AppState { quack, lake, inventory, running: Mutex::new(HashMap::new()), next_request: AtomicU64::new(0) }
     }
 
+    /// Registers a running request for `/api/progress`; its id for [`AppState::report`].
+    fn start(&self) -> u64 {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        self.report(id, Progress::default());
+        id
+    }
+
+    fn report(&self, id: u64, progress: Progress) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, progress);
+    }
+
+    fn finish(&self, id: u64) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
     /// Runs `sql`, publishing its progress for `/api/progress` while it runs.
     async fn run(&self, sql: &str) -> Result<(Vec<RecordBatch>, QueryReport), ApiError> {
-        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let on_progress = |progress: Progress| {
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, progress);
-        };
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Progress::default());
-        let result = self.quack.query_batches_with_progress(sql, &on_progress).await;
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        let id = self.start();
+        let result = self.quack.query_batches_with_progress(sql, &|p| self.report(id, p)).await;
+        self.finish(id);
         result.map_err(ApiError::from)
     }
 }
@@ -224,24 +235,12 @@ async fn du_json(state: &AppState, params: &DuParams) -> Result<serde_json::Valu
         by_storage_class,
     };
     let started = Instant::now();
-    let (date, sql) = quack::du::plan_sql(&state.quack, &options)?;
-    let (batches, report) = state.run(&sql).await?;
-    let columns = match batches.first() {
-        Some(b) => b.schema().fields().iter().map(|f| f.name().clone()).collect(),
-        None => state.quack.describe(&sql)?.into_iter().map(|c| c.name).collect(),
-    };
-    let answer = DuAnswer {
-        prefix: options.prefix.clone(),
-        delimiter: options.delimiter.clone(),
-        date,
-        compare: options.compare.clone(),
-        sql,
-        columns,
-        batches,
-        report: report.clone(),
-    };
+    let id = state.start();
+    let answer = quack::du::du_with_progress(&state.quack, &options, &|p| state.report(id, p)).await;
+    state.finish(id);
+    let answer = answer?;
     let mut value = answer.to_json();
-    value["figures"] = serde_json::to_value(Figures::of(&report, started)).unwrap_or_default();
+    value["figures"] = serde_json::to_value(Figures::of(&answer.report, started)).unwrap_or_default();
     Ok(value)
 }
 
