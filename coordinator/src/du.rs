@@ -9,7 +9,6 @@
 //! compare date: every prefix of either report, sizes 0 where absent, `diff = left - right`,
 //! sorted by |diff| desc, then size_left desc, size_right desc, prefix.
 
-use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
@@ -207,14 +206,8 @@ pub async fn du_with_progress(
 }
 
 impl DuAnswer {
-    fn rows(&self) -> Vec<Vec<Cell>> {
-        let mut rows = Vec::new();
-        for batch in &self.batches {
-            for row in 0..batch.num_rows() {
-                rows.push((0..batch.num_columns()).map(|c| Cell::of(batch.column(c).as_ref(), row)).collect());
-            }
-        }
-        rows
+    fn rows(&self) -> Vec<Vec<serde_json::Value>> {
+        crate::output::json_rows(&self.batches)
     }
 
     fn names(&self) -> Vec<String> {
@@ -229,8 +222,7 @@ impl DuAnswer {
             .rows()
             .into_iter()
             .map(|row| {
-                let object: serde_json::Map<String, serde_json::Value> =
-                    names.iter().cloned().zip(row.into_iter().map(Cell::into_json)).collect();
+                let object: serde_json::Map<String, serde_json::Value> = names.iter().cloned().zip(row).collect();
                 serde_json::Value::Object(object)
             })
             .collect();
@@ -248,7 +240,7 @@ impl DuAnswer {
         let mut out = self.names().join(",");
         out.push('\n');
         for row in self.rows() {
-            let cells: Vec<String> = row.iter().map(|c| csv_field(&c.text())).collect();
+            let cells: Vec<String> = row.iter().map(|c| csv_field(&text(c))).collect();
             out.push_str(&cells.join(","));
             out.push('\n');
         }
@@ -265,9 +257,9 @@ impl DuAnswer {
             table.push(
                 row.iter()
                     .zip(&names)
-                    .map(|(cell, name)| match (cell, size_like(name)) {
-                        (Cell::Int(n), true) => signed_human(*n),
-                        (cell, _) => cell.text(),
+                    .map(|(cell, name)| match (cell.as_i64(), size_like(name)) {
+                        (Some(n), true) => signed_human(n),
+                        _ => text(cell),
                     })
                     .collect(),
             );
@@ -293,7 +285,7 @@ impl DuAnswer {
         }
         let total: i64 = rows
             .iter()
-            .filter_map(|r| names.iter().position(|n| n == "size" || n == "size_left").and_then(|i| r[i].int()))
+            .filter_map(|r| names.iter().position(|n| n == "size" || n == "size_left").and_then(|i| r[i].as_i64()))
             .sum();
         let compare = self.compare.as_ref().map(|c| format!(" (compared with {c})")).unwrap_or_default();
         out.push_str(&format!(
@@ -324,49 +316,12 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// One value of a du answer.
-#[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Null,
-    Int(i64),
-    Text(String),
-}
-
-impl Cell {
-    fn of(array: &dyn Array, row: usize) -> Cell {
-        use arrow::datatypes::DataType;
-        if array.is_null(row) {
-            return Cell::Null;
-        }
-        match array.data_type() {
-            DataType::Int64 => {
-                Cell::Int(array.as_any().downcast_ref::<arrow::array::Int64Array>().expect("int64").value(row))
-            }
-            _ => Cell::Text(arrow::util::display::array_value_to_string(array, row).unwrap_or_default()),
-        }
-    }
-
-    fn int(&self) -> Option<i64> {
-        match self {
-            Cell::Int(n) => Some(*n),
-            _ => None,
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Cell::Null => String::new(),
-            Cell::Int(n) => n.to_string(),
-            Cell::Text(t) => t.clone(),
-        }
-    }
-
-    fn into_json(self) -> serde_json::Value {
-        match self {
-            Cell::Null => serde_json::Value::Null,
-            Cell::Int(n) => n.into(),
-            Cell::Text(t) => t.into(),
-        }
+/// A cell as CSV/table text: NULL empty, numbers and strings as they print.
+fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

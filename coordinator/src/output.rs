@@ -86,6 +86,45 @@ pub fn query_batches(conn: &Connection, sql: &str) -> Result<Vec<RecordBatch>> {
     Ok(batches)
 }
 
+/// Rows of `batches` as JSON values: integers and floats as numbers, booleans as booleans,
+/// NULL as null, everything else as Arrow prints it (dates, timestamps, decimals, strings).
+pub fn json_rows(batches: &[RecordBatch]) -> Vec<Vec<serde_json::Value>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            rows.push(batch.columns().iter().map(|column| json_value(column.as_ref(), row)).collect());
+        }
+    }
+    rows
+}
+
+/// One cell of an Arrow array as JSON (see [`json_rows`]).
+pub fn json_value(array: &dyn arrow::array::Array, row: usize) -> serde_json::Value {
+    use arrow::datatypes::DataType;
+    if array.is_null(row) {
+        return serde_json::Value::Null;
+    }
+    let text = arrow::util::display::array_value_to_string(array, row).unwrap_or_default();
+    match array.data_type() {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => text.parse::<i64>().map(Into::into).unwrap_or(serde_json::Value::String(text)),
+        DataType::Float32 | DataType::Float64 => text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::String(text)),
+        DataType::Boolean => serde_json::Value::Bool(text == "true"),
+        _ => serde_json::Value::String(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -313,11 +312,14 @@ async fn trips_top(
     let (total_batches, _) = state
         .run(&format!("SELECT CAST(coalesce(sum(trips), 0) AS BIGINT) AS total FROM {daily} {where_clause}"))
         .await?;
-    let rows: Vec<serde_json::Value> = rows_of(&batches)
+    let rows: Vec<serde_json::Value> = quack::output::json_rows(&batches)
         .into_iter()
         .map(|r| serde_json::json!({ "pickup_location_id": r[0], "trips": r[1] }))
         .collect();
-    let total = rows_of(&total_batches).first().and_then(|r| r.first().cloned()).unwrap_or(serde_json::Value::Null);
+    let total = quack::output::json_rows(&total_batches)
+        .first()
+        .and_then(|r| r.first().cloned())
+        .unwrap_or(serde_json::Value::Null);
     Ok(Json(serde_json::json!({
         "k": k, "from": from, "to": to, "rows": rows, "total_trips": total,
         "figures": Figures::of(&report, started),
@@ -346,7 +348,7 @@ async fn query(
     let (batches, report) = state.run(&request.sql).await?;
     let columns: Vec<String> =
         batches.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect()).unwrap_or_default();
-    let all = rows_of(&batches);
+    let all = quack::output::json_rows(&batches);
     let truncated = all.len() > limit;
     let rows: Vec<Vec<serde_json::Value>> = all.into_iter().take(limit).collect();
     Ok(Json(serde_json::json!({
@@ -370,49 +372,6 @@ async fn progress(State(state): State<Arc<AppState>>) -> Json<serde_json::Value>
         .map(|p| serde_json::json!({ "done": p.done, "total": p.total }))
         .collect();
     Json(serde_json::json!({ "running": running }))
-}
-
-/// Rows as JSON values: integers as numbers, everything else as DuckDB/Arrow prints it.
-fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<serde_json::Value>> {
-    use arrow::datatypes::DataType;
-    let mut rows = Vec::new();
-    for batch in batches {
-        for row in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .map(|column| {
-                        if column.is_null(row) {
-                            return serde_json::Value::Null;
-                        }
-                        let text = arrow::util::display::array_value_to_string(column, row).unwrap_or_default();
-                        match column.data_type() {
-                            DataType::Int8
-                            | DataType::Int16
-                            | DataType::Int32
-                            | DataType::Int64
-                            | DataType::UInt8
-                            | DataType::UInt16
-                            | DataType::UInt32
-                            | DataType::UInt64 => {
-                                text.parse::<i64>().map(Into::into).unwrap_or(serde_json::Value::String(text))
-                            }
-                            DataType::Float32 | DataType::Float64 => text
-                                .parse::<f64>()
-                                .ok()
-                                .and_then(serde_json::Number::from_f64)
-                                .map(serde_json::Value::Number)
-                                .unwrap_or(serde_json::Value::String(text)),
-                            DataType::Boolean => serde_json::Value::Bool(text == "true"),
-                            _ => serde_json::Value::String(text),
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    rows
 }
 
 #[cfg(test)]
