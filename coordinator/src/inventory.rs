@@ -135,9 +135,7 @@ impl Inventory {
         };
         let files = match &manifest {
             Some(manifest) if !manifest.keys.is_empty() => {
-                let bucket_root =
-                    manifest.keys.iter().map(|k| self.resolve_key(root, k)).collect::<Result<Vec<_>>>()?;
-                bucket_root
+                manifest.keys.iter().map(|k| self.resolve_key(root, k)).collect::<Result<Vec<_>>>()?
             }
             _ => listed,
         };
@@ -202,24 +200,25 @@ impl Inventory {
         if crate::s3::is_s3(root) {
             return Ok(url.to_string());
         }
-        let config_id = root.rsplit('/').next().unwrap_or(root);
-        let marker = format!("/{config_id}/");
-        match url.rfind(&marker) {
-            Some(at) => Ok(format!("{root}/{}", &url[at + marker.len()..])),
-            None => Err(not_found(&self.location, format!("cannot place {url} below {root} (no /{config_id}/ in it)"))),
-        }
+        self.below_root(root, url)
     }
 
     /// A manifest `files[].key` (relative to the destination bucket) as this copy reads it.
     fn resolve_key(&self, root: &str, key: &str) -> Result<String> {
+        self.below_root(root, key)
+    }
+
+    /// `path` (a URL or bucket key naming `.../<config-id>/<rest>`) as `<root>/<rest>`.
+    fn below_root(&self, root: &str, path: &str) -> Result<String> {
         let config_id = root.rsplit('/').next().unwrap_or(root);
-        let marker = format!("{config_id}/");
-        let suffix = match key.rfind(&format!("/{marker}")) {
-            Some(at) => &key[at + marker.len() + 1..],
-            None if key.starts_with(&marker) => &key[marker.len()..],
-            None => return Err(not_found(&self.location, format!("cannot place manifest file {key} below {root}"))),
-        };
-        Ok(format!("{root}/{suffix}"))
+        let marker = format!("/{config_id}/");
+        let padded = format!("/{path}");
+        match padded.rfind(&marker) {
+            Some(at) => Ok(format!("{root}/{}", &padded[at + marker.len()..])),
+            None => {
+                Err(not_found(&self.location, format!("cannot place {path} below {root} (no /{config_id}/ in it)")))
+            }
+        }
     }
 }
 

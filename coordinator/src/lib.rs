@@ -144,9 +144,7 @@ impl Quack {
 
     /// The output columns of `sql` as the coordinator's DuckDB binds it.
     pub fn describe(&self, sql: &str) -> Result<Vec<engine::Column>> {
-        if sql.contains("s3://") || sql.contains("s3a://") {
-            self.enable_s3()?;
-        }
+        self.enable_s3_for(sql)?;
         self.engine.describe(sql).map_err(|message| Error::Bind { message })
     }
 
@@ -161,9 +159,7 @@ impl Quack {
 
     /// Plans `sql` without running it.
     pub fn plan(&self, sql: &str) -> Result<Plan> {
-        if sql.contains("s3://") || sql.contains("s3a://") {
-            self.enable_s3()?;
-        }
+        self.enable_s3_for(sql)?;
         let planner = plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &self.config };
         planner.plan(&new_query_id(), sql)
     }
@@ -272,8 +268,12 @@ impl Quack {
 }
 
 impl Quack {
-    /// Lets the coordinator's DuckDB (and in-process workers) read S3, once.
-    fn enable_s3(&self) -> Result<()> {
+    /// Lets the coordinator's DuckDB (and in-process workers) read S3, once, when `sql` names
+    /// an `s3://` URL.
+    fn enable_s3_for(&self, sql: &str) -> Result<()> {
+        if !(sql.contains("s3://") || sql.contains("s3a://")) {
+            return Ok(());
+        }
         let mut enabled = self.s3_enabled.lock().unwrap_or_else(|p| p.into_inner());
         if !*enabled {
             let access = self.aws.duckdb_access().map_err(|e| Error::S3 { message: e.to_string() })?;

@@ -183,6 +183,12 @@ enum BackendKind {
 }
 
 impl EngineArgs {
+    /// Whether to print the summary line: always for Lambda (it carries the cost), else when
+    /// a person watches stderr; never with --quiet.
+    fn wants_summary(&self, quack: &Quack) -> bool {
+        !self.quiet && (std::io::stderr().is_terminal() || matches!(quack.config().backend, Backend::Lambda { .. }))
+    }
+
     /// The library config: flags and QUACK_* variables, then the config file, then defaults.
     fn config(&self) -> anyhow::Result<Config> {
         let environment = Environment::read();
@@ -265,9 +271,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Query { sql, format, output, engine } => {
             let sql = read_sql(sql)?;
-            let config = engine.config()?;
-            let lambda = matches!(config.backend, Backend::Lambda { .. });
-            let quack = Quack::new(config)?;
+            let quack = Quack::new(engine.config()?)?;
             let destination = output.map(Destination::File).unwrap_or(Destination::Stdout);
             let interactive = std::io::stderr().is_terminal() && !engine.quiet;
             let bar = if interactive {
@@ -290,7 +294,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let result = quack.query_to_with_progress(&sql, format, &destination, &on_progress).await;
             bar.finish_and_clear();
             let report = result?;
-            if !engine.quiet && (lambda || interactive) {
+            if engine.wants_summary(&quack) {
                 eprintln!("{}", summary(&report, started.elapsed()));
             }
             tracing::info!(?report, "query done");
@@ -314,6 +318,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 depth,
                 by_storage_class: by == Some(DuBy::StorageClass),
             };
+            let started = Instant::now();
             let answer = quack::du::du(&quack, &options).await?;
             let text = match format {
                 DuFormat::Table => answer.to_table(),
@@ -321,16 +326,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 DuFormat::Csv => answer.to_csv(),
             };
             write_stdout(&text)?;
-            if !engine.quiet
-                && (std::io::stderr().is_terminal() || matches!(quack.config().backend, Backend::Lambda { .. }))
-            {
-                eprintln!(
-                    "{}",
-                    summary(
-                        &answer.report,
-                        Duration::from_millis(answer.report.plan_ms + answer.report.map_ms + answer.report.reduce_ms)
-                    )
-                );
+            if engine.wants_summary(&quack) {
+                eprintln!("{}", summary(&answer.report, started.elapsed()));
             }
         }
         Command::Explain { sql, engine } => {
