@@ -7,13 +7,13 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::Instrument;
 
 use crate::runner::{Worker, WorkerConfig, WorkerError};
 use crate::s3::{self, S3Access};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{check_envelope, Sandbox};
 use crate::spill::SpillTarget;
 use crate::wire::{ErrorType, PartialData, PartialResult, Task, TaskFailure, TaskResponse, WIRE_VERSION};
 
@@ -50,6 +50,24 @@ pub enum EnvError {
     NoAllowedPrefixes,
     #[error("{name}={value} is not a number")]
     NotANumber { name: &'static str, value: String },
+    #[error(
+        "QUACK_ALLOWED_PREFIXES: {prefix:?} is too broad or malformed: name a bucket (s3://my-lake/) or an \
+         absolute directory other than /, without URL parameters"
+    )]
+    BadPrefix { prefix: String },
+}
+
+/// Whether `prefix` names a bucket (`s3://b/...`) or an absolute directory other than `/`, with
+/// no URL parameters or `..`: a deployment must not grant every bucket by accident.
+fn valid_prefix(prefix: &str) -> bool {
+    let clean = !prefix.contains(['?', '#', '\\']) && !prefix.split('/').any(|s| s == "..");
+    let named = match prefix.split_once("://") {
+        Some((scheme, rest)) => {
+            !scheme.is_empty() && rest.split('/').next().is_some_and(|host| !host.is_empty() && host != "*")
+        }
+        None => prefix.starts_with('/') && !prefix.trim_matches('/').is_empty(),
+    };
+    clean && named
 }
 
 impl LambdaEnv {
@@ -75,6 +93,9 @@ impl LambdaEnv {
             .collect();
         if allowed_prefixes.is_empty() {
             return Err(EnvError::NoAllowedPrefixes);
+        }
+        if let Some(prefix) = allowed_prefixes.iter().find(|p| !valid_prefix(p)) {
+            return Err(EnvError::BadPrefix { prefix: prefix.clone() });
         }
         let httpfs = var("QUACK_HTTPFS_EXTENSION").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
             let dir = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_default();
@@ -175,14 +196,20 @@ impl WorkerState {
         tracing::info!(init_ms, "worker ready");
     }
 
-    /// Runs one event: parse, check against the sandbox, run, spill when too large.
-    pub async fn handle(self: &Arc<Self>, event: serde_json::Value) -> TaskResponse {
+    /// Runs one event: parse, check the envelope and then the SQL against the sandbox, run
+    /// (interrupting DuckDB [`interrupt_margin`] before `deadline`, the invocation's own), spill
+    /// when too large.
+    pub async fn handle(self: &Arc<Self>, event: serde_json::Value, deadline: Option<SystemTime>) -> TaskResponse {
         let task = match parse_event(event) {
             Ok(task) => task,
             Err(failure) => return TaskResponse::Error(failure),
         };
+        if let Err(message) = check_envelope(&task) {
+            tracing::warn!(query_id = ?task.query_id, %message, "refused an event");
+            return TaskResponse::Error(TaskFailure::new(&task, ErrorType::Forbidden, message));
+        }
         let span = tracing::info_span!("task", query_id = %task.query_id, task_id = task.task_id, label = %task.label);
-        match self.clone().handle_task(task).instrument(span).await {
+        match self.clone().handle_task(task, deadline).instrument(span).await {
             Ok(partial) => TaskResponse::Ok(partial),
             Err(failure) => {
                 tracing::warn!(error_type = %failure.error_type, message = %failure.message, "task failed");
@@ -191,13 +218,52 @@ impl WorkerState {
         }
     }
 
-    async fn handle_task(self: Arc<Self>, task: Task) -> Result<PartialResult, TaskFailure> {
+    async fn handle_task(
+        self: Arc<Self>,
+        task: Task,
+        deadline: Option<SystemTime>,
+    ) -> Result<PartialResult, TaskFailure> {
         let received = Instant::now();
         let state = self.clone();
         let run_task = task.clone();
-        let mut partial = tokio::task::spawn_blocking(move || state.run_blocking(&run_task))
-            .await
-            .map_err(|e| TaskFailure::new(&task, ErrorType::Internal, format!("worker thread: {e}")))??;
+        let interrupt = self.worker.lock().unwrap_or_else(|p| p.into_inner()).connection().interrupt_handle();
+        // A deadline already past is not a real one (the local emulator sends its timeout as if
+        // it were a time): then the task runs without an interrupt.
+        let budget = deadline.and_then(|d| d.duration_since(SystemTime::now()).ok()).filter(|b| !b.is_zero());
+        if deadline.is_some() && budget.is_none() {
+            tracing::warn!(?deadline, "the invocation's deadline has passed or is not a time; no interrupt is set");
+        }
+        let interrupter = budget.map(|budget| {
+            let margin = interrupt_margin(budget);
+            let fire_in = budget.saturating_sub(margin);
+            let handle = interrupt.clone();
+            (
+                margin,
+                tokio::spawn(async move {
+                    tokio::time::sleep(fire_in).await;
+                    tracing::warn!(?margin, "interrupting the task before the invocation's deadline");
+                    handle.interrupt();
+                }),
+            )
+        });
+        let ran = tokio::task::spawn_blocking(move || state.run_blocking(&run_task)).await;
+        let interrupted = interrupter.as_ref().is_some_and(|(_, timer)| timer.is_finished());
+        if let Some((_, timer)) = &interrupter {
+            timer.abort();
+        }
+        let mut partial = ran
+            .map_err(|e| TaskFailure::new(&task, ErrorType::Internal, format!("worker thread: {e}")))?
+            .map_err(|mut failure| {
+                if interrupted && failure.error_type == ErrorType::Timeout {
+                    let margin = interrupter.as_ref().map_or(Duration::ZERO, |(m, _)| *m);
+                    failure.message = format!(
+                        "the task was stopped {} ms before the function's deadline: {}",
+                        margin.as_millis(),
+                        failure.message
+                    );
+                }
+                failure
+            })?;
         if let PartialData::Inline { arrow_ipc } = &mut partial.data {
             let json_bytes = arrow_ipc.len().div_ceil(3) * 4;
             if json_bytes > self.spill_threshold {
@@ -253,6 +319,13 @@ impl WorkerState {
         partial.stats.peak_memory_bytes = peak_memory();
         Ok(partial)
     }
+}
+
+/// How long before an invocation's deadline DuckDB is interrupted, so that the worker still
+/// answers `timeout` itself instead of Lambda killing it: a tenth of the time left, between
+/// 200 ms and 2 s.
+pub fn interrupt_margin(budget: Duration) -> Duration {
+    (budget / 10).clamp(Duration::from_millis(200), Duration::from_secs(2))
 }
 
 /// The task in an event, or a failure naming what is wrong with it.
@@ -320,6 +393,15 @@ mod tests {
         assert_eq!(env.memory_mb, Some(2048));
         assert_eq!(env.httpfs, PathBuf::from("/opt/httpfs.duckdb_extension"));
         assert!(matches!(LambdaEnv::from_vars(vars(&[])), Err(EnvError::NoAllowedPrefixes)));
+        for broad in ["s3://", "s3:///x", "/", "relative/dir", "s3://lake/?x=1", "s3://lake/../x"] {
+            assert!(
+                matches!(
+                    LambdaEnv::from_vars(vars(&[("QUACK_ALLOWED_PREFIXES", broad)])),
+                    Err(EnvError::BadPrefix { .. })
+                ),
+                "{broad}"
+            );
+        }
         assert!(matches!(
             LambdaEnv::from_vars(vars(&[("QUACK_ALLOWED_PREFIXES", "s3://x/"), ("QUACK_WORKER_THREADS", "many")])),
             Err(EnvError::NotANumber { .. })
@@ -339,6 +421,14 @@ mod tests {
     #[test]
     fn reads_peak_memory_on_linux() {
         reset_peak_memory();
-        assert!(peak_memory().unwrap_or(1) > 0);
+        let peak = peak_memory().expect("Linux reports VmHWM");
+        assert!(peak > 1 << 20, "a test process peaks above 1 MiB, not {peak} bytes");
+    }
+
+    #[test]
+    fn interrupts_leave_a_margin_that_fits_the_budget() {
+        assert_eq!(interrupt_margin(Duration::from_secs(900)), Duration::from_secs(2));
+        assert_eq!(interrupt_margin(Duration::from_secs(5)), Duration::from_millis(500));
+        assert_eq!(interrupt_margin(Duration::ZERO), Duration::from_millis(200));
     }
 }

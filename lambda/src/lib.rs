@@ -14,4 +14,6 @@ pub mod spill;
 pub mod wire;
 
 pub use runner::{Worker, WorkerConfig, WorkerError};
-pub use wire::{ErrorType, PartialData, PartialResult, Task, TaskFailure, TaskResponse, TaskStats, WIRE_VERSION};
+pub use wire::{
+    valid_query_id, ErrorType, PartialData, PartialResult, Task, TaskFailure, TaskResponse, TaskStats, WIRE_VERSION,
+};

@@ -136,38 +136,107 @@ pub fn classify(task: &Task, error: &duckdb::Error) -> TaskFailure {
     TaskFailure::new(task, classify_message(&message), message)
 }
 
+/// DuckDB's exception class names, as its messages begin (`Binder Error: ...`); the C API keeps
+/// only the formatted message, whose first words are the class.
+const EXCEPTION_CLASSES: &[&str] = &[
+    "Invalid",
+    "Out of Range",
+    "Conversion",
+    "Unknown Type",
+    "Decimal",
+    "Mismatch Type",
+    "Divide by Zero",
+    "Object Size",
+    "Invalid type",
+    "Serialization",
+    "TransactionContext",
+    "Not implemented",
+    "Expression",
+    "Catalog",
+    "Parser",
+    "Binder",
+    "Planner",
+    "Scheduler",
+    "Executor",
+    "Constraint",
+    "Index",
+    "Stat",
+    "Connection",
+    "Syntax",
+    "Settings",
+    "Optimizer",
+    "NullPointer",
+    "IO",
+    "INTERRUPT",
+    "FATAL",
+    "INTERNAL",
+    "Invalid Input",
+    "Out of Memory",
+    "Permission",
+    "Parameter Not Resolved",
+    "Parameter Not Allowed",
+    "Dependency",
+    "Missing Extension",
+    "HTTP",
+    "Extension Autoloading",
+    "Sequence",
+    "Invalid Configuration",
+];
+
+/// The exception class a DuckDB message starts with (`Binder` for `Binder Error: ...`).
+pub fn exception_class(message: &str) -> Option<&'static str> {
+    let head = message.split_once(" Error: ").or_else(|| message.split_once(" Error:"))?.0;
+    EXCEPTION_CLASSES.iter().copied().find(|class| *class == head)
+}
+
+/// The HTTP status httpfs appends to a failed request's message: `... (HTTP 404)` at the end of
+/// the first line, the structured part of its format (digits elsewhere in a message, as in a
+/// file name, do not count).
+pub fn http_status(message: &str) -> Option<u16> {
+    let line = message.lines().next()?.trim_end();
+    let rest = line.strip_suffix(')')?;
+    let start = rest.rfind("(HTTP ")?;
+    let digits = &rest[start + "(HTTP ".len()..];
+    (digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+}
+
 fn classify_message(message: &str) -> ErrorType {
     let lower = message.to_ascii_lowercase();
-    let starts = |p: &str| lower.starts_with(p);
-    if starts("parser error") || starts("binder error") || starts("catalog error") || starts("not implemented") {
-        ErrorType::BadSql
-    } else if lower.contains("no files found")
-        || lower.contains("no such file")
-        || lower.contains("cannot open file")
-        || lower.contains("404")
-    {
-        ErrorType::MissingFile
-    } else if lower.contains("magic bytes")
-        || lower.contains("too small to be a parquet file")
-        || lower.contains("parquet") && (starts("invalid input error") || starts("invalid error"))
-    {
-        ErrorType::CorruptFile
-    } else if starts("permission error") || lower.contains("(http 403)") || lower.contains("access denied") {
-        ErrorType::Forbidden
-    } else if starts("out of memory") {
-        ErrorType::OutOfMemory
-    } else if starts("interrupt") {
-        ErrorType::Timeout
-    } else if lower.contains("slowdown")
-        || lower.contains("503")
-        || lower.contains("429")
-        || lower.contains("too many requests")
-    {
-        ErrorType::Throttled
-    } else if starts("conversion error") || starts("out of range") || starts("invalid input error") {
-        ErrorType::QueryError
-    } else {
-        ErrorType::Internal
+    if let Some(status) = http_status(message) {
+        return match status {
+            404 => ErrorType::MissingFile,
+            401 | 403 => ErrorType::Forbidden,
+            429 | 503 => ErrorType::Throttled,
+            500..=599 => ErrorType::Internal,
+            _ => ErrorType::QueryError,
+        };
+    }
+    match exception_class(message) {
+        Some("Parser" | "Syntax" | "Binder" | "Catalog" | "Not implemented" | "Planner" | "Dependency")
+        | Some("Parameter Not Resolved" | "Parameter Not Allowed" | "Missing Extension" | "Extension Autoloading") => {
+            ErrorType::BadSql
+        }
+        Some("Permission") => ErrorType::Forbidden,
+        Some("Out of Memory") => ErrorType::OutOfMemory,
+        Some("INTERRUPT") => ErrorType::Timeout,
+        Some("IO" | "HTTP")
+            if ["no files found", "no such file", "cannot open file", "does not exist"]
+                .iter()
+                .any(|p| lower.contains(p)) =>
+        {
+            ErrorType::MissingFile
+        }
+        Some("IO" | "Invalid Input" | "Invalid" | "Serialization")
+            if ["magic bytes", "too small to be a parquet file", "corrupt"].iter().any(|p| lower.contains(p))
+                || lower.contains("parquet") && !lower.contains("conversion") =>
+        {
+            ErrorType::CorruptFile
+        }
+        Some(
+            "Conversion" | "Out of Range" | "Invalid Input" | "Divide by Zero" | "Decimal" | "Mismatch Type"
+            | "Invalid type" | "Unknown Type" | "Constraint" | "Expression" | "Sequence",
+        ) => ErrorType::QueryError,
+        _ => ErrorType::Internal,
     }
 }
 
@@ -233,10 +302,40 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_task_answers_timeout() {
+        let mut worker = Worker::new(&WorkerConfig { threads: 2, memory_limit: None }).unwrap();
+        let handle = worker.connection().interrupt_handle();
+        let interrupter = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            handle.interrupt();
+        });
+        let slow = task("SELECT count(*) FROM range(100000000000) a", vec![]);
+        let failure = worker.run(&slow).unwrap_err();
+        interrupter.join().unwrap();
+        assert_eq!(failure.error_type, ErrorType::Timeout, "{failure}");
+        // The interrupt does not outlive the task it stopped.
+        assert!(worker.run(&task("SELECT 1", vec![])).is_ok());
+    }
+
+    #[test]
     fn classifies_messages() {
         assert_eq!(classify_message("Out of Memory Error: failed to allocate"), ErrorType::OutOfMemory);
         assert_eq!(classify_message("Conversion Error: Could not convert string 'x' to INT32"), ErrorType::QueryError);
-        assert_eq!(classify_message("HTTP Error: 503 SlowDown"), ErrorType::Throttled);
+        assert_eq!(
+            classify_message("HTTP Error: HTTP GET error on 's3://lake/x.parquet' (HTTP 503)"),
+            ErrorType::Throttled
+        );
+        assert_eq!(classify_message("HTTP Error: HTTP GET error on 's3://lake/x' (HTTP 404)"), ErrorType::MissingFile);
+        // Digits in a file name are not a status.
+        assert_eq!(
+            classify_message("IO Error: No files found that match the pattern \"s3://lake/429/503.parquet\""),
+            ErrorType::MissingFile
+        );
+        assert_eq!(classify_message("Binder Error: column 503 not found"), ErrorType::BadSql);
+        assert_eq!(classify_message("INTERRUPT Error: Interrupted!"), ErrorType::Timeout);
+        assert_eq!(classify_message("something odd about 429"), ErrorType::Internal);
+        assert_eq!(exception_class("Out of Memory Error: x"), Some("Out of Memory"));
+        assert_eq!(http_status("x (HTTP 4044)"), None);
         assert_eq!(
             classify_message(
                 "Permission Error: Cannot access file \"/etc/passwd\" - file system operations are disabled"

@@ -98,15 +98,22 @@ impl S3Access {
     }
 }
 
+/// The settings httpfs fills from `AWS_*` variables when it loads. quack keeps credentials in its
+/// secret only, so these are emptied right after loading: no SQL can read them back.
+pub const CREDENTIAL_SETTINGS: &[&str] = &["s3_access_key_id", "s3_secret_access_key", "s3_session_token"];
+
 /// Loads httpfs into `conn`: from `path` when given, else from DuckDB's extension directory
-/// (where `INSTALL` or `scripts/fetch-httpfs.sh` put it). Never downloads.
+/// (where `INSTALL` or `scripts/fetch-httpfs.sh` put it). Never downloads. Then empties the
+/// [`CREDENTIAL_SETTINGS`] that loading copied from the environment.
 pub fn load_httpfs(conn: &duckdb::Connection, path: Option<&Path>) -> Result<(), HttpfsError> {
     let sql = match path {
         Some(path) => format!("LOAD {}", quote(&path.to_string_lossy())),
         None => "LOAD httpfs".to_string(),
     };
-    conn.execute_batch(&sql)
-        .map_err(|source| HttpfsError { path: path.map(Path::to_path_buf), message: source.to_string() })
+    let error = |source: duckdb::Error| HttpfsError { path: path.map(Path::to_path_buf), message: source.to_string() };
+    conn.execute_batch(&sql).map_err(error)?;
+    let clear: String = CREDENTIAL_SETTINGS.iter().map(|name| format!("SET {name} = '';")).collect();
+    conn.execute_batch(&clear).map_err(error)
 }
 
 /// Loading httpfs failed.

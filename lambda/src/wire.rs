@@ -11,6 +11,15 @@ use serde::{Deserialize, Serialize};
 /// Version of the task / partial-result wire format. Bump on any incompatible change.
 pub const WIRE_VERSION: u32 = 1;
 
+/// Whether `id` is a well-formed query id: 1 to 64 ASCII letters, digits, `-` or `_`, starting
+/// with a letter or digit. Ids name spill and exchange objects, so both sides check them.
+pub fn valid_query_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
 /// One unit of map work: a read-only SQL query over an explicit list of files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
@@ -230,6 +239,17 @@ mod tests {
         let TaskResponse::Error(failure) = failed else { panic!("expected error") };
         assert_eq!(failure.error_type, ErrorType::CorruptFile);
         assert!(!failure.retryable);
+    }
+
+    #[test]
+    fn query_ids_are_plain_names() {
+        for good in ["q-18c2f-0a1b2c3d", "q", "Q_1"] {
+            assert!(valid_query_id(good), "{good}");
+        }
+        let long = "q".repeat(65);
+        for bad in ["", "-q", "q/../x", "q id", "q\n", long.as_str(), "q\u{e9}", "q?x"] {
+            assert!(!valid_query_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

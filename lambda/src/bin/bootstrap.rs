@@ -24,7 +24,8 @@ async fn main() -> Result<(), Error> {
     state.ready();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let state = state.clone();
-        async move { Ok::<_, Error>(state.handle(event.payload).await) }
+        let deadline = event.context.deadline();
+        async move { Ok::<_, Error>(state.handle(event.payload, Some(deadline)).await) }
     }))
     .await
 }
