@@ -6,6 +6,9 @@ pub enum Error {
     /// The SQL does not parse; line and column are 1-based.
     #[error("SQL syntax error at line {line}, column {column}: {message}")]
     Syntax { message: String, line: usize, column: usize },
+    /// The SQL may not run here: the sandbox of a worker or of the dashboard refused it.
+    #[error("forbidden: {message}")]
+    Forbidden { message: String },
     /// The SQL parses but is not something quack runs.
     #[error("unsupported query: {reason}")]
     Unsupported { reason: String },

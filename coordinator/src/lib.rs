@@ -21,9 +21,9 @@ pub mod plan;
 pub mod reduce;
 pub mod rewrite;
 pub mod s3;
+pub mod settings;
 pub mod tasks;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -36,7 +36,7 @@ pub use error::{Error, Result};
 pub use output::{Destination, Format};
 pub use plan::Plan;
 
-use invoke::{ConcurrencyLimit, Hedge, InProcessInvoker, Invoker, Progress, RandomFaults, Retry, Timeout};
+use invoke::{InProcessInvoker, Invoker, Progress, QueryRun};
 use partitions::Lister;
 
 /// Figures about one executed query.
@@ -46,17 +46,25 @@ pub struct QueryReport {
     pub strategy: String,
     pub tasks: usize,
     pub retries: u64,
+    /// Throttled attempts (each retried on the throttle budget).
+    pub throttles: u64,
     /// Stragglers invoked a second time.
     pub hedges: u64,
     pub cold_starts: usize,
     /// Bytes of the input files the tasks scan (from the listing).
     pub bytes_read: u64,
-    /// Invocations billed in Lambda: tasks, retries and hedges (`0` in process).
+    /// Invocations billed in Lambda: first attempts, retries and hedges (`0` in process).
     pub requests: u64,
-    /// Billed GB-seconds of the answered invocations, init included on cold starts (`0.0` in
-    /// process; failed and abandoned attempts are not reported by workers, so not counted).
+    /// Billed GB-seconds (`0.0` in process): answered invocations (init included on cold
+    /// starts), plus failed attempts and abandoned ones (hedge losers, timed-out attempts) for
+    /// as long as the coordinator saw them run.
     pub gb_seconds: f64,
-    /// Estimated Lambda cost in USD at the configured prices (`None` in process).
+    /// Of `gb_seconds`, the failed and abandoned attempts'.
+    pub wasted_gb_seconds: f64,
+    /// S3 requests: an estimate of the workers' GETs (two per file) plus the coordinator's
+    /// spill reads and deletes.
+    pub s3_requests: u64,
+    /// Estimated cost in USD at the configured prices: Lambda and S3 requests (`None` in process).
     pub cost_usd: Option<f64>,
     /// Rows of partial results shipped to the reduce.
     pub partial_rows: u64,
@@ -69,16 +77,54 @@ pub struct QueryReport {
     pub rows: u64,
 }
 
+/// What a plan would cost, before running it ([`Quack::estimate`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    pub tasks: usize,
+    pub files: usize,
+    /// Bytes of the input files, from the listing.
+    pub bytes: u64,
+    /// Modelled worker time: [`config::CostModel`] per task.
+    pub worker_seconds: f64,
+    /// Lambda only: GB-seconds, requests, S3 requests and cost at the configured prices.
+    pub gb_seconds: f64,
+    pub requests: u64,
+    pub s3_requests: u64,
+    pub cost_usd: Option<f64>,
+}
+
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} tasks over {} files, {} to scan, ~{:.1} s of worker time",
+            self.tasks,
+            self.files,
+            plan::human_bytes(self.bytes),
+            self.worker_seconds
+        )?;
+        if let Some(cost) = self.cost_usd {
+            write!(
+                f,
+                "; Lambda: {} requests, ~{:.2} GB-s, ~{} S3 requests, ~${cost:.6}",
+                self.requests, self.gb_seconds, self.s3_requests
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The engine: plans, fans out and reduces queries.
 pub struct Quack {
     config: Config,
     engine: engine::Engine,
     lister: Arc<dyn Lister>,
     invoker: Arc<dyn Invoker>,
-    retries: Arc<AtomicU64>,
-    hedges: Arc<AtomicU64>,
     aws: Arc<aws::Aws>,
     s3_enabled: Mutex<bool>,
+    /// When set, every query must pass the workers' sandbox check first, and the engine's
+    /// DuckDB (shared by in-process workers) reads only under the sandbox's prefixes.
+    sandbox: Option<quack_lambda::sandbox::Sandbox>,
 }
 
 impl Quack {
@@ -96,25 +142,54 @@ impl Quack {
                         message: "the Lambda backend needs a function (--function or QUACK_FUNCTION)".into(),
                     });
                 }
-                Arc::new(invoke::lambda::LambdaInvoker::new(aws.lambda(), function.clone(), aws.s3()))
+                Arc::new(
+                    invoke::lambda::LambdaInvoker::new(
+                        aws.lambda(),
+                        function.clone(),
+                        aws.s3(),
+                        config.spill_prefix.clone(),
+                    )
+                    .with_attempt_timeout(config.task_timeout),
+                )
             }
         };
-        let faulty: Arc<dyn Invoker> = match config.inject_faults {
-            Some(rates) => Arc::new(RandomFaults::new(base, rates, fastrand::u64(..))),
-            None => base,
-        };
-        let timed: Arc<dyn Invoker> = Arc::new(Timeout::new(faulty, config.task_timeout));
-        let hedge = config.hedge.clone().map(|policy| Hedge::new(timed.clone(), policy));
-        let hedges = hedge.as_ref().map_or_else(|| Arc::new(AtomicU64::new(0)), |h| h.hedges());
-        let hedged: Arc<dyn Invoker> = match hedge {
-            Some(hedge) => Arc::new(hedge),
-            None => timed,
-        };
-        let retry = Retry::new(hedged, config.retry.clone());
-        let retries = retry.retries();
-        let invoker = Arc::new(ConcurrencyLimit::new(retry, config.concurrency));
+        let invoker = invoke::stack(base, &config.stack());
         let lister = Arc::new(s3::RoutingLister::new(aws.clone()));
-        Ok(Quack { config, engine, lister, invoker, retries, hedges, aws, s3_enabled: Mutex::new(false) })
+        Ok(Quack { config, engine, lister, invoker, aws, s3_enabled: Mutex::new(false), sandbox: None })
+    }
+
+    /// A Quack for untrusted SQL (the dashboard's console): as [`Quack::new`], then its DuckDB,
+    /// which in-process workers share, is locked down to read only under `prefixes` (S3 set up
+    /// first when a prefix is an `s3://` URL), and every query must pass the same sandbox check
+    /// as a Lambda worker's task before it is planned ([`quack_lambda::sandbox::Sandbox`]).
+    pub fn sandboxed<S: AsRef<str>>(config: Config, prefixes: &[S]) -> Result<Self> {
+        let mut quack = Self::new(config)?;
+        let sandbox = quack_lambda::sandbox::Sandbox::new(prefixes);
+        if sandbox.allowed_prefixes.is_empty() {
+            return Err(Error::Config { message: "a sandboxed engine needs at least one readable prefix".into() });
+        }
+        if sandbox.allowed_prefixes.iter().any(|p| p.starts_with("s3://") || p.starts_with("s3a://")) {
+            quack.enable_s3_for("s3://")?;
+        }
+        sandbox.lock_down(&quack.engine.lock()).map_err(|source| Error::Engine { source })?;
+        quack.sandbox = Some(sandbox);
+        Ok(quack)
+    }
+
+    /// Refuses `sql` unless it passes the sandbox (when this Quack has one).
+    fn check_sandbox(&self, sql: &str) -> Result<()> {
+        let Some(sandbox) = &self.sandbox else { return Ok(()) };
+        use quack_lambda::sandbox::SqlRefusal;
+        let checked = sandbox.check_sql(&self.engine.lock(), sql);
+        match checked {
+            Ok(()) => Ok(()),
+            Err(SqlRefusal::Syntax { .. }) => Err(self
+                .engine
+                .syntax_error(sql)
+                .unwrap_or(Error::Forbidden { message: "the query does not parse".into() })),
+            Err(SqlRefusal::Forbidden { message }) => Err(Error::Forbidden { message }),
+            Err(SqlRefusal::Check { message }) => Err(Error::Bind { message }),
+        }
     }
 
     /// The embedded default: [`Quack::new`] with local in-process workers.
@@ -123,18 +198,12 @@ impl Quack {
         Self::new(config)
     }
 
-    /// A Quack over any lister and invoker (wrap the invoker in [`invoke::Retry`] yourself and
-    /// pass its counter as `retries`, or a fresh counter).
-    pub fn from_parts(
-        config: Config,
-        lister: Arc<dyn Lister>,
-        invoker: Arc<dyn Invoker>,
-        retries: Arc<AtomicU64>,
-    ) -> Result<Self> {
+    /// A Quack over any lister and invoker (wrap the invoker with [`invoke::stack`] yourself
+    /// for retries, hedging and a concurrency limit).
+    pub fn from_parts(config: Config, lister: Arc<dyn Lister>, invoker: Arc<dyn Invoker>) -> Result<Self> {
         let engine = engine::Engine::new(config.engine_threads)?;
         let aws = Arc::new(aws::Aws::new(config.aws.clone()));
-        let hedges = Arc::new(AtomicU64::new(0));
-        Ok(Quack { config, engine, lister, invoker, retries, hedges, aws, s3_enabled: Mutex::new(false) })
+        Ok(Quack { config, engine, lister, invoker, aws, s3_enabled: Mutex::new(false), sandbox: None })
     }
 
     /// The lister for local paths and `s3://` URLs.
@@ -144,13 +213,9 @@ impl Quack {
 
     /// The output columns of `sql` as the coordinator's DuckDB binds it.
     pub fn describe(&self, sql: &str) -> Result<Vec<engine::Column>> {
+        self.check_sandbox(sql)?;
         self.enable_s3_for(sql)?;
         self.engine.describe(sql).map_err(|message| Error::Bind { message })
-    }
-
-    /// Shared counter of task retries (for progress displays).
-    pub fn retries(&self) -> Arc<AtomicU64> {
-        self.retries.clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -159,9 +224,40 @@ impl Quack {
 
     /// Plans `sql` without running it.
     pub fn plan(&self, sql: &str) -> Result<Plan> {
+        self.check_sandbox(sql)?;
         self.enable_s3_for(sql)?;
         let planner = plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &self.config };
         planner.plan(&new_query_id(), sql)
+    }
+
+    /// What running `plan` would cost, by the configured [`config::CostModel`] and prices,
+    /// without invoking anything.
+    pub fn estimate(&self, plan: &Plan) -> Estimate {
+        let model = &self.config.cost_model;
+        let bytes: u64 = plan.specs.iter().map(|s| s.bytes()).sum();
+        let files: usize = plan.tasks.iter().map(|t| t.files.len()).sum();
+        let tasks = plan.tasks.len();
+        let worker_seconds =
+            tasks as f64 * model.task_overhead.as_secs_f64() + bytes as f64 / model.scan_bytes_per_second;
+        let lambda = matches!(self.config.backend, Backend::Lambda { .. });
+        let gb_seconds = if lambda { worker_seconds * self.config.lambda_memory_mb as f64 / 1024.0 } else { 0.0 };
+        let requests = if lambda { tasks as u64 } else { 0 };
+        let s3_requests = if lambda { 2 * files as u64 } else { 0 };
+        let pricing = &self.config.pricing;
+        Estimate {
+            tasks,
+            files,
+            bytes,
+            worker_seconds,
+            gb_seconds,
+            requests,
+            s3_requests,
+            cost_usd: lambda.then_some(
+                gb_seconds * pricing.per_gb_second
+                    + requests as f64 * pricing.per_request
+                    + s3_requests as f64 * pricing.per_s3_request,
+            ),
+        }
     }
 
     /// Runs `sql` and writes the answer in `format` to `destination`.
@@ -221,53 +317,75 @@ impl Quack {
         let plan_ms = started.elapsed().as_millis() as u64;
         let span = tracing::info_span!("query", query_id = %plan.query_id);
         span.in_scope(|| tracing::info!(strategy = %plan.strategy.describe(), tasks = plan.tasks.len(), "planned"));
-        let retries_before = self.retries.load(Ordering::Relaxed);
-        let hedges_before = self.hedges.load(Ordering::Relaxed);
+        let run = Arc::new(QueryRun::default());
         let map_started = Instant::now();
-        let partials = invoke::invoke_all(self.invoker.as_ref(), plan.tasks.clone(), self.config.deadline, on_progress)
-            .instrument(span)
-            .await?;
-        let retries = self.retries.load(Ordering::Relaxed) - retries_before;
-        let hedges = self.hedges.load(Ordering::Relaxed) - hedges_before;
-        let lambda = matches!(self.config.backend, Backend::Lambda { .. });
-        let gb_seconds: f64 = if lambda {
-            partials
-                .iter()
-                .map(|p| {
-                    let billed_ms = p.stats.duration_ms + p.stats.init_ms.unwrap_or(0);
-                    let memory_mb = p.stats.memory_mb.unwrap_or(self.config.lambda_memory_mb);
-                    billed_ms as f64 / 1000.0 * memory_mb as f64 / 1024.0
-                })
-                .sum()
-        } else {
-            0.0
-        };
-        let requests = if lambda { plan.tasks.len() as u64 + retries + hedges } else { 0 };
-        let report = QueryReport {
-            query_id: plan.query_id.clone(),
-            strategy: plan.strategy.describe(),
-            tasks: plan.tasks.len(),
-            retries,
-            hedges,
-            cold_starts: partials.iter().filter(|p| p.stats.cold_start).count(),
-            bytes_read: plan.specs.iter().map(|s| s.bytes()).sum(),
-            requests,
-            gb_seconds,
-            cost_usd: lambda.then_some(
-                gb_seconds * self.config.pricing.per_gb_second + requests as f64 * self.config.pricing.per_request,
-            ),
-            partial_rows: partials.iter().map(|p| p.stats.rows).sum(),
-            worker_ms: partials.iter().map(|p| p.stats.duration_ms).sum(),
-            plan_ms,
-            map_ms: map_started.elapsed().as_millis() as u64,
-            reduce_ms: 0,
-            rows: 0,
-        };
+        let partials = invoke::invoke_all(
+            self.invoker.as_ref(),
+            plan.tasks.clone(),
+            run.clone(),
+            self.config.deadline,
+            on_progress,
+        )
+        .instrument(span)
+        .await?;
+        let report = self.report(&plan, &partials, &run, plan_ms, map_started.elapsed().as_millis() as u64);
         Ok((plan, partials, report))
     }
 }
 
 impl Quack {
+    /// The figures of one executed query, from its plan, its partials and its [`QueryRun`].
+    fn report(
+        &self,
+        plan: &Plan,
+        partials: &[PartialResult],
+        run: &QueryRun,
+        plan_ms: u64,
+        map_ms: u64,
+    ) -> QueryReport {
+        let lambda = matches!(self.config.backend, Backend::Lambda { .. });
+        let gb_seconds_of = |ms: u64, memory_mb: u64| ms as f64 / 1000.0 * memory_mb as f64 / 1024.0;
+        let answered: f64 = partials
+            .iter()
+            .map(|p| {
+                let billed_ms = p.stats.duration_ms + p.stats.init_ms.unwrap_or(0);
+                gb_seconds_of(billed_ms, p.stats.memory_mb.unwrap_or(self.config.lambda_memory_mb))
+            })
+            .sum();
+        let wasted_ms = QueryRun::get(&run.failed_ms) + QueryRun::get(&run.abandoned_ms);
+        let wasted = gb_seconds_of(wasted_ms, self.config.lambda_memory_mb);
+        let files: u64 = plan.tasks.iter().map(|t| t.files.len() as u64).sum();
+        let s3_requests = if lambda { 2 * files + QueryRun::get(&run.s3_requests) } else { 0 };
+        let requests = if lambda { QueryRun::get(&run.attempts) } else { 0 };
+        let (gb_seconds, wasted_gb_seconds) = if lambda { (answered + wasted, wasted) } else { (0.0, 0.0) };
+        let pricing = &self.config.pricing;
+        QueryReport {
+            query_id: plan.query_id.clone(),
+            strategy: plan.strategy.describe(),
+            tasks: plan.tasks.len(),
+            retries: QueryRun::get(&run.retries),
+            throttles: QueryRun::get(&run.throttles),
+            hedges: QueryRun::get(&run.hedges),
+            cold_starts: partials.iter().filter(|p| p.stats.cold_start).count(),
+            bytes_read: plan.specs.iter().map(|s| s.bytes()).sum(),
+            requests,
+            gb_seconds,
+            wasted_gb_seconds,
+            s3_requests,
+            cost_usd: lambda.then_some(
+                gb_seconds * pricing.per_gb_second
+                    + requests as f64 * pricing.per_request
+                    + s3_requests as f64 * pricing.per_s3_request,
+            ),
+            partial_rows: partials.iter().map(|p| p.stats.rows).sum(),
+            worker_ms: partials.iter().map(|p| p.stats.duration_ms).sum(),
+            plan_ms,
+            map_ms,
+            reduce_ms: 0,
+            rows: 0,
+        }
+    }
+
     /// Lets the coordinator's DuckDB (and in-process workers) read S3, once, when `sql` names
     /// an `s3://` URL.
     fn enable_s3_for(&self, sql: &str) -> Result<()> {

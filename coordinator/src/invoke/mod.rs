@@ -1,21 +1,54 @@
-//! Running tasks: the [`Invoker`] trait, its in-process implementation (the embedded default and
-//! the test double), and the wrappers that add behaviour around any invoker: a concurrency
-//! limit, a per-task timeout, retries with jittered exponential backoff, hedged re-invocation
-//! of stragglers, and fault injection. [`lambda::LambdaInvoker`] runs tasks in AWS Lambda.
+//! Running tasks: the [`Invoker`] trait, its implementations ([`in_process::InProcessInvoker`],
+//! the embedded default and the test double, and [`lambda::LambdaInvoker`]), and the wrappers
+//! that add behaviour around any invoker, one per file: [`limit`] (an adaptive concurrency
+//! limit), [`timeout`], [`retry`] (backoff, with a separate budget for throttling), [`hedge`]
+//! (re-invoking stragglers) and [`faults`] (injection, for tests). [`stack`] builds them into
+//! the one order every backend uses.
 //!
-//! The coordinator depends only on the trait; [`invoke_all`] fans a plan's tasks out through it.
+//! Every invocation carries the [`QueryRun`] of its query: the wrappers count retries, hedges,
+//! throttles and attempts there, so that two queries running at once (dashboard requests) never
+//! see each other's figures. [`invoke_all`] fans a plan's tasks out and calls
+//! [`Invoker::finish`] when the query's tasks are done or abandoned.
 
+pub mod faults;
+pub mod hedge;
+pub mod in_process;
 pub mod lambda;
+pub mod limit;
+pub mod retry;
+pub mod timeout;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use quack_lambda::{ErrorType, PartialResult, Task, TaskFailure, Worker, WorkerConfig};
-use tokio::sync::Semaphore;
+use quack_lambda::{ErrorType, PartialResult, Task, TaskFailure};
+
+pub use faults::{FaultInjection, FaultRates, RandomFaults};
+pub use hedge::{Hedge, HedgePolicy};
+pub use in_process::InProcessInvoker;
+pub use limit::{AdaptiveLimit, LimitHandle};
+pub use retry::{Retry, RetryPolicy};
+pub use timeout::Timeout;
+
+/// Whether, and how, a failed invocation may be tried again. This is data decided where the
+/// failure is classified (by error type, HTTP status or Lambda's error type), never by
+/// matching message text downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retryable {
+    /// Trying again gives the same answer (bad SQL, a missing file or function, forbidden).
+    No,
+    /// Worth one more try, not more: Lambda's own timeout, out of memory, an oversized
+    /// response, a broken cold start. A second failure is final.
+    Once,
+    /// A passing fault (a crash, a 5xx, a dropped connection): back off and try again.
+    Yes,
+    /// The service asked us to slow down: back off by seconds, on a budget of its own, after
+    /// at least `retry_after` when the service said.
+    Throttled { retry_after: Option<Duration> },
+}
 
 /// Why one invocation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,408 +56,124 @@ pub enum InvokeError {
     /// The worker ran the task and reported a failure.
     #[error("{0}")]
     Task(TaskFailure),
-    /// No answer within the per-task timeout.
+    /// No answer within the per-attempt timeout.
     #[error("worker timed out after {seconds} s")]
     Timeout { seconds: u64 },
-    /// The invocation itself failed (network, service error, worker crash).
+    /// The invocation itself failed (network, service error, worker crash, a forged answer).
     #[error("{message}")]
-    Transport { message: String, retryable: bool },
+    Transport { message: String, retry: Retryable },
 }
 
 impl InvokeError {
+    /// How trying the same task again may go.
+    pub fn retryable(&self) -> Retryable {
+        match self {
+            InvokeError::Task(failure) => match failure.error_type {
+                ErrorType::Throttled => Retryable::Throttled { retry_after: None },
+                ErrorType::Timeout => Retryable::Once,
+                _ if failure.retryable => Retryable::Yes,
+                _ => Retryable::No,
+            },
+            InvokeError::Timeout { .. } => Retryable::Once,
+            InvokeError::Transport { retry, .. } => *retry,
+        }
+    }
+
     /// Whether trying the same task again can succeed.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            InvokeError::Task(failure) => failure.retryable,
-            InvokeError::Timeout { .. } => true,
-            InvokeError::Transport { retryable, .. } => *retryable,
-        }
+        self.retryable() != Retryable::No
+    }
+
+    /// Whether the service throttled this invocation.
+    pub fn is_throttle(&self) -> bool {
+        matches!(self.retryable(), Retryable::Throttled { .. })
+    }
+}
+
+/// One query's figures, counted by the wrappers as its tasks run. Shared by its tasks only.
+#[derive(Debug, Default)]
+pub struct QueryRun {
+    /// Invocations started: first attempts, retries and hedges.
+    pub attempts: AtomicU64,
+    /// Attempts made again after a failure.
+    pub retries: AtomicU64,
+    /// Failures that were throttling.
+    pub throttles: AtomicU64,
+    /// Stragglers invoked a second time.
+    pub hedges: AtomicU64,
+    /// Milliseconds billed for attempts that failed, where the worker said.
+    pub failed_ms: AtomicU64,
+    /// Milliseconds of attempts given up on (hedge losers, timed-out attempts): billed too,
+    /// counted up to the moment they were abandoned.
+    pub abandoned_ms: AtomicU64,
+    /// S3 requests the coordinator made for the query (spilled partials read and deleted).
+    pub s3_requests: AtomicU64,
+}
+
+impl QueryRun {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
     }
 }
 
 /// Runs one task somewhere and returns its partial result.
 pub trait Invoker: Send + Sync {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>>;
+    /// Runs `task`, counting into `run`, the figures of the task's query.
+    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>>;
+
+    /// Called once when every task of `query_id` has answered or been abandoned: releases what
+    /// the query left behind (spilled partials). Wrappers pass it on.
+    fn finish(&self, query_id: &str) -> BoxFuture<'_, ()> {
+        let _ = query_id;
+        Box::pin(async {})
+    }
 }
 
 impl<I: Invoker + ?Sized> Invoker for Arc<I> {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-        (**self).invoke(task)
+    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        (**self).invoke(task, run)
+    }
+
+    fn finish(&self, query_id: &str) -> BoxFuture<'_, ()> {
+        (**self).finish(query_id)
     }
 }
 
-/// Workers in this process: a pool of DuckDB connections to one database shared with the
-/// coordinator, run on blocking threads. The database's thread pool (sized to the cores) is
-/// shared by all workers, so workers never oversubscribe the machine, and a straggler task can
-/// use the threads others left idle. Each worker's first task counts as a cold start.
-pub struct InProcessInvoker {
-    database: Mutex<duckdb::Connection>,
-    idle: Mutex<Vec<Worker>>,
-    slots: Semaphore,
-}
-
-impl InProcessInvoker {
-    /// A pool of at most `workers` busy workers, each a new connection to `database`'s database.
-    pub fn new(workers: usize, database: duckdb::Connection) -> Self {
-        InProcessInvoker {
-            database: Mutex::new(database),
-            idle: Mutex::new(Vec::new()),
-            slots: Semaphore::new(workers.max(1)),
-        }
-    }
-
-    /// A pool over its own in-memory database configured by `config`.
-    pub fn standalone(workers: usize, config: &WorkerConfig) -> Result<Self, quack_lambda::WorkerError> {
-        let conn = duckdb::Connection::open_in_memory().map_err(|source| quack_lambda::WorkerError::Open { source })?;
-        conn.execute_batch(&format!("SET threads = {}", config.threads.max(1)))
-            .map_err(|source| quack_lambda::WorkerError::Configure { setting: "threads".into(), source })?;
-        Ok(Self::new(workers, conn))
-    }
-
-    fn new_worker(&self) -> Result<Worker, InvokeError> {
-        let conn = self.database.lock().unwrap_or_else(|p| p.into_inner()).try_clone();
-        let conn = conn.map_err(|e| InvokeError::Transport {
-            message: format!("opening a worker connection: {e}"),
-            retryable: true,
-        })?;
-        Worker::from_connection(conn).map_err(|e| InvokeError::Transport { message: e.to_string(), retryable: true })
-    }
-}
-
-impl Invoker for InProcessInvoker {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-        Box::pin(async move {
-            let _slot = self.slots.acquire().await.map_err(|e| InvokeError::Transport {
-                message: format!("worker pool closed: {e}"),
-                retryable: false,
-            })?;
-            let worker = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let mut worker = match worker {
-                Some(worker) => worker,
-                None => self.new_worker()?,
-            };
-            let joined = tokio::task::spawn_blocking(move || {
-                let result = worker.run(&task).map_err(InvokeError::Task);
-                (worker, result)
-            })
-            .await;
-            match joined {
-                Ok((worker, result)) => {
-                    self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
-                    result
-                }
-                Err(e) => {
-                    Err(InvokeError::Transport { message: format!("worker thread failed: {e}"), retryable: true })
-                }
-            }
-        })
-    }
-}
-
-/// At most `limit` invocations in flight.
-pub struct ConcurrencyLimit<I> {
-    inner: I,
-    slots: Semaphore,
-}
-
-impl<I> ConcurrencyLimit<I> {
-    pub fn new(inner: I, limit: usize) -> Self {
-        ConcurrencyLimit { inner, slots: Semaphore::new(limit.max(1)) }
-    }
-}
-
-impl<I: Invoker> Invoker for ConcurrencyLimit<I> {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-        Box::pin(async move {
-            let _slot = self.slots.acquire().await.map_err(|e| InvokeError::Transport {
-                message: format!("concurrency limit closed: {e}"),
-                retryable: false,
-            })?;
-            self.inner.invoke(task).await
-        })
-    }
-}
-
-/// Fails an invocation that takes longer than `limit`.
-pub struct Timeout<I> {
-    inner: I,
-    limit: Duration,
-}
-
-impl<I> Timeout<I> {
-    pub fn new(inner: I, limit: Duration) -> Self {
-        Timeout { inner, limit }
-    }
-}
-
-impl<I: Invoker> Invoker for Timeout<I> {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-        Box::pin(async move {
-            match tokio::time::timeout(self.limit, self.inner.invoke(task)).await {
-                Ok(result) => result,
-                Err(_) => Err(InvokeError::Timeout { seconds: self.limit.as_secs() }),
-            }
-        })
-    }
-}
-
-/// When and how often to retry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
-    }
-}
-
-impl RetryPolicy {
-    /// Full-jitter exponential backoff before attempt `attempt + 1`.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
-        ceiling.mul_f64(fastrand::f64())
-    }
-}
-
-/// Retries retryable failures; counts retries in `retries`.
-pub struct Retry<I> {
-    inner: I,
-    policy: RetryPolicy,
-    retries: Arc<AtomicU64>,
-}
-
-impl<I> Retry<I> {
-    pub fn new(inner: I, policy: RetryPolicy) -> Self {
-        Retry { inner, policy, retries: Arc::new(AtomicU64::new(0)) }
-    }
-
-    /// Shared counter of retries made so far.
-    pub fn retries(&self) -> Arc<AtomicU64> {
-        self.retries.clone()
-    }
-}
-
-impl<I: Invoker> Invoker for Retry<I> {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-        Box::pin(async move {
-            let mut attempt = 0;
-            loop {
-                match self.inner.invoke(task.clone()).await {
-                    Err(e) if e.is_retryable() && attempt + 1 < self.policy.max_attempts => {
-                        let delay = self.policy.delay(attempt);
-                        tracing::warn!(query_id = %task.query_id, task_id = task.task_id, attempt = attempt + 1, error = %e, ?delay, "retrying task");
-                        self.retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    Err(e) if e.is_retryable() => {
-                        return Err(InvokeError::Transport {
-                            message: format!("gave up after {} attempts: {e}", attempt + 1),
-                            retryable: false,
-                        })
-                    }
-                    other => return other,
-                }
-            }
-        })
-    }
-}
-
-/// When to start a second copy of a straggler.
+/// What [`stack`] builds around a backend.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HedgePolicy {
-    /// A task running longer than `factor` times the median of the query's finished tasks...
-    pub factor: f64,
-    /// ...and at least this long...
-    pub min_delay: Duration,
-    /// ...once this many of the query's tasks have finished, is started again.
-    pub min_samples: usize,
+pub struct StackConfig {
+    /// Invocations in flight at most (hedges included); throttling lowers it for a while.
+    pub concurrency: usize,
+    /// Per-attempt timeout; `None` leaves it to the backend (Lambda: the function's timeout).
+    pub attempt_timeout: Option<Duration>,
+    pub retry: RetryPolicy,
+    pub hedge: Option<HedgePolicy>,
+    pub faults: Option<(FaultRates, u64)>,
 }
 
-impl Default for HedgePolicy {
-    fn default() -> Self {
-        HedgePolicy { factor: 3.0, min_delay: Duration::from_secs(2), min_samples: 3 }
-    }
-}
-
-/// Hedged requests: a task much slower than its query's finished tasks is invoked a second
-/// time, and the first successful answer wins (the other is dropped). A failure of one copy
-/// waits for the other. Counts hedges in [`Hedge::hedges`].
-pub struct Hedge<I> {
-    inner: I,
-    policy: HedgePolicy,
-    finished: Mutex<HashMap<String, Vec<Duration>>>,
-    hedges: Arc<AtomicU64>,
-}
-
-impl<I> Hedge<I> {
-    pub fn new(inner: I, policy: HedgePolicy) -> Self {
-        Hedge { inner, policy, finished: Mutex::new(HashMap::new()), hedges: Arc::new(AtomicU64::new(0)) }
-    }
-
-    /// Shared counter of hedged invocations started so far.
-    pub fn hedges(&self) -> Arc<AtomicU64> {
-        self.hedges.clone()
-    }
-
-    /// How long a task of `query_id` may run before it is hedged, once enough tasks finished.
-    fn hedge_after(&self, query_id: &str) -> Option<Duration> {
-        let finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
-        let durations = finished.get(query_id)?;
-        if durations.len() < self.policy.min_samples.max(1) {
-            return None;
-        }
-        let mut sorted = durations.clone();
-        sorted.sort();
-        Some(sorted[sorted.len() / 2].mul_f64(self.policy.factor).max(self.policy.min_delay))
-    }
-
-    fn record(&self, query_id: &str, took: Duration) {
-        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
-        if finished.len() > 64 && !finished.contains_key(query_id) {
-            finished.clear();
-        }
-        finished.entry(query_id.to_string()).or_default().push(took);
-    }
-}
-
-impl<I: Invoker> Invoker for Hedge<I> {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let mut primary = self.inner.invoke(task.clone());
-            loop {
-                tokio::select! {
-                    result = &mut primary => {
-                        if result.is_ok() {
-                            self.record(&task.query_id, started.elapsed());
-                        }
-                        return result;
-                    }
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                        if self.hedge_after(&task.query_id).is_some_and(|after| started.elapsed() >= after) {
-                            break;
-                        }
-                    }
-                }
-            }
-            self.hedges.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(query_id = %task.query_id, task_id = task.task_id, after = ?started.elapsed(), "hedging a straggler");
-            let backup = self.inner.invoke(task.clone());
-            let first = futures::future::select(primary, backup).await;
-            let (result, other) = match first {
-                futures::future::Either::Left((result, other)) => (result, other),
-                futures::future::Either::Right((result, other)) => (result, other),
-            };
-            let result = match result {
-                Ok(partial) => Ok(partial),
-                Err(_) => other.await,
-            };
-            if result.is_ok() {
-                self.record(&task.query_id, started.elapsed());
-            }
-            result
-        })
-    }
-}
-
-/// Test wrapper: makes the first `times` invocations of chosen tasks fail with `error_type`.
-pub struct FaultInjection<I> {
-    inner: I,
-    error_type: ErrorType,
-    remaining: Mutex<HashMap<usize, u32>>,
-}
-
-impl<I> FaultInjection<I> {
-    /// Fails each of `task_ids` `times` times before letting it through.
-    pub fn new(inner: I, error_type: ErrorType, task_ids: &[usize], times: u32) -> Self {
-        FaultInjection { inner, error_type, remaining: Mutex::new(task_ids.iter().map(|&id| (id, times)).collect()) }
-    }
-}
-
-impl<I: Invoker> Invoker for FaultInjection<I> {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-        let fail = {
-            let mut remaining = self.remaining.lock().unwrap_or_else(|p| p.into_inner());
-            match remaining.get_mut(&task.task_id) {
-                Some(n) if *n > 0 => {
-                    *n -= 1;
-                    true
-                }
-                _ => false,
-            }
-        };
-        if fail {
-            let failure = TaskFailure::new(&task, self.error_type, "injected fault");
-            return Box::pin(async move { Err(InvokeError::Task(failure)) });
-        }
-        self.inner.invoke(task)
-    }
-}
-
-/// Test wrapper: fails a random share of invocations (retryably, like a crashed or throttled
-/// worker) and delays another share, from a seeded generator.
-pub struct RandomFaults<I> {
-    inner: I,
-    faults: FaultRates,
-    rng: Mutex<fastrand::Rng>,
-}
-
-/// What [`RandomFaults`] injects: `fail` and `delay` are shares of invocations (0..=1).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaultRates {
-    pub fail: f64,
-    pub delay: f64,
-    pub delay_by: Duration,
-}
-
-impl std::str::FromStr for FaultRates {
-    type Err = String;
-
-    /// `fail=0.2,delay=0.1[,delay_ms=500]`.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let mut rates = FaultRates { fail: 0.0, delay: 0.0, delay_by: Duration::from_millis(500) };
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part.split_once('=').ok_or_else(|| format!("expected key=value, got {part}"))?;
-            let number: f64 = value.trim().parse().map_err(|_| format!("{key}: {value} is not a number"))?;
-            match key.trim() {
-                "fail" => rates.fail = number,
-                "delay" => rates.delay = number,
-                "delay_ms" => rates.delay_by = Duration::from_millis(number as u64),
-                other => return Err(format!("unknown fault {other} (fail, delay, delay_ms)")),
-            }
-        }
-        Ok(rates)
-    }
-}
-
-impl<I> RandomFaults<I> {
-    pub fn new(inner: I, faults: FaultRates, seed: u64) -> Self {
-        RandomFaults { inner, faults, rng: Mutex::new(fastrand::Rng::with_seed(seed)) }
-    }
-}
-
-impl<I: Invoker> Invoker for RandomFaults<I> {
-    fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-        let (fail, delay) = {
-            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-            (rng.f64() < self.faults.fail, rng.f64() < self.faults.delay)
-        };
-        Box::pin(async move {
-            if fail {
-                return Err(InvokeError::Transport { message: "injected fault".into(), retryable: true });
-            }
-            if delay {
-                tokio::time::sleep(self.faults.delay_by).await;
-            }
-            self.inner.invoke(task).await
-        })
-    }
+/// The wrappers around `backend`, in the one order every backend uses:
+/// Retry(AdaptiveLimit(Hedge(Timeout(Faults(backend))))). Retries wait for a slot again; a
+/// hedge takes a slot of the same limit; the timeout and injected faults apply per attempt.
+pub fn stack(backend: Arc<dyn Invoker>, config: &StackConfig) -> Arc<dyn Invoker> {
+    let faulty: Arc<dyn Invoker> = match config.faults {
+        Some((rates, seed)) => Arc::new(RandomFaults::new(backend, rates, seed)),
+        None => backend,
+    };
+    let timed: Arc<dyn Invoker> = match config.attempt_timeout {
+        Some(limit) => Arc::new(Timeout::new(faulty, limit)),
+        None => faulty,
+    };
+    let limit = LimitHandle::new(config.concurrency);
+    let hedged: Arc<dyn Invoker> = match &config.hedge {
+        Some(policy) => Arc::new(Hedge::new(timed, policy.clone(), Some(limit.clone()))),
+        None => timed,
+    };
+    let limited: Arc<dyn Invoker> = Arc::new(AdaptiveLimit::new(hedged, limit));
+    Arc::new(Retry::new(limited, config.retry.clone()))
 }
 
 /// Progress of a fan-out, reported after each finished task.
@@ -432,13 +181,32 @@ impl<I: Invoker> Invoker for RandomFaults<I> {
 pub struct Progress {
     pub done: usize,
     pub total: usize,
+    /// This query's retries so far.
+    pub retries: u64,
 }
 
-/// Runs every task and returns the partials in task order; the first failure cancels the rest
-/// and is returned (no partial answer), as does missing the overall `deadline`.
+/// Runs every task of one query and returns the partials in task order; the first failure
+/// cancels the rest and is returned (no partial answer), as does missing the overall
+/// `deadline`. [`Invoker::finish`] runs in every case before this returns.
 pub async fn invoke_all(
     invoker: &dyn Invoker,
     tasks: Vec<Task>,
+    run: Arc<QueryRun>,
+    deadline: Option<Duration>,
+    on_progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Vec<PartialResult>, crate::Error> {
+    let query_id = tasks.first().map(|t| t.query_id.clone());
+    let result = run_all(invoker, tasks, &run, deadline, on_progress).await;
+    if let Some(query_id) = query_id {
+        invoker.finish(&query_id).await;
+    }
+    result
+}
+
+async fn run_all(
+    invoker: &dyn Invoker,
+    tasks: Vec<Task>,
+    run: &Arc<QueryRun>,
     deadline: Option<Duration>,
     on_progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Vec<PartialResult>, crate::Error> {
@@ -446,14 +214,15 @@ pub async fn invoke_all(
     let labels: Vec<String> = tasks.iter().map(|t| t.label.clone()).collect();
     let mut running: FuturesUnordered<_> = tasks
         .into_iter()
-        .map(|task| {
-            let id = task.task_id;
-            async move { (id, invoker.invoke(task).await) }
+        .enumerate()
+        .map(|(position, task)| {
+            let run = run.clone();
+            async move { (position, invoker.invoke(task, run).await) }
         })
         .collect();
     let mut partials: Vec<Option<PartialResult>> = vec![None; total];
     let mut done = 0;
-    let expires = deadline.map(|d| tokio::time::Instant::now() + d);
+    let expires = deadline.and_then(|d| tokio::time::Instant::now().checked_add(d));
     loop {
         let next = match expires {
             Some(at) => match tokio::time::timeout_at(at, running.next()).await {
@@ -465,27 +234,33 @@ pub async fn invoke_all(
             },
             None => running.next().await,
         };
-        let Some((id, result)) = next else { break };
+        let Some((position, result)) = next else { break };
         match result {
             Ok(partial) => {
-                partials[id] = Some(partial);
+                partials[position] = Some(partial);
                 done += 1;
-                on_progress(Progress { done, total });
+                on_progress(Progress { done, total, retries: QueryRun::get(&run.retries) });
             }
             Err(source) => {
-                return Err(crate::Error::Task { task_id: id, label: labels[id].clone(), source });
+                return Err(crate::Error::Task { task_id: position, label: labels[position].clone(), source });
             }
         }
     }
-    Ok(partials.into_iter().map(|p| p.expect("every task answered")).collect())
+    partials
+        .into_iter()
+        .enumerate()
+        .map(|(position, partial)| {
+            partial.ok_or_else(|| crate::Error::Reduce { message: format!("task {position} gave no partial") })
+        })
+        .collect()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use quack_lambda::WIRE_VERSION;
+    use quack_lambda::{WorkerConfig, WIRE_VERSION};
 
-    fn task(id: usize, sql: &str) -> Task {
+    pub(crate) fn task(id: usize, sql: &str) -> Task {
         Task {
             version: WIRE_VERSION,
             query_id: "q".into(),
@@ -496,23 +271,30 @@ mod tests {
         }
     }
 
+    pub(crate) fn run() -> Arc<QueryRun> {
+        Arc::new(QueryRun::default())
+    }
+
     /// An invoker that never answers in time.
-    struct Slow;
+    pub(crate) struct Slow;
 
     impl Invoker for Slow {
-        fn invoke(&self, _task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        fn invoke(&self, _task: Task, _run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
             Box::pin(async {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                unreachable!()
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Err(InvokeError::Transport { message: "slow".into(), retry: Retryable::No })
             })
         }
     }
 
-    fn fast_policy(attempts: u32) -> RetryPolicy {
+    pub(crate) fn fast_policy(attempts: u32) -> RetryPolicy {
         RetryPolicy {
             max_attempts: attempts,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(2),
+            throttle_base_delay: Duration::from_millis(1),
+            throttle_max_delay: Duration::from_millis(4),
+            throttle_budget: Duration::from_secs(5),
         }
     }
 
@@ -520,120 +302,151 @@ mod tests {
     async fn in_process_runs_tasks_in_parallel_and_in_order() {
         let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
         let tasks = (0..5).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
-        let partials = invoke_all(&invoker, tasks, None, &|_| {}).await.unwrap();
+        let partials = invoke_all(&invoker, tasks, run(), None, &|_| {}).await.unwrap();
         assert_eq!(partials.iter().map(|p| p.task_id).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
         assert!(partials.iter().filter(|p| p.stats.cold_start).count() <= 2);
-    }
-
-    #[tokio::test]
-    async fn retries_retryable_faults_then_succeeds() {
-        let invoker = Retry::new(
-            FaultInjection::new(
-                InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap(),
-                ErrorType::Throttled,
-                &[0],
-                2,
-            ),
-            fast_policy(4),
-        );
-        let retries = invoker.retries();
-        let partial = invoker.invoke(task(0, "SELECT 1")).await.unwrap();
-        assert_eq!(partial.stats.rows, 1);
-        assert_eq!(retries.load(Ordering::Relaxed), 2);
-    }
-
-    #[tokio::test]
-    async fn gives_up_loudly_after_the_last_attempt() {
-        let invoker = Retry::new(
-            FaultInjection::new(
-                InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap(),
-                ErrorType::Throttled,
-                &[0],
-                10,
-            ),
-            fast_policy(3),
-        );
-        let err = invoker.invoke(task(0, "SELECT 1")).await.unwrap_err();
-        assert!(err.to_string().contains("gave up after 3 attempts"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn does_not_retry_permanent_failures() {
-        let invoker = Retry::new(InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap(), fast_policy(4));
-        let retries = invoker.retries();
-        let err = invoker.invoke(task(0, "SELEC 1")).await.unwrap_err();
-        assert!(matches!(err, InvokeError::Task(ref f) if f.error_type == ErrorType::BadSql));
-        assert_eq!(retries.load(Ordering::Relaxed), 0);
-    }
-
-    #[tokio::test]
-    async fn times_out_slow_tasks() {
-        let invoker = Timeout::new(Slow, Duration::from_millis(10));
-        assert!(matches!(invoker.invoke(task(0, "SELECT 1")).await, Err(InvokeError::Timeout { .. })));
-    }
-
-    #[tokio::test]
-    async fn hedges_a_straggler_and_takes_the_first_answer() {
-        /// Task 9's first invocation hangs; every other invocation answers at once.
-        struct Straggler {
-            inner: InProcessInvoker,
-            calls: Mutex<HashMap<usize, u32>>,
-        }
-        impl Invoker for Straggler {
-            fn invoke(&self, task: Task) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
-                let call = {
-                    let mut calls = self.calls.lock().unwrap();
-                    let n = calls.entry(task.task_id).or_default();
-                    *n += 1;
-                    *n
-                };
-                Box::pin(async move {
-                    if task.task_id == 9 && call == 1 {
-                        tokio::time::sleep(Duration::from_secs(600)).await;
-                    }
-                    self.inner.invoke(task).await
-                })
-            }
-        }
-        let straggler = Straggler {
-            inner: InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap(),
-            calls: Mutex::new(HashMap::new()),
-        };
-        let policy = HedgePolicy { factor: 2.0, min_delay: Duration::from_millis(100), min_samples: 3 };
-        let hedge = Hedge::new(straggler, policy);
-        let hedges = hedge.hedges();
-        let tasks = (0..10).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
-        let partials = invoke_all(&hedge, tasks, None, &|_| {}).await.unwrap();
-        assert_eq!(partials.len(), 10);
-        assert_eq!(hedges.load(Ordering::Relaxed), 1);
-    }
-
-    #[tokio::test]
-    async fn random_faults_with_retries_still_answer_every_task() {
-        let faults: FaultRates = "fail=0.2,delay=0.1,delay_ms=5".parse().unwrap();
-        let invoker = Retry::new(
-            RandomFaults::new(InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap(), faults, 7),
-            fast_policy(10),
-        );
-        let retries = invoker.retries();
-        let tasks = (0..40).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
-        let partials = invoke_all(&invoker, tasks, None, &|_| {}).await.unwrap();
-        assert_eq!(partials.len(), 40);
-        assert!(retries.load(Ordering::Relaxed) > 0);
-        assert!("fail=2x".parse::<FaultRates>().is_err());
     }
 
     #[tokio::test]
     async fn a_failed_task_fails_the_fan_out() {
         let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
         let tasks = vec![task(0, "SELECT 1"), task(1, "SELECT * FROM read_parquet('/nonexistent/x.parquet')")];
-        let err = invoke_all(&invoker, tasks, None, &|_| {}).await.unwrap_err();
+        let err = invoke_all(&invoker, tasks, run(), None, &|_| {}).await.unwrap_err();
         assert!(err.to_string().starts_with("task 1 (t1): missing_file"), "{err}");
     }
 
     #[tokio::test]
     async fn misses_the_deadline_loudly() {
-        let err = invoke_all(&Slow, vec![task(0, "SELECT 1")], Some(Duration::from_millis(20)), &|_| {}).await;
+        let err = invoke_all(&Slow, vec![task(0, "SELECT 1")], run(), Some(Duration::from_millis(20)), &|_| {}).await;
         assert!(matches!(err, Err(crate::Error::Deadline { done: 0, total: 1, .. })));
+        // A deadline too far to represent is no deadline, not a panic.
+        let far = invoke_all(
+            &InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap(),
+            vec![task(0, "SELECT 1")],
+            run(),
+            Some(Duration::MAX),
+            &|_| {},
+        )
+        .await;
+        assert!(far.is_ok());
+    }
+
+    #[tokio::test]
+    async fn finish_runs_once_per_query_whatever_the_outcome() {
+        struct Counting(AtomicU64, InProcessInvoker);
+        impl Invoker for Counting {
+            fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+                self.1.invoke(task, run)
+            }
+            fn finish(&self, query_id: &str) -> BoxFuture<'_, ()> {
+                assert_eq!(query_id, "q");
+                self.0.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async {})
+            }
+        }
+        let invoker = Counting(AtomicU64::new(0), InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap());
+        invoke_all(&invoker, vec![task(0, "SELECT 1")], run(), None, &|_| {}).await.unwrap();
+        invoke_all(&invoker, vec![task(0, "SELEC 1")], run(), None, &|_| {}).await.unwrap_err();
+        assert_eq!(invoker.0.load(Ordering::Relaxed), 2);
+    }
+
+    /// Throttles every invocation until `until`, then lets them through; fails every first
+    /// invocation of the tasks of query `flaky` (to tell queries' counters apart).
+    struct Storm {
+        inner: InProcessInvoker,
+        until: std::time::Instant,
+        throttled: AtomicU64,
+        failed: std::sync::Mutex<std::collections::HashSet<(String, usize)>>,
+    }
+
+    impl Invoker for Storm {
+        fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+            Box::pin(async move {
+                if std::time::Instant::now() < self.until {
+                    self.throttled.fetch_add(1, Ordering::Relaxed);
+                    return Err(InvokeError::Transport {
+                        message: "429 TooManyRequestsException".into(),
+                        retry: Retryable::Throttled { retry_after: Some(Duration::from_millis(0)) },
+                    });
+                }
+                let first = task.query_id == "flaky"
+                    && self.failed.lock().unwrap().insert((task.query_id.clone(), task.task_id));
+                if first {
+                    return Err(InvokeError::Transport { message: "crashed".into(), retry: Retryable::Yes });
+                }
+                self.inner.invoke(task, run).await
+            })
+        }
+    }
+
+    fn storm(seconds: f64) -> Arc<Storm> {
+        Arc::new(Storm {
+            inner: InProcessInvoker::standalone(4, &WorkerConfig::default()).unwrap(),
+            until: std::time::Instant::now() + Duration::from_secs_f64(seconds),
+            throttled: AtomicU64::new(0),
+            failed: Default::default(),
+        })
+    }
+
+    fn storm_stack(backend: Arc<Storm>) -> Arc<dyn Invoker> {
+        let mut retry = fast_policy(4);
+        retry.throttle_base_delay = Duration::from_millis(100);
+        retry.throttle_max_delay = Duration::from_millis(800);
+        retry.throttle_budget = Duration::from_secs(60);
+        stack(backend, &StackConfig { concurrency: 4, attempt_timeout: None, retry, hedge: None, faults: None })
+    }
+
+    /// Every invocation throttled for a while, then recovering: the query completes, exactly,
+    /// and the throttles are this query's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_throttling_storm_is_ridden_out() {
+        let backend = storm(1.5);
+        let invoker = storm_stack(backend.clone());
+        let run = run();
+        let tasks: Vec<Task> = (0..24).map(|i| task(i, &format!("SELECT {i} AS x"))).collect();
+        let partials = invoke_all(invoker.as_ref(), tasks, run.clone(), None, &|_| {}).await.unwrap();
+        let got: Vec<usize> = partials.iter().map(|p| p.task_id).collect();
+        assert_eq!(got, (0..24).collect::<Vec<_>>());
+        let throttled = backend.throttled.load(Ordering::Relaxed);
+        assert!(throttled > 0);
+        assert_eq!(QueryRun::get(&run.throttles), throttled);
+        assert_eq!(QueryRun::get(&run.retries), throttled);
+    }
+
+    /// Two queries at once through one stack (two dashboard requests): each sees its own
+    /// retries only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn counters_are_per_query_under_concurrency() {
+        let invoker = storm_stack(storm(0.0));
+        let of = |query_id: &str| -> Vec<Task> {
+            (0..8)
+                .map(|i| {
+                    let mut t = task(i, &format!("SELECT {i} AS x"));
+                    t.query_id = query_id.into();
+                    t
+                })
+                .collect()
+        };
+        let (flaky, steady) = (run(), run());
+        let (a, b) = tokio::join!(
+            invoke_all(invoker.as_ref(), of("flaky"), flaky.clone(), None, &|_| {}),
+            invoke_all(invoker.as_ref(), of("steady"), steady.clone(), None, &|_| {}),
+        );
+        assert_eq!((a.unwrap().len(), b.unwrap().len()), (8, 8));
+        assert_eq!(QueryRun::get(&flaky.retries), 8);
+        assert_eq!(QueryRun::get(&steady.retries), 0);
+        assert_eq!(QueryRun::get(&steady.attempts), 8);
+    }
+
+    #[test]
+    fn retryability_follows_the_error_type() {
+        let t = task(0, "");
+        let of = |error_type| InvokeError::Task(TaskFailure::new(&t, error_type, "x")).retryable();
+        assert_eq!(of(ErrorType::Throttled), Retryable::Throttled { retry_after: None });
+        assert_eq!(of(ErrorType::Timeout), Retryable::Once);
+        assert_eq!(of(ErrorType::Internal), Retryable::Yes);
+        assert_eq!(of(ErrorType::Forbidden), Retryable::No);
+        assert_eq!(of(ErrorType::BadSql), Retryable::No);
+        assert_eq!(InvokeError::Timeout { seconds: 1 }.retryable(), Retryable::Once);
     }
 }
