@@ -1,13 +1,14 @@
-//! The coordinator's configuration, in one place. The CLI (`main.rs`) builds it from flags and
-//! their `QUACK_*` environment variables (declared next to each flag) and the config file;
-//! library users build it directly. [`Environment::read`] is the one place that reads the other
-//! environment variables the coordinator uses.
+//! The coordinator's configuration, in one place. Front ends (the `quack` CLI, the dashboard)
+//! build it with [`crate::settings::EngineArgs::resolve`]: flags and their `QUACK_*` variables,
+//! then the config file, then defaults; library users build it directly.
+//! [`Environment::read`] is the one place that reads the other environment variables the
+//! coordinator uses.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aws::AwsSettings;
-use crate::invoke::{FaultRates, HedgePolicy, RetryPolicy};
+use crate::invoke::{FaultRates, HedgePolicy, RetryPolicy, StackConfig};
 
 /// Where tasks run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,12 +25,30 @@ pub enum Backend {
 pub struct Pricing {
     pub per_gb_second: f64,
     pub per_request: f64,
+    /// One S3 request (GET at $0.0004 per 1,000 in us-east-1).
+    pub per_s3_request: f64,
 }
 
 impl Default for Pricing {
-    /// Lambda on arm64 in us-east-1: $0.0000133334 per GB-s, $0.20 per million requests.
+    /// Lambda on arm64 in us-east-1: $0.0000133334 per GB-s, $0.20 per million requests; S3
+    /// Standard GETs at $0.40 per million.
     fn default() -> Self {
-        Pricing { per_gb_second: 0.000_013_333_4, per_request: 0.000_000_2 }
+        Pricing { per_gb_second: 0.000_013_333_4, per_request: 0.000_000_2, per_s3_request: 0.000_000_4 }
+    }
+}
+
+/// The model behind dry-run estimates: each task costs a fixed overhead (invocation, DuckDB
+/// set-up, the Parquet footers) plus its bytes at a scan rate. Defaults from the local Lambda
+/// stack's figures (README: warm tasks of ~130 ms, ~150 MiB/s per 2 GB worker).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostModel {
+    pub task_overhead: Duration,
+    pub scan_bytes_per_second: f64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel { task_overhead: Duration::from_millis(150), scan_bytes_per_second: 150.0 * 1024.0 * 1024.0 }
     }
 }
 
@@ -49,6 +68,8 @@ pub struct Config {
     pub deadline: Option<Duration>,
     /// Prices for the cost estimate of Lambda queries.
     pub pricing: Pricing,
+    /// The model of dry-run estimates.
+    pub cost_model: CostModel,
     /// Function memory assumed when a worker does not report it (MB).
     pub lambda_memory_mb: u64,
     /// Random faults injected around the invoker (testing).
@@ -67,8 +88,11 @@ pub struct Config {
     pub max_task_bytes: u64,
     /// Retries of retryable task failures.
     pub retry: RetryPolicy,
-    /// Per-task deadline.
-    pub task_timeout: Duration,
+    /// Per-attempt timeout; `None`: 900 s in process, the function's own timeout in Lambda.
+    pub task_timeout: Option<Duration>,
+    /// Where Lambda workers spill partials too large to answer inline (`s3://bucket/prefix/`,
+    /// the workers' `QUACK_SPILL_PREFIX`); spilled partials are read only from there.
+    pub spill_prefix: Option<String>,
     /// DuckDB threads of the coordinator's database, whose pool in-process workers share:
     /// the cores, so workers never oversubscribe the machine.
     pub engine_threads: usize,
@@ -95,6 +119,7 @@ impl Config {
             hedge: None,
             deadline: None,
             pricing: Pricing::default(),
+            cost_model: CostModel::default(),
             lambda_memory_mb: 2048,
             inject_faults: None,
             concurrency: concurrency.max(1),
@@ -104,8 +129,25 @@ impl Config {
             min_task_bytes: 1 << 20,
             max_task_bytes: 256 << 20,
             retry: RetryPolicy::default(),
-            task_timeout: Duration::from_secs(900),
+            task_timeout: None,
+            spill_prefix: None,
             engine_threads: cores,
+        }
+    }
+
+    /// The invoker stack this configuration asks for.
+    pub fn stack(&self) -> StackConfig {
+        let attempt_timeout = match self.backend {
+            Backend::Local => Some(self.task_timeout.unwrap_or(Duration::from_secs(900))),
+            // The Lambda invoker bounds attempts itself, by the function's timeout when unset.
+            Backend::Lambda { .. } => None,
+        };
+        StackConfig {
+            concurrency: self.concurrency,
+            attempt_timeout,
+            retry: self.retry.clone(),
+            hedge: self.hedge.clone(),
+            faults: self.inject_faults.map(|rates| (rates, fastrand::u64(..))),
         }
     }
 }
@@ -145,15 +187,22 @@ impl Environment {
 /// region = "eu-west-1"
 /// concurrency = 200
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub backend: Option<String>,
     pub function: Option<String>,
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
-    pub concurrency: Option<usize>,
+    pub concurrency: Option<u64>,
     pub httpfs_extension: Option<PathBuf>,
+    pub spill_prefix: Option<String>,
+    pub hedge_after: Option<f64>,
+    pub task_timeout: Option<f64>,
+    pub deadline: Option<f64>,
+    pub max_attempts: Option<u64>,
+    pub memory_limit: Option<String>,
+    pub lambda_memory_mb: Option<u64>,
 }
 
 /// The config file could not be used.

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use quack::aws::AwsSettings;
-use quack::config::{Environment, FileConfig};
+use quack::config::Environment;
 use quack::demo::{self, DemoSize};
-use quack::invoke::{FaultRates, HedgePolicy, Progress};
+use quack::invoke::Progress;
 use quack::{Backend, Config, Destination, Format, Quack, QueryReport};
 
 #[derive(Parser)]
@@ -40,6 +39,9 @@ enum Command {
         /// Write the answer to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Plan the query and print its tasks, bytes and estimated cost; invoke nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -102,63 +104,11 @@ enum Command {
     },
 }
 
-/// How queries run.
+/// How queries run: the engine flags every front end shares, and this CLI's output flags.
 #[derive(Args, Clone)]
 struct EngineArgs {
-    /// Where tasks run: local (in-process DuckDB workers) or lambda.
-    #[arg(long, env = "QUACK_BACKEND", value_enum)]
-    backend: Option<BackendKind>,
-    /// The worker's Lambda function (name, ARN or name:alias) for --backend lambda.
-    #[arg(long, env = "QUACK_FUNCTION")]
-    function: Option<String>,
-    /// AWS region; default from the AWS configuration (AWS_REGION, profile).
-    #[arg(long)]
-    region: Option<String>,
-    /// Endpoint for both S3 and Lambda (S3-compatible stores, emulators); default from
-    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_LAMBDA or AWS_ENDPOINT_URL.
-    #[arg(long)]
-    endpoint_url: Option<String>,
-    /// Config file (TOML: backend, function, region, endpoint_url, concurrency,
-    /// httpfs_extension); default QUACK_CONFIG or ~/.config/quack/config.toml.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Tasks in flight at once; default: the cores (local) or 100 (lambda).
-    #[arg(long, short = 'j', env = "QUACK_CONCURRENCY")]
-    concurrency: Option<usize>,
-    /// Input bytes per task; default: derived from the data size and the concurrency.
-    #[arg(long, env = "QUACK_TARGET_TASK_BYTES")]
-    target_task_bytes: Option<u64>,
-    /// Per-task timeout in seconds.
-    #[arg(long, env = "QUACK_TASK_TIMEOUT", default_value_t = 900)]
-    task_timeout: u64,
-    /// Deadline in seconds for all of a query's tasks.
-    #[arg(long, env = "QUACK_DEADLINE")]
-    deadline: Option<u64>,
-    /// Attempts per task for retryable failures (throttling, timeouts, crashes).
-    #[arg(long, env = "QUACK_MAX_ATTEMPTS", default_value_t = 4)]
-    max_attempts: u32,
-    /// Start a straggler again when it runs this many times longer than the median finished
-    /// task (0: never); default 3 for lambda, 0 for local.
-    #[arg(long, env = "QUACK_HEDGE_AFTER")]
-    hedge_after: Option<f64>,
-    /// DuckDB memory limit of the embedded database its workers share, e.g. 8GB.
-    #[arg(long, env = "QUACK_MEMORY_LIMIT")]
-    memory_limit: Option<String>,
-    /// The httpfs extension file the coordinator loads for s3:// paths (scripts/fetch-httpfs.sh).
-    #[arg(long, env = "QUACK_HTTPFS_EXTENSION")]
-    httpfs_extension: Option<PathBuf>,
-    /// Lambda price per GB-second (USD) for the cost estimate; default arm64 us-east-1.
-    #[arg(long, env = "QUACK_PRICE_PER_GB_SECOND")]
-    price_per_gb_second: Option<f64>,
-    /// Lambda price per request (USD) for the cost estimate.
-    #[arg(long, env = "QUACK_PRICE_PER_REQUEST")]
-    price_per_request: Option<f64>,
-    /// Function memory (MB) assumed when a worker does not report it.
-    #[arg(long, env = "QUACK_LAMBDA_MEMORY_MB", default_value_t = 2048)]
-    lambda_memory_mb: u64,
-    /// Inject faults around the invoker, e.g. fail=0.2,delay=0.1 (testing).
-    #[arg(long, env = "QUACK_INJECT_FAULTS", hide = true)]
-    inject_faults: Option<FaultRates>,
+    #[command(flatten)]
+    settings: quack::settings::EngineArgs,
     /// No progress bar and no summary line.
     #[arg(long, short = 'q', env = "QUACK_QUIET")]
     quiet: bool,
@@ -176,12 +126,6 @@ enum DuBy {
     StorageClass,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BackendKind {
-    Local,
-    Lambda,
-}
-
 impl EngineArgs {
     /// Whether to print the summary line: always for Lambda (it carries the cost), else when
     /// a person watches stderr; never with --quiet.
@@ -189,54 +133,9 @@ impl EngineArgs {
         !self.quiet && (std::io::stderr().is_terminal() || matches!(quack.config().backend, Backend::Lambda { .. }))
     }
 
-    /// The library config: flags and QUACK_* variables, then the config file, then defaults.
+    /// The library config, merged by the library (flags, QUACK_* variables, config file, defaults).
     fn config(&self) -> anyhow::Result<Config> {
-        let environment = Environment::read();
-        let file = match self.config.as_ref().or(environment.config_file.as_ref()) {
-            Some(path) => FileConfig::load(path, self.config.is_some())?,
-            None => FileConfig::default(),
-        };
-        let backend_kind = match (self.backend, file.backend.as_deref()) {
-            (Some(kind), _) => kind,
-            (None, Some("lambda")) => BackendKind::Lambda,
-            (None, Some("local")) | (None, None) => BackendKind::Local,
-            (None, Some(other)) => anyhow::bail!("config file: unknown backend {other:?} (local or lambda)"),
-        };
-        let lambda = backend_kind == BackendKind::Lambda;
-        let concurrency = self.concurrency.or(file.concurrency);
-        let mut config = match (concurrency, lambda) {
-            (Some(n), _) => Config::with_concurrency(n),
-            (None, true) => Config::with_concurrency(100),
-            (None, false) => Config::embedded(),
-        };
-        if lambda {
-            let function = self.function.clone().or(file.function.clone()).ok_or_else(|| {
-                anyhow::anyhow!("--backend lambda needs a function: --function, QUACK_FUNCTION or the config file")
-            })?;
-            config.backend = Backend::Lambda { function };
-        }
-        config.aws = AwsSettings {
-            region: self.region.clone().or(file.region.clone()),
-            endpoint_url: self.endpoint_url.clone().or(file.endpoint_url.clone()),
-            s3_endpoint_env: environment.s3_endpoint.clone(),
-        };
-        config.httpfs_extension = self.httpfs_extension.clone().or(file.httpfs_extension.clone());
-        config.target_task_bytes = self.target_task_bytes;
-        config.task_timeout = Duration::from_secs(self.task_timeout.max(1));
-        config.deadline = self.deadline.map(|s| Duration::from_secs(s.max(1)));
-        config.retry.max_attempts = self.max_attempts.max(1);
-        let hedge_after = self.hedge_after.unwrap_or(if lambda { 3.0 } else { 0.0 });
-        config.hedge = (hedge_after > 0.0).then(|| HedgePolicy { factor: hedge_after, ..HedgePolicy::default() });
-        config.memory_limit = self.memory_limit.clone();
-        if let Some(price) = self.price_per_gb_second {
-            config.pricing.per_gb_second = price;
-        }
-        if let Some(price) = self.price_per_request {
-            config.pricing.per_request = price;
-        }
-        config.lambda_memory_mb = self.lambda_memory_mb;
-        config.inject_faults = self.inject_faults;
-        Ok(config)
+        Ok(self.settings.resolve(&Environment::read())?)
     }
 }
 
@@ -269,9 +168,16 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Query { sql, format, output, engine } => {
+        Command::Query { sql, format, output, dry_run, engine } => {
             let sql = read_sql(sql)?;
             let quack = Quack::new(engine.config()?)?;
+            if dry_run {
+                let plan = quack.plan(&sql)?;
+                let estimate = quack.estimate(&plan);
+                let mut text = plan.explain();
+                text.push_str(&format!("\nestimate: {estimate}\n"));
+                return write_stdout(&text);
+            }
             let destination = output.map(Destination::File).unwrap_or(Destination::Stdout);
             let interactive = std::io::stderr().is_terminal() && !engine.quiet;
             let bar = if interactive {
@@ -284,11 +190,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 ProgressBar::hidden()
             };
-            let retries = quack.retries();
             let on_progress = |progress: Progress| {
                 bar.set_length(progress.total as u64);
                 bar.set_position(progress.done as u64);
-                bar.set_message(format!("retries {}", retries.load(std::sync::atomic::Ordering::Relaxed)));
+                bar.set_message(format!("retries {}", progress.retries));
             };
             let started = Instant::now();
             let result = quack.query_to_with_progress(&sql, format, &destination, &on_progress).await;
@@ -368,15 +273,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
 /// and the estimated cost.
 fn summary(report: &QueryReport, elapsed: Duration) -> String {
     let mut line = format!(
-        "quack: {} tasks, {} retries, {} hedged, {} cold starts, {} scanned",
+        "quack: {} tasks, {} retries ({} throttled), {} hedged, {} cold starts, {} scanned",
         report.tasks,
         report.retries,
+        report.throttles,
         report.hedges,
         report.cold_starts,
         quack::plan::human_bytes(report.bytes_read)
     );
     if let Some(cost) = report.cost_usd {
-        line.push_str(&format!(", {} requests, {:.2} GB-s billed, ~${cost:.6}", report.requests, report.gb_seconds));
+        line.push_str(&format!(
+            ", {} requests, {:.2} GB-s billed ({:.2} on failed or abandoned attempts), ~{} S3 requests, ~${cost:.6}",
+            report.requests, report.gb_seconds, report.wasted_gb_seconds, report.s3_requests
+        ));
     }
     line.push_str(&format!(
         "; {:.2} s (plan {} ms, map {} ms, reduce {} ms)",

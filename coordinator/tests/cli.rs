@@ -85,3 +85,41 @@ fn explain_says_when_a_query_runs_directly() {
     let text = String::from_utf8(quack(&["explain", &sql]).stdout).unwrap();
     assert!(text.contains("strategy: direct"), "{text}");
 }
+
+#[test]
+fn dry_run_plans_and_estimates_without_invoking() {
+    let sql = format!("SELECT date, count(*) AS n FROM {} GROUP BY 1", lake().trips());
+    // A Lambda function that does not exist, at an endpoint nothing listens on: a dry run
+    // never calls it.
+    let out = Command::new(env!("CARGO_BIN_EXE_quack"))
+        .args(["query", "--dry-run", "--backend", "lambda", "--function", "nowhere", &sql])
+        .env("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let estimate = text.lines().find(|l| l.starts_with("estimate: ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(estimate.contains(" tasks over ") && estimate.contains("Lambda: ") && estimate.contains('$'), "{estimate}");
+}
+
+#[test]
+fn hostile_numeric_flags_are_clear_errors_not_panics() {
+    let sql = format!("SELECT count(*) FROM {}", lake().trips());
+    for args in [
+        &["--hedge-after", "inf"][..],
+        &["-j", "18446744073709551615"],
+        &["--deadline", "1e30"],
+        &["--task-timeout", "NaN"],
+        &["--max-attempts", "0"],
+    ] {
+        let mut all = vec!["query"];
+        all.extend_from_slice(args);
+        all.push(&sql);
+        let out = quack(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let flag = if args[0] == "-j" { "--concurrency" } else { args[0] };
+        assert!(err.contains(flag) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

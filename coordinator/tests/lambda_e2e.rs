@@ -83,6 +83,9 @@ impl Stack {
             s3_endpoint_env: Some(self.var("AWS_ENDPOINT_URL_S3").into()),
         };
         config.httpfs_extension = Some(self.var("QUACK_HTTPFS_EXTENSION").into());
+        config.spill_prefix = Some(SPILL_PREFIX.into());
+        // The emulator does not answer GetFunctionConfiguration: give the attempt timeout.
+        config.task_timeout = Some(std::time::Duration::from_secs(600));
         // The SDK's chain reads the stack's endpoints and credentials from the environment.
         for (name, value) in &self.vars {
             std::env::set_var(name, value);
@@ -92,6 +95,11 @@ impl Stack {
 
     /// Sends `event` as is and returns the worker's answer.
     async fn invoke_raw(&self, function: &str, event: serde_json::Value) -> TaskResponse {
+        serde_json::from_slice(&self.invoke_bytes(function, event).await).unwrap()
+    }
+
+    /// Sends `event` as is and returns the worker's answer as bytes.
+    async fn invoke_bytes(&self, function: &str, event: serde_json::Value) -> Vec<u8> {
         let output = self
             .lambda()
             .invoke()
@@ -101,9 +109,12 @@ impl Stack {
             .await
             .unwrap_or_else(|e| panic!("invoke failed: {}", aws_sdk_lambda::error::DisplayErrorContext(e)));
         assert!(output.function_error().is_none(), "function error: {:?}", output.payload());
-        serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap()
+        output.payload().unwrap().as_ref().to_vec()
     }
 }
+
+/// The workers' spill prefix (`stack.sh`).
+const SPILL_PREFIX: &str = "s3://spill/partials/";
 
 /// Uploads the shared test lake under `s3://lake/<prefix>/` through the S3 API; once.
 async fn upload_lake(stack: &Stack) -> String {
@@ -145,43 +156,209 @@ fn task_event(sql: &str, files: &[&str]) -> serde_json::Value {
     })
 }
 
+/// Every way the secret could be written into an answer: as is, in other cases, reversed, as
+/// hex, URL-encoded, and base64 at each of the three alignments.
+fn encodings(secret: &str) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let mut forms: Vec<String> = vec![
+        secret.to_string(),
+        secret.to_uppercase(),
+        secret.to_lowercase(),
+        secret.chars().rev().collect(),
+        secret.bytes().map(|b| format!("{b:02x}")).collect(),
+        secret.bytes().map(|b| format!("{b:02X}")).collect(),
+        secret.bytes().map(|b| format!("%{b:02X}")).collect(),
+    ];
+    for engine in [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::URL_SAFE] {
+        for skip in 0..3 {
+            // The part of the encoding that does not depend on the bytes around the secret.
+            let encoded = engine.encode(format!("{}{secret}", "x".repeat(skip)));
+            let stable = &encoded[(skip * 4).div_ceil(3) + 1..encoded.len().saturating_sub(4)];
+            if stable.len() >= 8 {
+                forms.push(stable.to_string());
+            }
+        }
+    }
+    forms.into_iter().map(String::into_bytes).collect()
+}
+
+/// The answer's bytes, with any Arrow payload decoded, so that a secret inside rows is seen.
+fn answer_bytes(raw: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut all = raw.to_vec();
+    if let Ok(TaskResponse::Ok(partial)) = serde_json::from_slice::<TaskResponse>(raw) {
+        if let PartialData::Inline { arrow_ipc } = &partial.data {
+            all.extend_from_slice(arrow_ipc);
+            let (_, batches) = quack_lambda::ipc::decode(arrow_ipc).unwrap();
+            for batch in batches {
+                for column in batch.columns() {
+                    for row in 0..batch.num_rows() {
+                        let cell = arrow::util::display::array_value_to_string(column, row).unwrap_or_default();
+                        all.extend_from_slice(cell.as_bytes());
+                        if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(cell.trim()) {
+                            all.extend_from_slice(&decoded);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Forged events over every class of attack on the worker: each is refused as `forbidden`
+/// (not retryable), no answer carries the secret key in any encoding, and a listener on a free
+/// loopback port, named as endpoint or host in the events, receives no connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_events_are_refused() {
     let stack = Stack::get();
     let lake = upload_lake(stack).await;
-    let forged = [
-        ("SELECT * FROM read_text('/etc/passwd')", vec![], ErrorType::Forbidden),
-        ("SELECT * FROM read_text('/proc/self/environ')", vec![], ErrorType::Forbidden),
-        ("SELECT * FROM read_csv('/var/task/bootstrap')", vec![], ErrorType::Forbidden),
-        ("SELECT count(*) FROM read_parquet('s3://spill/partials/*')", vec![], ErrorType::Forbidden),
-        ("SELECT count(*) FROM read_parquet('s3://other-bucket/x.parquet')", vec![], ErrorType::Forbidden),
-        ("SELECT 1", vec!["/etc/passwd"], ErrorType::Forbidden),
-        ("COPY (SELECT 1) TO 's3://lake/evil.csv'", vec![], ErrorType::Forbidden),
-        ("ATTACH 's3://lake/evil.db'", vec![], ErrorType::Forbidden),
-        ("INSTALL httpfs", vec![], ErrorType::Forbidden),
-        ("LOAD '/tmp/evil.duckdb_extension'", vec![], ErrorType::Forbidden),
-        ("SET enable_external_access = true", vec![], ErrorType::Forbidden),
-        ("SELECT 1; COPY (SELECT 1) TO '/tmp/x.csv'", vec![], ErrorType::Forbidden),
-        ("SELECT * FROM glob('/tmp/*')", vec![], ErrorType::Forbidden),
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = format!("s3_endpoint=127.0.0.1:{port}&s3_url_style=path&s3_use_ssl=false");
+    let file = format!("{lake}/zones.parquet");
+    let secret = stack.var("AWS_SECRET_ACCESS_KEY").to_string();
+    let forged: Vec<(String, Vec<String>, &str)> = vec![
+        // Settings, secrets, the catalog, other queries.
+        ("SELECT current_setting('s3_secret_access_key') AS k".into(), vec![], "settings"),
+        ("SELECT * FROM duckdb_settings()".into(), vec![], "settings"),
+        (
+            "SELECT (SELECT value FROM duckdb_settings() WHERE name = 's3_secret_access_key') AS k".into(),
+            vec![],
+            "settings",
+        ),
+        ("WITH s AS (SELECT current_setting('s3_access_key_id') AS k) SELECT * FROM s".into(), vec![], "settings"),
+        ("SELECT * FROM query('SELECT current_setting(''s3_secret_access_key'')')".into(), vec![], "queries"),
+        ("SELECT * FROM duckdb_secrets()".into(), vec![], "secrets"),
+        ("SELECT * FROM which_secret('s3://lake/x', 's3')".into(), vec![], "secrets"),
+        ("SELECT * FROM duckdb_tables".into(), vec![], "catalog"),
+        ("SELECT getvariable('x') AS v".into(), vec![], "settings"),
+        // URL parameters pointing httpfs at another host, in SQL and in the file list.
+        (format!("SELECT * FROM read_text('{lake}/k?{endpoint}')"), vec![], "url parameters"),
+        (format!("SELECT * FROM glob('{lake}/*?{endpoint}')"), vec![], "url parameters"),
+        (format!("SELECT count(*) FROM read_parquet('{file}?{endpoint}')"), vec![], "url parameters"),
+        (format!("SELECT count(*) FROM read_parquet('{file}')"), vec![format!("{file}?{endpoint}")], "url parameters"),
+        (
+            format!("SELECT count(*) FROM read_parquet('{lake}/' || 'zones.parquet?{endpoint}')"),
+            vec![],
+            "url parameters",
+        ),
+        // Other hosts, schemes and buckets.
+        (format!("SELECT count(*) FROM read_parquet('http://127.0.0.1:{port}/x.parquet')"), vec![], "schemes"),
+        (
+            "SELECT * FROM read_text('http://169.254.169.254/latest/meta-data/iam/security-credentials/')".into(),
+            vec![],
+            "metadata",
+        ),
+        ("SELECT count(*) FROM read_parquet('gcs://bucket/x.parquet')".into(), vec![], "schemes"),
+        ("SELECT count(*) FROM read_parquet('hf://datasets/x/y.parquet')".into(), vec![], "schemes"),
+        ("SELECT count(*) FROM read_parquet('file:///etc/passwd')".into(), vec![], "schemes"),
+        ("SELECT count(*) FROM read_parquet('s3://other-bucket/x.parquet')".into(), vec![], "buckets"),
+        ("SELECT count(*) FROM read_parquet('s3://spill/partials/*')".into(), vec![], "buckets"),
+        (format!("SELECT count(*) FROM read_parquet('{lake}/../../spill/x.parquet')"), vec![], "buckets"),
+        ("SELECT 1".into(), vec!["s3://other-bucket/x.parquet".into()], "buckets"),
+        // Local files.
+        ("SELECT * FROM read_text('/etc/passwd')".into(), vec![], "local files"),
+        ("SELECT * FROM read_text('/proc/self/environ')".into(), vec![], "local files"),
+        ("SELECT * FROM read_csv('/var/task/bootstrap')".into(), vec![], "local files"),
+        ("SELECT 1".into(), vec!["/etc/passwd".into()], "local files"),
+        // Statements other than one SELECT.
+        ("COPY (SELECT 1) TO 's3://lake/evil.csv'".into(), vec![], "statements"),
+        ("ATTACH 's3://lake/evil.db'".into(), vec![], "statements"),
+        ("INSTALL httpfs".into(), vec![], "statements"),
+        ("LOAD '/tmp/evil.duckdb_extension'".into(), vec![], "statements"),
+        ("SET enable_external_access = true".into(), vec![], "statements"),
+        ("RESET s3_endpoint".into(), vec![], "statements"),
+        ("PRAGMA version".into(), vec![], "statements"),
+        ("SELECT 1; COPY (SELECT 1) TO '/tmp/x.csv'".into(), vec![], "statements"),
+        // Long-running and very large.
+        ("SELECT count(*) FROM range(1000000000000)".into(), vec![], "long-running"),
+        (
+            "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t".into(),
+            vec![],
+            "long-running",
+        ),
+        ("SELECT pg_sleep(3600)".into(), vec![], "long-running"),
+        (format!("SELECT '{}' AS big", "x".repeat(2 << 20)), vec![], "large"),
     ];
-    for (sql, files, expected) in forged {
-        let response = stack.invoke_raw("quack-worker", task_event(sql, &files)).await;
-        match response {
+    assert!(forged.len() >= 30);
+    let mut answers = Vec::new();
+    for (sql, files, class) in &forged {
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        let raw = stack.invoke_bytes("quack-worker", task_event(sql, &files)).await;
+        let shown: String = sql.chars().take(120).collect();
+        match serde_json::from_slice::<TaskResponse>(&raw).unwrap() {
             TaskResponse::Error(failure) => {
-                assert_eq!(failure.error_type, expected, "{sql}: {}", failure.message);
-                assert!(!failure.retryable, "{sql}");
+                assert_eq!(failure.error_type, ErrorType::Forbidden, "{class}: {shown}: {}", failure.message);
+                assert!(!failure.retryable, "{shown}");
             }
-            TaskResponse::Ok(partial) => panic!("{sql} was run: {partial:?}"),
+            TaskResponse::Ok(partial) => panic!("{class}: {shown} was run: {:?}", partial.stats),
         }
+        answers.push(raw);
+    }
+    // Odd query ids and labels are refused before anything runs or is logged.
+    for (query_id, label) in [("../../x", "l"), (&*"q".repeat(65), "l"), ("q\nforged", "l"), ("q", "line\nforged")] {
+        let mut event = task_event(&format!("SELECT count(*) FROM read_parquet('{file}')"), &[&file]);
+        event["query_id"] = query_id.into();
+        event["label"] = label.into();
+        let raw = stack.invoke_bytes("quack-worker", event).await;
+        let response: TaskResponse = serde_json::from_slice(&raw).unwrap();
+        assert!(
+            matches!(response, TaskResponse::Error(ref f) if f.error_type == ErrorType::Forbidden),
+            "{query_id:?}/{label:?}: {response:?}"
+        );
+        answers.push(raw);
     }
     let not_a_task = stack.invoke_raw("quack-worker", serde_json::json!({"hello": "world"})).await;
     assert!(matches!(not_a_task, TaskResponse::Error(ref f) if f.error_type == ErrorType::BadEvent), "{not_a_task:?}");
     // The allowed prefix still works for an honest task.
-    let file = format!("{lake}/zones.parquet");
     let honest = stack
-        .invoke_raw("quack-worker", task_event(&format!("SELECT count(*) AS n FROM read_parquet('{file}')"), &[&file]))
+        .invoke_bytes(
+            "quack-worker",
+            task_event(&format!("SELECT count(*) AS n FROM read_parquet('{file}')"), &[&file]),
+        )
         .await;
-    assert!(matches!(honest, TaskResponse::Ok(_)), "{honest:?}");
+    assert!(matches!(serde_json::from_slice(&honest).unwrap(), TaskResponse::Ok(_)));
+    answers.push(honest);
+    for raw in &answers {
+        let all = answer_bytes(raw);
+        for form in encodings(&secret) {
+            assert!(!contains(&all, &form), "an answer carries the secret ({})", String::from_utf8_lossy(&form));
+        }
+    }
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the listener on port {port} was contacted: {other:?}"),
+    }
+}
+
+/// Loading httpfs leaves no credential in DuckDB's settings: the secret holds them, and reads
+/// through it still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn httpfs_keeps_no_credentials_in_settings() {
+    let stack = Stack::get();
+    let lake = upload_lake(stack).await;
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3", "AWS_REGION"] {
+        std::env::set_var(name, stack.var(name));
+    }
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    quack_lambda::s3::load_httpfs(&conn, Some(std::path::Path::new(stack.var("QUACK_HTTPFS_EXTENSION")))).unwrap();
+    for setting in quack_lambda::s3::CREDENTIAL_SETTINGS {
+        let value: String =
+            conn.query_row(&format!("SELECT current_setting('{setting}')"), [], |row| row.get(0)).unwrap();
+        assert_eq!(value, "", "{setting}");
+    }
+    let access = quack_lambda::s3::S3Access::from_vars(|name| std::env::var(name).ok());
+    conn.execute_batch(&access.secret_sql()).unwrap();
+    let n: i64 = conn
+        .query_row(&format!("SELECT count(*) FROM read_parquet('{lake}/zones.parquet')"), [], |row| row.get(0))
+        .unwrap();
+    assert!(n > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,9 +455,11 @@ async fn lambda_csv(quack: &Quack, sql: &str) -> (Vec<Vec<String>>, quack::Query
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_function_fails_at_once_and_says_which() {
     let stack = Stack::get();
-    let invoker = quack::invoke::lambda::LambdaInvoker::new(stack.lambda(), "no-such-function", stack.s3());
+    let invoker = quack::invoke::lambda::LambdaInvoker::new(stack.lambda(), "no-such-function", stack.s3(), None)
+        .with_attempt_timeout(Some(std::time::Duration::from_secs(30)));
     let task = serde_json::from_value(task_event("SELECT 1", &[])).unwrap();
-    let error = quack::invoke::Invoker::invoke(&invoker, task).await.unwrap_err();
+    let run = std::sync::Arc::new(quack::invoke::QueryRun::default());
+    let error = quack::invoke::Invoker::invoke(&invoker, task, run).await.unwrap_err();
     assert!(!error.is_retryable(), "{error}");
     assert!(error.to_string().contains("no-such-function"), "{error}");
 }
