@@ -1,10 +1,17 @@
 //! quack's web dashboard: one page (Storage, Trips, Query console) and a JSON API, answered by
 //! the coordinator library (in process by default, Lambda when configured).
 //!
-//! Contract: form inputs are parsed and validated into typed parameters (a prefix is passed to
-//! `du` as a literal, dates are parsed as dates, `k` as a number) and never spliced into SQL as
-//! text; bad inputs get a 400 with a message; internal errors are logged and answered with a
-//! generic 500.
+//! Contract:
+//! - Form inputs are parsed and validated into typed parameters (a prefix is passed to `du` as a
+//!   literal, dates are parsed as dates, `k` as a number) and never spliced into SQL as text.
+//! - Every query, the console's included, runs on a sandboxed engine ([`quack::Quack::sandboxed`]):
+//!   it passes the Lambda worker's allowlist first, and the engine's DuckDB reads only the
+//!   lake and the inventory. A refused query is a 403 saying why.
+//! - With a token ([`ServerOptions`]), every API route needs `Authorization: Bearer <token>`
+//!   (401 otherwise); a server bound beyond loopback refuses to start without one.
+//! - Bad inputs get a 400 with a message, in which paths outside the lake and the inventory
+//!   are redacted; internal errors are logged and answered with a generic 500; more queries
+//!   than `max_queries` at once get a 429.
 
 pub mod page;
 
@@ -14,15 +21,65 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use quack::du::DuOptions;
 use quack::invoke::Progress;
-use quack::{Quack, QueryReport};
+use quack::{Config, Quack, QueryReport};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+/// Shortest token accepted.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// How the server is exposed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    pub bind: std::net::IpAddr,
+    /// The bearer token API requests must carry, if any.
+    pub token: Option<String>,
+    /// API queries running at once at most.
+    pub max_queries: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions { bind: std::net::Ipv4Addr::LOCALHOST.into(), token: None, max_queries: 8 }
+    }
+}
+
+/// The server may not start as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "binding {bind} exposes the dashboard beyond this machine: set a token (--token or QUACK_DASHBOARD_TOKEN, \
+         at least {MIN_TOKEN_CHARS} characters), or bind 127.0.0.1"
+    )]
+    PublicWithoutToken { bind: std::net::IpAddr },
+    #[error("the token is {chars} characters; use at least {MIN_TOKEN_CHARS}")]
+    ShortToken { chars: usize },
+    #[error("the lake {path}: {source}")]
+    Lake { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Engine(#[from] quack::Error),
+}
+
+impl ServerOptions {
+    /// Refuses a bind beyond loopback without a token, and a short token.
+    pub fn check(&self) -> Result<(), StartError> {
+        match &self.token {
+            Some(token) if token.chars().count() < MIN_TOKEN_CHARS => {
+                Err(StartError::ShortToken { chars: token.chars().count() })
+            }
+            None if !self.bind.is_loopback() => Err(StartError::PublicWithoutToken { bind: self.bind }),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// What the server answers from.
 pub struct AppState {
@@ -33,14 +90,56 @@ pub struct AppState {
     pub inventory: String,
     running: Mutex<HashMap<u64, Progress>>,
     next_request: AtomicU64,
+    token: Option<String>,
+    queries: Semaphore,
+}
+
+/// A local path made absolute and canonical (the sandbox compares prefixes); URLs unchanged.
+fn absolute(location: &str) -> Result<String, StartError> {
+    let trimmed = location.trim_end_matches('/');
+    if trimmed.contains("://") {
+        return Ok(trimmed.to_string());
+    }
+    let path = std::fs::canonicalize(if trimmed.is_empty() { "/" } else { trimmed })
+        .map_err(|source| StartError::Lake { path: location.to_string(), source })?;
+    Ok(path.to_string_lossy().trim_end_matches('/').to_string())
 }
 
 impl AppState {
-    pub fn new(quack: Quack, lake: &str, inventory: Option<&str>) -> Self {
-        let lake = lake.trim_end_matches('/').to_string();
-        let inventory =
-            inventory.map(|i| i.trim_end_matches('/').to_string()).unwrap_or_else(|| format!("{lake}/inventory"));
-        AppState { quack, lake, inventory, running: Mutex::new(HashMap::new()), next_request: AtomicU64::new(0) }
+    /// The server's state over `lake` (and `inventory`, default `<lake>/inventory`): a
+    /// [`Quack::sandboxed`] engine that reads only those two.
+    pub fn open(
+        config: Config,
+        lake: &str,
+        inventory: Option<&str>,
+        options: &ServerOptions,
+    ) -> Result<Self, StartError> {
+        options.check()?;
+        let lake = absolute(lake)?;
+        let inventory = match inventory {
+            Some(inventory) => absolute(inventory)?,
+            None => absolute(&format!("{lake}/inventory")).unwrap_or_else(|_| format!("{lake}/inventory")),
+        };
+        let quack = Quack::sandboxed(config, &[lake.as_str(), inventory.as_str()])?;
+        Ok(AppState {
+            quack,
+            lake,
+            inventory,
+            running: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(0),
+            token: options.token.clone(),
+            queries: Semaphore::new(options.max_queries.max(1)),
+        })
+    }
+
+    /// Paths a message may name: the lake's and the inventory's.
+    fn public_prefixes(&self) -> [&str; 2] {
+        [self.lake.as_str(), self.inventory.as_str()]
+    }
+
+    /// A slot to run a query in, or a 429.
+    fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.queries.try_acquire().map_err(|_| ApiError::Busy)
     }
 
     /// Registers a running request for `/api/progress`; its id for [`AppState::report`].
@@ -63,47 +162,118 @@ impl AppState {
         let id = self.start();
         let result = self.quack.query_batches_with_progress(sql, &|p| self.report(id, p)).await;
         self.finish(id);
-        result.map_err(ApiError::from)
+        result.map_err(|e| ApiError::of(e, self))
     }
 }
 
-/// The routes: `/` (the page), `/assets/chart.js`, `/du`, `/api/...`.
+/// The routes: `/` (the page), `/assets/chart.js`, `/du`, `/api/...`. With a token, `/du`'s
+/// JSON and every `/api/` route need it; the page and the chart library are public (they hold
+/// no data).
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/assets/chart.js", get(chart_js))
+    let api = Router::new()
         .route("/du", get(du))
         .route("/api/du/dates", get(du_dates))
         .route("/api/trips/top", get(trips_top))
         .route("/api/query", post(query))
         .route("/api/progress", get(progress))
         .route("/api/lake", get(lake))
-        .with_state(state)
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new().route("/", get(index)).route("/assets/chart.js", get(chart_js)).merge(api).with_state(state)
 }
 
-/// An API failure: the client's (400, with the reason) or ours (500, logged, not leaked).
+/// Compares in time independent of where the strings differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// Lets a request through when the server has no token, or the request carries it. `/du`
+/// without JSON asked for is the page, and needs none.
+async fn authenticate(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else { return next.run(request).await };
+    if request.uri().path() == "/du" && !wants_json(request.headers(), request.uri().query().unwrap_or("")) {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => next.run(request).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(serde_json::json!({ "error": "this API needs the dashboard's token (Authorization: Bearer ...)" })),
+        )
+            .into_response(),
+    }
+}
+
+/// An API failure: the client's (400 or 403, with the reason, paths redacted), too many at
+/// once (429), or ours (500, logged, not leaked).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many queries at once")]
+    Busy,
     #[error("internal error")]
     Internal(String),
 }
 
-impl From<quack::Error> for ApiError {
-    fn from(error: quack::Error) -> Self {
+impl ApiError {
+    /// Classifies a quack error for a client of `state`: what the client's request caused is
+    /// theirs to see, with paths beyond the lake and inventory redacted; the rest is internal.
+    fn of(error: quack::Error, state: &AppState) -> Self {
+        use quack::invoke::InvokeError;
         use quack::Error as E;
-        match error {
-            E::Syntax { .. }
-            | E::Unsupported { .. }
-            | E::Bind { .. }
-            | E::NoFiles { .. }
-            | E::Inventory { .. }
-            | E::Config { .. }
-            | E::Task { .. } => ApiError::BadRequest(error.to_string()),
-            other => ApiError::Internal(other.to_string()),
+        use quack_lambda::ErrorType;
+        let redacted = || redact_paths(&error.to_string(), &state.public_prefixes());
+        match &error {
+            E::Forbidden { .. } => ApiError::Forbidden(redacted()),
+            E::Syntax { .. } | E::Unsupported { .. } | E::Bind { .. } | E::NoFiles { .. } | E::Inventory { .. } => {
+                ApiError::BadRequest(redacted())
+            }
+            E::Task { source: InvokeError::Task(failure), .. } => match failure.error_type {
+                ErrorType::Forbidden => ApiError::Forbidden(redacted()),
+                ErrorType::BadSql | ErrorType::QueryError | ErrorType::MissingFile | ErrorType::CorruptFile => {
+                    ApiError::BadRequest(redacted())
+                }
+                _ => ApiError::Internal(error.to_string()),
+            },
+            _ => ApiError::Internal(error.to_string()),
         }
     }
+}
+
+/// `message` with every absolute path or URL that does not lie under one of `public` replaced
+/// by `<path>` (a word starting with `/`, `~` or naming a `scheme://`, up to a quote or space).
+pub fn redact_paths(message: &str, public: &[&str]) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let looks_like_path = word.starts_with('/') || word.starts_with('~') || word.contains("://");
+        let is_public = public.iter().any(|p| !p.is_empty() && (word == p || word.starts_with(&format!("{p}/"))));
+        if looks_like_path && !is_public {
+            out.push_str("<path>");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in message.chars() {
+        if c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '(' | ')' | '[' | ']' | ',' | ';') {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 impl IntoResponse for ApiError {
@@ -112,6 +282,15 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(message) => {
                 (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": message }))).into_response()
             }
+            ApiError::Forbidden(message) => {
+                (StatusCode::FORBIDDEN, Json(serde_json::json!({ "error": message }))).into_response()
+            }
+            ApiError::Busy => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                Json(serde_json::json!({ "error": "too many queries at once; try again shortly" })),
+            )
+                .into_response(),
             ApiError::Internal(message) => {
                 tracing::error!(%message, "request failed");
                 (
@@ -177,6 +356,12 @@ pub struct DuParams {
     pub json: Option<String>,
 }
 
+/// Whether a `/du` request asks for JSON (`Accept: application/json` or a `json` parameter).
+fn wants_json(headers: &HeaderMap, query: &str) -> bool {
+    query.split('&').any(|pair| pair == "json" || pair.starts_with("json="))
+        || headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+}
+
 /// A report date: `YYYY-MM-DD-HH-MM`.
 fn valid_date(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -193,9 +378,7 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
 
 /// `GET /du`: lakeview's JSON when asked for (`Accept: application/json` or `?json`), else the page.
 async fn du(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(params): Query<DuParams>) -> Response {
-    let wants_json = params.json.is_some()
-        || headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("application/json"));
-    if !wants_json {
+    if params.json.is_none() && !wants_json(&headers, "") {
         return Html(page::INDEX).into_response();
     }
     match du_json(&state, &params).await {
@@ -234,17 +417,18 @@ async fn du_json(state: &AppState, params: &DuParams) -> Result<serde_json::Valu
         by_storage_class,
     };
     let started = Instant::now();
+    let _slot = state.slot()?;
     let id = state.start();
     let answer = quack::du::du_with_progress(&state.quack, &options, &|p| state.report(id, p)).await;
     state.finish(id);
-    let answer = answer?;
+    let answer = answer.map_err(|e| ApiError::of(e, state))?;
     let mut value = answer.to_json();
     value["figures"] = serde_json::to_value(Figures::of(&answer.report, started)).unwrap_or_default();
     Ok(value)
 }
 
 async fn du_dates(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let dates = quack::du::dates(&state.quack, &state.inventory)?;
+    let dates = quack::du::dates(&state.quack, &state.inventory).map_err(|e| ApiError::of(e, &state))?;
     Ok(Json(serde_json::json!({ "inventory": state.inventory, "dates": dates })))
 }
 
@@ -308,6 +492,7 @@ async fn trips_top(
         )
     };
     let started = Instant::now();
+    let _slot = state.slot()?;
     let (batches, report) = state.run(&sql).await?;
     let (total_batches, _) = state
         .run(&format!("SELECT CAST(coalesce(sum(trips), 0) AS BIGINT) AS total FROM {daily} {where_clause}"))
@@ -344,7 +529,11 @@ async fn query(
     }
     let limit = request.limit.unwrap_or(1000).clamp(1, 100_000);
     let started = Instant::now();
-    let plan = state.quack.plan(&request.sql)?.explain();
+    let _slot = state.slot()?;
+    let plan = redact_paths(
+        &state.quack.plan(&request.sql).map_err(|e| ApiError::of(e, &state))?.explain(),
+        &state.public_prefixes(),
+    );
     let (batches, report) = state.run(&request.sql).await?;
     let columns: Vec<String> =
         batches.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect()).unwrap_or_default();
@@ -377,6 +566,35 @@ async fn progress(State(state): State<Arc<AppState>>) -> Json<serde_json::Value>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_paths_outside_the_lake() {
+        let public = ["/srv/lake", "s3://lake"];
+        assert_eq!(
+            redact_paths("IO Error: No files found that match \"/srv/lake/trips/*.parquet\"", &public),
+            "IO Error: No files found that match \"/srv/lake/trips/*.parquet\""
+        );
+        assert_eq!(
+            redact_paths("Permission Error: Cannot access \"/etc/passwd\" or '/root/.cache/x' (s3://other/k)", &public),
+            "Permission Error: Cannot access \"<path>\" or '<path>' (<path>)"
+        );
+        assert_eq!(redact_paths("/srv/lakehouse/x and s3://lake/y", &public), "<path> and s3://lake/y");
+    }
+
+    #[test]
+    fn a_public_bind_needs_a_long_token() {
+        let public = ServerOptions { bind: "0.0.0.0".parse().unwrap(), ..ServerOptions::default() };
+        assert!(matches!(public.check(), Err(StartError::PublicWithoutToken { .. })));
+        let short = ServerOptions { token: Some("secret".into()), ..public.clone() };
+        assert!(matches!(short.check(), Err(StartError::ShortToken { chars: 6 })));
+        assert!(ServerOptions { token: Some("a-long-enough-token".into()), ..public }.check().is_ok());
+        assert!(ServerOptions::default().check().is_ok());
+        let v6 = ServerOptions { bind: "::".parse().unwrap(), ..ServerOptions::default() };
+        assert!(v6.check().is_err());
+        assert!(
+            constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"ab", b"abc")
+        );
+    }
 
     #[test]
     fn validates_dates() {

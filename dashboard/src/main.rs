@@ -1,13 +1,13 @@
 //! `quack-dashboard`: serves the dashboard page and its JSON API over a lake, with quack's
-//! coordinator as the backend (in-process workers by default).
+//! coordinator as the backend (in-process workers by default). Parses flags, sets up logging,
+//! and hands over to the library.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use quack::{Backend, Config, Quack};
-use quack_dashboard::{router, AppState};
+use quack_dashboard::{router, AppState, ServerOptions};
 
 #[derive(Parser)]
 #[command(name = "quack-dashboard", version, about = "quack's web dashboard: storage (du), trips, query console")]
@@ -18,20 +18,20 @@ struct Cli {
     /// The S3 Inventory for the Storage page; default <lake>/inventory.
     #[arg(long, env = "QUACK_INVENTORY")]
     inventory: Option<String>,
-    /// Where tasks run: local or lambda.
-    #[arg(long, env = "QUACK_BACKEND", default_value = "local")]
-    backend: String,
-    /// The worker function for --backend lambda.
-    #[arg(long, env = "QUACK_FUNCTION")]
-    function: Option<String>,
-    /// The httpfs extension file for s3:// lakes.
-    #[arg(long, env = "QUACK_HTTPFS_EXTENSION")]
-    httpfs_extension: Option<std::path::PathBuf>,
-    /// Address to listen on (loopback by default).
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to listen on (loopback by default; any other needs --token).
+    #[arg(long, env = "QUACK_DASHBOARD_BIND", default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
     #[arg(long, env = "QUACK_DASHBOARD_PORT", default_value_t = 8080)]
     port: u16,
+    /// Bearer token every API request must carry (`Authorization: Bearer <token>`); required
+    /// when --bind is not a loopback address. At least 16 characters.
+    #[arg(long, env = "QUACK_DASHBOARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// API queries running at once at most; more are answered 429.
+    #[arg(long, env = "QUACK_DASHBOARD_MAX_QUERIES", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_queries: u32,
+    #[command(flatten)]
+    engine: quack::settings::EngineArgs,
 }
 
 #[tokio::main]
@@ -41,20 +41,17 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let mut config = Config::embedded();
-    config.backend = match cli.backend.as_str() {
-        "local" => Backend::Local,
-        "lambda" => Backend::Lambda {
-            function: cli.function.clone().context("--backend lambda needs --function or QUACK_FUNCTION")?,
-        },
-        other => anyhow::bail!("unknown backend {other:?} (local or lambda)"),
-    };
-    config.aws.s3_endpoint_env = quack::config::Environment::read().s3_endpoint;
-    config.httpfs_extension = cli.httpfs_extension.clone();
-    let quack = Quack::new(config)?;
-    let state = Arc::new(AppState::new(quack, &cli.lake, cli.inventory.as_deref()));
+    let options = ServerOptions { bind: cli.bind, token: cli.token.clone(), max_queries: cli.max_queries as usize };
+    options.check()?;
+    let config = cli.engine.resolve(&quack::config::Environment::read())?;
+    let state = Arc::new(AppState::open(config, &cli.lake, cli.inventory.as_deref(), &options)?);
     let address = SocketAddr::new(cli.bind, cli.port);
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address}"))?;
-    tracing::info!(url = %format!("http://{}", listener.local_addr()?), lake = %state.lake, "dashboard ready");
+    tracing::info!(
+        url = %format!("http://{}", listener.local_addr()?),
+        lake = %state.lake,
+        token = options.token.is_some(),
+        "dashboard ready"
+    );
     axum::serve(listener, router(state)).await.context("serving")
 }

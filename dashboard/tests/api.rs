@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use quack::{Config, Quack};
-use quack_dashboard::{router, AppState};
+use quack_dashboard::{router, AppState, ServerOptions};
 use tower::ServiceExt;
 
 fn lake() -> &'static str {
@@ -35,8 +35,11 @@ fn lake() -> &'static str {
 }
 
 fn app() -> axum::Router {
-    let quack = Quack::embedded(Config::with_concurrency(2)).unwrap();
-    router(Arc::new(AppState::new(quack, lake(), None)))
+    app_with(&ServerOptions::default())
+}
+
+fn app_with(options: &ServerOptions) -> axum::Router {
+    router(Arc::new(AppState::open(Config::with_concurrency(2), lake(), None, options).unwrap()))
 }
 
 async fn get(uri: &str, accept: Option<&str>) -> (StatusCode, String) {
@@ -51,11 +54,15 @@ async fn get(uri: &str, accept: Option<&str>) -> (StatusCode, String) {
 }
 
 async fn post_query(body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    post_query_to(app(), body).await
+}
+
+async fn post_query_to(app: axum::Router, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
     let request = Request::post("/api/query")
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
-    let response = app().oneshot(request).await.unwrap();
+    let response = app.oneshot(request).await.unwrap();
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
@@ -193,4 +200,79 @@ async fn the_console_runs_sql_and_explains_it() {
     let (_, body) = get("/api/lake", None).await;
     assert_eq!(json(&body)["lake"], lake());
     assert_eq!(json(&body)["inventory"], format!("{}/inventory", lake()));
+}
+
+/// The console runs in the workers' sandbox: nothing outside the lake and inventory, no
+/// settings, secrets, catalog or other queries; each refused with a 403 that says why and
+/// leaks nothing of the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_reads_only_the_lake() {
+    let lake = lake();
+    let forged = [
+        "SELECT * FROM read_text('/etc/passwd')".to_string(),
+        "SELECT * FROM read_csv('/etc/passwd', delim = ':', header = false)".to_string(),
+        "SELECT * FROM read_csv('/etc/passwd')".to_string(),
+        "SELECT * FROM glob('/etc/*')".to_string(),
+        "SELECT * FROM read_parquet('/proc/self/environ')".to_string(),
+        format!("SELECT * FROM read_parquet('{lake}/../../etc/passwd')"),
+        format!("SELECT * FROM read_csv('{lake}/../lake-elsewhere/x.csv')"),
+        "SELECT current_setting('home_directory')".to_string(),
+        "SELECT * FROM duckdb_settings()".to_string(),
+        "SELECT * FROM duckdb_secrets()".to_string(),
+        "SELECT * FROM query('SELECT 1')".to_string(),
+        "SELECT * FROM read_text('http://169.254.169.254/latest/meta-data/')".to_string(),
+        format!("COPY (SELECT 1) TO '{lake}/x.csv'"),
+        "ATTACH '/tmp/x.db'".to_string(),
+        "SELECT 1; SELECT 2".to_string(),
+    ];
+    for sql in forged {
+        let (status, body) = post_query(serde_json::json!({ "sql": sql })).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{sql}: {body}");
+        let text = body.to_string();
+        assert!(body["error"].as_str().is_some_and(|e| e.starts_with("forbidden:")), "{sql}: {text}");
+        assert!(!text.contains("root:") && !text.contains("/home/") && !text.contains(".cache"), "{sql}: {text}");
+    }
+    // An honest query still runs, and a missing file in the lake is the client's error, named
+    // by its lake path (not a server path elsewhere).
+    let (status, body) = post_query(serde_json::json!({
+        "sql": format!("SELECT count(*) AS n FROM read_parquet('{lake}/zones.parquet')")
+    }))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post_query(serde_json::json!({
+        "sql": format!("SELECT count(*) FROM read_parquet('{lake}/nothing/*.parquet', hive_partitioning = true)")
+    }))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("nothing"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_every_api_route() {
+    let token = "a-test-token-of-some-length";
+    let options = ServerOptions { token: Some(token.into()), ..ServerOptions::default() };
+    let send = |uri: &str, auth: Option<&str>| {
+        let mut request = Request::get(uri);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        app_with(&options).oneshot(request.body(Body::empty()).unwrap())
+    };
+    for uri in ["/api/lake", "/api/progress", "/api/du/dates", "/api/trips/top", "/du?json"] {
+        for auth in [None, Some("Bearer wrong-token-of-some-length"), Some(token), Some("Basic x")] {
+            let response = send(uri, auth).await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{uri} with {auth:?}");
+        }
+        let response = send(uri, Some(&format!("Bearer {token}"))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    }
+    let (status, _) = post_query_to(app_with(&options), serde_json::json!({ "sql": "SELECT 1" })).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The page itself holds no data.
+    assert_eq!(send("/", None).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(send("/du", None).await.unwrap().status(), StatusCode::OK);
+    // No token on a public address: the server does not start.
+    let public = ServerOptions { bind: "0.0.0.0".parse().unwrap(), ..ServerOptions::default() };
+    let refused = AppState::open(Config::with_concurrency(1), lake(), None, &public);
+    assert!(refused.err().is_some_and(|e| e.to_string().contains("token")));
 }
