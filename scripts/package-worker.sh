@@ -15,7 +15,9 @@ case "$ARCH" in
 esac
 TARGET="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 if [ "$HOST_BUILD" = "--host-build" ]; then
-  (cd "$ROOT" && cargo build --release -p quack-lambda --bin bootstrap >&2)
+  # The workspace build (a no-op after scripts/test.sh's): building one package would unify
+  # features differently and rebuild shared crates.
+  (cd "$ROOT" && cargo build --release --workspace --all-targets >&2)
   BOOTSTRAP="$TARGET/release/bootstrap"
 else
   (cd "$ROOT" && cargo lambda build --release -p quack-lambda --bin bootstrap --target "$TRIPLE" >&2)
