@@ -4,7 +4,8 @@
 #   1. the whole corpus, plain;
 #   2. the whole corpus with faults injected around the invoker (20% of invocations fail, 10% are
 #      delayed): retries must keep every answer exact;
-#   3. part of the corpus through a front that answers 429 TooManyRequests to every third Invoke;
+#   3. part of the corpus through a front that answers 429 TooManyRequests to every third Invoke,
+#      then through a storm: every Invoke answered 429 for 5 s at the start of each query;
 #   4. part of the corpus on the worker that spills every partial over 1 KiB to S3, after which no
 #      spilled object may be left.
 #   tests/e2e/run.sh LAKE_DIR VENV_PYTHON QUERIES...     (the stack's exports in the environment)
@@ -43,6 +44,19 @@ AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$(cat "$portfile")" QUACK_MAX_ATTEMPTS
 throttled="$(cat "$portfile.count" 2>/dev/null || echo 0)"
 echo "throttled invocations: $throttled"
 [ "$throttled" -gt 0 ] || { echo "the proxy throttled nothing" >&2; exit 1; }
+kill $proxy; trap - EXIT
+
+step "throttling storm: every Invoke answered 429 for 5 s per query, then recovering"
+portfile="$(mktemp)"
+"$python" "$ROOT/tests/e2e/throttle_proxy.py" --upstream "$AWS_ENDPOINT_URL_LAMBDA" --storm 5 --port-file "$portfile" &
+proxy=$!
+trap 'kill $proxy 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+started=$(date +%s)
+AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$(cat "$portfile")" run_check --queries "$ROOT/tests/queries/e2e-subset.sql"
+throttled="$(cat "$portfile.count" 2>/dev/null || echo 0)"
+echo "throttled invocations: $throttled in $(( $(date +%s) - started )) s"
+[ "$throttled" -gt 0 ] || { echo "the storm throttled nothing" >&2; exit 1; }
 kill $proxy; trap - EXIT
 
 step "spill: every partial over 1 KiB goes through S3"

@@ -66,6 +66,8 @@ export QUACK_BACKEND=lambda
 export QUACK_FUNCTION=quack-worker
 export QUACK_CONCURRENCY=$WORKERS
 export QUACK_HTTPFS_EXTENSION=$HTTPFS
+export QUACK_SPILL_PREFIX=s3://spill/partials/
+export QUACK_TASK_TIMEOUT=600
 export QUACK_STACK_S3_DIR=$STACK/s3
 export QUACK_STACK_LAMBDA_PORT=$LAMBDA_PORT
 ENV
@@ -96,8 +98,8 @@ up() {
   HTTPFS="$("$ROOT/scripts/fetch-httpfs.sh")"
   BOOTSTRAP="$(target_dir)/release/bootstrap"
   if [ ! -x "$BOOTSTRAP" ]; then
-    log "building the worker (cargo build --release -p quack-lambda --bin bootstrap)"
-    (cd "$ROOT" && cargo build --release -p quack-lambda --bin bootstrap >&2)
+    log "building the workspace (cargo build --release --workspace --all-targets)"
+    (cd "$ROOT" && cargo build --release --workspace --all-targets >&2)
   fi
   mkdir -p "$STACK"
   rm -rf "$STACK/s3" "$STACK"/*.log "$STACK/pids" "$STACK/target"
