@@ -52,6 +52,13 @@ impl Default for CostModel {
     }
 }
 
+impl Pricing {
+    /// The cost in USD of `gb_seconds` of Lambda, `requests` invocations and `s3_requests`.
+    pub fn cost(&self, gb_seconds: f64, requests: u64, s3_requests: u64) -> f64 {
+        gb_seconds * self.per_gb_second + requests as f64 * self.per_request + s3_requests as f64 * self.per_s3_request
+    }
+}
+
 /// How a [`crate::Quack`] plans and runs queries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

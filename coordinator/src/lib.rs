@@ -243,7 +243,6 @@ impl Quack {
         let gb_seconds = if lambda { worker_seconds * self.config.lambda_memory_mb as f64 / 1024.0 } else { 0.0 };
         let requests = if lambda { tasks as u64 } else { 0 };
         let s3_requests = if lambda { 2 * files as u64 } else { 0 };
-        let pricing = &self.config.pricing;
         Estimate {
             tasks,
             files,
@@ -252,11 +251,7 @@ impl Quack {
             gb_seconds,
             requests,
             s3_requests,
-            cost_usd: lambda.then_some(
-                gb_seconds * pricing.per_gb_second
-                    + requests as f64 * pricing.per_request
-                    + s3_requests as f64 * pricing.per_s3_request,
-            ),
+            cost_usd: lambda.then(|| self.config.pricing.cost(gb_seconds, requests, s3_requests)),
         }
     }
 
@@ -358,7 +353,6 @@ impl Quack {
         let s3_requests = if lambda { 2 * files + QueryRun::get(&run.s3_requests) } else { 0 };
         let requests = if lambda { QueryRun::get(&run.attempts) } else { 0 };
         let (gb_seconds, wasted_gb_seconds) = if lambda { (answered + wasted, wasted) } else { (0.0, 0.0) };
-        let pricing = &self.config.pricing;
         QueryReport {
             query_id: plan.query_id.clone(),
             strategy: plan.strategy.describe(),
@@ -372,11 +366,7 @@ impl Quack {
             gb_seconds,
             wasted_gb_seconds,
             s3_requests,
-            cost_usd: lambda.then_some(
-                gb_seconds * pricing.per_gb_second
-                    + requests as f64 * pricing.per_request
-                    + s3_requests as f64 * pricing.per_s3_request,
-            ),
+            cost_usd: lambda.then(|| self.config.pricing.cost(gb_seconds, requests, s3_requests)),
             partial_rows: partials.iter().map(|p| p.stats.rows).sum(),
             worker_ms: partials.iter().map(|p| p.stats.duration_ms).sum(),
             plan_ms,

@@ -130,13 +130,7 @@ pub async fn delete_query(client: &aws_sdk_s3::Client, prefix: &str, query_id: &
         let page = page.map_err(|e| error(format!("listing: {}", aws_sdk_s3::error::DisplayErrorContext(e))))?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
-            client
-                .delete_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| error(format!("deleting {key}: {}", aws_sdk_s3::error::DisplayErrorContext(e))))?;
+            delete(client, &format!("s3://{bucket}/{key}")).await?;
             deleted += 1;
         }
     }

@@ -33,12 +33,17 @@ QUACK_MAX_ATTEMPTS=4 run_check "${queries[@]}"
 step "corpus with injected faults (fail 20%, delay 10%)"
 QUACK_INJECT_FAULTS="fail=0.2,delay=0.1,delay_ms=300" QUACK_MAX_ATTEMPTS=12 run_check "${queries[@]}"
 
+# Starts throttle_proxy.py with the given mode in front of the emulator; sets $proxy and $portfile.
+start_proxy() {
+  portfile="$(mktemp)"
+  "$python" "$ROOT/tests/e2e/throttle_proxy.py" --upstream "$AWS_ENDPOINT_URL_LAMBDA" "$@" --port-file "$portfile" &
+  proxy=$!
+  trap 'kill $proxy 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+}
+
 step "throttling: every third Invoke answered 429"
-portfile="$(mktemp)"
-"$python" "$ROOT/tests/e2e/throttle_proxy.py" --upstream "$AWS_ENDPOINT_URL_LAMBDA" --every 3 --port-file "$portfile" &
-proxy=$!
-trap 'kill $proxy 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+start_proxy --every 3
 AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$(cat "$portfile")" QUACK_MAX_ATTEMPTS=10 \
   run_check --queries "$ROOT/tests/queries/e2e-subset.sql"
 throttled="$(cat "$portfile.count" 2>/dev/null || echo 0)"
@@ -47,11 +52,7 @@ echo "throttled invocations: $throttled"
 kill $proxy; trap - EXIT
 
 step "throttling storm: every Invoke answered 429 for 5 s per query, then recovering"
-portfile="$(mktemp)"
-"$python" "$ROOT/tests/e2e/throttle_proxy.py" --upstream "$AWS_ENDPOINT_URL_LAMBDA" --storm 5 --port-file "$portfile" &
-proxy=$!
-trap 'kill $proxy 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+start_proxy --storm 5
 started=$(date +%s)
 AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$(cat "$portfile")" run_check --queries "$ROOT/tests/queries/e2e-subset.sql"
 throttled="$(cat "$portfile.count" 2>/dev/null || echo 0)"
