@@ -169,7 +169,7 @@ impl Quack {
             return Err(Error::Config { message: "a sandboxed engine needs at least one readable prefix".into() });
         }
         if sandbox.allowed_prefixes.iter().any(|p| p.starts_with("s3://") || p.starts_with("s3a://")) {
-            quack.enable_s3_for("s3://")?;
+            quack.enable_s3()?;
         }
         sandbox.lock_down(&quack.engine.lock()).map_err(|source| Error::Engine { source })?;
         quack.sandbox = Some(sandbox);
@@ -379,9 +379,14 @@ impl Quack {
     /// Lets the coordinator's DuckDB (and in-process workers) read S3, once, when `sql` names
     /// an `s3://` URL.
     fn enable_s3_for(&self, sql: &str) -> Result<()> {
-        if !(sql.contains("s3://") || sql.contains("s3a://")) {
-            return Ok(());
+        if sql.contains("s3://") || sql.contains("s3a://") {
+            self.enable_s3()?;
         }
+        Ok(())
+    }
+
+    /// Lets the coordinator's DuckDB (and in-process workers) read S3; once.
+    fn enable_s3(&self) -> Result<()> {
         let mut enabled = self.s3_enabled.lock().unwrap_or_else(|p| p.into_inner());
         if !*enabled {
             let access = self.aws.duckdb_access().map_err(|e| Error::S3 { message: e.to_string() })?;
