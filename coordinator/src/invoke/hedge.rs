@@ -158,12 +158,16 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn hedges_a_straggler_takes_the_first_answer_and_counts_the_loser() {
-        let straggler = Straggler {
+    fn straggler() -> Straggler {
+        Straggler {
             inner: InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap(),
             calls: Mutex::new(HashMap::new()),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn hedges_a_straggler_takes_the_first_answer_and_counts_the_loser() {
+        let straggler = straggler();
         let policy = HedgePolicy { factor: 2.0, min_delay: Duration::from_millis(100), min_samples: 3 };
         let hedge = Hedge::new(straggler, policy, Some(LimitHandle::new(4)));
         let run = run();
@@ -177,10 +181,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hedge_waits_for_a_slot() {
-        let straggler = Straggler {
-            inner: InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap(),
-            calls: Mutex::new(HashMap::new()),
-        };
+        let straggler = straggler();
         let policy = HedgePolicy { factor: 1.0, min_delay: Duration::from_millis(10), min_samples: 1 };
         let slots = LimitHandle::new(1);
         let held = slots.acquire().await.unwrap();
