@@ -8,6 +8,7 @@
 //! ([`engine::Engine`]).
 
 pub mod aws;
+pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod du;

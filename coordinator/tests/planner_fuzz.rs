@@ -56,12 +56,17 @@ const TOKENS: &[&str] = &[
     "/*",
 ];
 
+fn context() -> &'static Context<'static> {
+    static CONTEXT: std::sync::OnceLock<Context<'static>> = std::sync::OnceLock::new();
+    CONTEXT.get_or_init(Context::with_bundled_aggregates)
+}
+
 fn exercise(sql: &str) {
-    let ctx = Context::with_builtin_aggregates();
+    let ctx = context();
     if let Ok(statements) = rewrite::parse(sql) {
         if let Ok(query) = rewrite::single_query(statements) {
-            let _ = rewrite::rewrite(&query, &ctx, true);
-            let _ = rewrite::rewrite(&query, &ctx, false);
+            let _ = rewrite::rewrite(&query, ctx, true);
+            let _ = rewrite::rewrite(&query, ctx, false);
             let mut placeholder = query.clone();
             let scans = scan::collect_fan_scans(&mut placeholder, true);
             let _ = filter::partition_predicate(
