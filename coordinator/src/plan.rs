@@ -140,13 +140,20 @@ impl Planner<'_> {
                 (c.clone(), ty.unwrap_or_else(|| "VARCHAR".into()))
             })
             .collect();
+        let probe_scan = scan.render(&[all_files[0].path.clone()], &partition_columns);
+        let binder = |query: &sqlparser::ast::Query| {
+            let sql = query.to_string().replace(FAN_PLACEHOLDER, &probe_scan);
+            self.engine.describe(&sql).map(|columns| columns.into_iter().map(|c| c.name).collect())
+        };
         let ctx = Context {
             aggregates: self.engine.aggregates().clone(),
             scan_columns: scan_columns.iter().map(|c| c.name.to_ascii_lowercase()).collect(),
+            binder: Some(&binder),
         };
 
         // Rewrite, falling back while the map does not bind.
         let mut allow_partial_aggregate = true;
+        let mut one_file_tasks_fail = false;
         let mut fallback_note = None;
         let (rewritten, partial_columns) = loop {
             let rewritten = match rewrite::rewrite(&query, &ctx, allow_partial_aggregate) {
@@ -156,11 +163,26 @@ impl Planner<'_> {
                 }
                 Err(other) => return Err(Error::Unsupported { reason: other.to_string() }),
             };
-            let probe = rewritten
-                .map_sql
-                .replace(FAN_PLACEHOLDER, &scan.render(&[all_files[0].path.clone()], &partition_columns));
+            let probe = rewritten.map_sql.replace(FAN_PLACEHOLDER, &probe_scan);
             let bound = self.engine.describe(&probe).and_then(|columns| {
                 self.engine.check_reduce(&columns, &final_sql(&rewritten.reduce_sql, &output_columns)).map(|_| columns)
+            });
+            // DuckDB's optimizer has failed internally on a one-file scan that it plans fine
+            // over many files (1.5.5: min/max of a hive column from statistics). A map that
+            // cannot be planned over one file is not split.
+            // When it plans over two files, every task gets at least two.
+            let bound = bound.and_then(|columns| match self.engine.optimize(&probe) {
+                Err(message) if quack_lambda::runner::exception_class(&message) == Some("INTERNAL") => {
+                    let two = all_files.iter().take(2).map(|f| f.path.clone()).collect::<Vec<_>>();
+                    let probe_two = rewritten.map_sql.replace(FAN_PLACEHOLDER, &scan.render(&two, &partition_columns));
+                    if two.len() == 2 && self.engine.optimize(&probe_two).is_ok() {
+                        one_file_tasks_fail = true;
+                        Ok(columns)
+                    } else {
+                        Err(format!("DuckDB fails internally planning the map: {}", first_line(&message)))
+                    }
+                }
+                _ => Ok(columns),
             });
             match bound {
                 Ok(columns) => break (rewritten, columns),
@@ -202,12 +224,10 @@ impl Planner<'_> {
         let specs = if kept.is_empty() {
             // Every partition was pruned. One task over one file still yields partials of the
             // right shape (and no rows), since the map keeps the full WHERE clause.
-            let first = &parts.partitions[0];
-            vec![TaskSpec {
-                label: "all partitions pruned: one file for the empty result".into(),
-                files: vec![first.files[0].clone()],
-                partitions: 0,
-            }]
+            let files = all_files.iter().take(if one_file_tasks_fail { 2 } else { 1 }).cloned().collect();
+            vec![TaskSpec { label: "all partitions pruned: the empty result".into(), files, partitions: 0 }]
+        } else if one_file_tasks_fail {
+            tasks::at_least_two_files(tasks::pack(&kept_parts, target))
         } else {
             tasks::pack(&kept_parts, target)
         };

@@ -100,6 +100,38 @@ fn split_partition(partition: &Partition, target: u64, tasks: &mut Vec<TaskSpec>
     }
 }
 
+/// `specs` with every one-file task merged into a neighbour, for maps DuckDB cannot plan over a
+/// single file (a one-file table stays one task).
+pub fn at_least_two_files(specs: Vec<TaskSpec>) -> Vec<TaskSpec> {
+    let mut out: Vec<TaskSpec> = Vec::with_capacity(specs.len());
+    let mut carry: Option<TaskSpec> = None;
+    for mut spec in specs {
+        if let Some(single) = carry.take() {
+            spec.label = format!("{} + {}", single.label, spec.label);
+            spec.partitions += single.partitions;
+            let mut files = single.files;
+            files.append(&mut spec.files);
+            spec.files = files;
+        }
+        if spec.files.len() >= 2 {
+            out.push(spec);
+        } else {
+            carry = Some(spec);
+        }
+    }
+    if let Some(single) = carry {
+        match out.last_mut() {
+            Some(last) => {
+                last.label = format!("{} + {}", last.label, single.label);
+                last.partitions += single.partitions;
+                last.files.extend(single.files);
+            }
+            None => out.push(single),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +154,19 @@ mod tests {
         let tasks = pack(&parts.iter().collect::<Vec<_>>(), 100);
         assert_eq!(tasks.len(), 2);
         assert_eq!(tasks[0].label, "d=1");
+    }
+
+    #[test]
+    fn one_file_tasks_merge_into_a_neighbour() {
+        let spec = |label: &str, n: usize| TaskSpec {
+            label: label.into(),
+            files: (0..n).map(|i| FileEntry { path: format!("{label}/{i}"), size: 1 }).collect(),
+            partitions: 1,
+        };
+        let merged = at_least_two_files(vec![spec("a", 1), spec("b", 1), spec("c", 3), spec("d", 1)]);
+        let shape: Vec<(String, usize)> = merged.iter().map(|s| (s.label.clone(), s.files.len())).collect();
+        assert_eq!(shape, vec![("a + b".to_string(), 2), ("c + d".to_string(), 4)]);
+        assert_eq!(at_least_two_files(vec![spec("only", 1)]).len(), 1);
     }
 
     #[test]

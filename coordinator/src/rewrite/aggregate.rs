@@ -32,7 +32,7 @@ enum Merge {
     Avg,
     /// Variance family over (count, mean, var_pop) partials.
     Variance { sample: bool, sqrt: bool },
-    /// `f(DISTINCT x)`: x is map group key `d{index}`; `filtered` adds a bool_or partial.
+    /// `f(DISTINCT x)`: x is map group key `__quack_d{index}`; `filtered` adds a bool_or partial.
     Distinct { function: String, key: usize, filtered: bool },
 }
 
@@ -56,11 +56,6 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     if select.top.is_some() || !select.named_window.is_empty() || !select.sort_by.is_empty() {
         return Err(RewriteError::unsupported("TOP, WINDOW or SORT BY clause"));
     }
-    for item in &select.projection {
-        if matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)) {
-            return Err(RewriteError::unsupported("SELECT * in an aggregating block"));
-        }
-    }
     let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
     let aggregating = grouped
         || contains_aggregate(&select.projection, ctx)
@@ -68,6 +63,9 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         || block.order_by.as_ref().is_some_and(|o| contains_aggregate(o, ctx));
     if !aggregating {
         return Err(RewriteError::unsupported(NOT_AGGREGATING));
+    }
+    if select.projection.iter().any(super::is_star_item) {
+        return Err(RewriteError::unsupported("a star expression (*, COLUMNS) in an aggregating block"));
     }
 
     let aliases = select_aliases(&select.projection);
@@ -93,10 +91,10 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     // Map: keys, distinct keys, partial states.
     let mut map_items: Vec<String> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        map_items.push(format!("{key} AS k{i}"));
+        map_items.push(format!("{key} AS __quack_k{i}"));
     }
     for (j, key) in distinct_keys.iter().enumerate() {
-        map_items.push(format!("{key} AS d{j}"));
+        map_items.push(format!("{key} AS __quack_d{j}"));
     }
     for aggregate in &aggregates {
         for (expr, name) in &aggregate.partials {
@@ -129,7 +127,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     map.limit_clause = None;
     map.fetch = None;
 
-    // Reduce: the block's upper clauses with aggregates merged and keys replaced by k{i}.
+    // Reduce: the block's upper clauses with aggregates merged and keys replaced by __quack_k{i}.
     let mut rewriter = Rewriter {
         ctx,
         keys: &keys,
@@ -170,7 +168,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
             if keys.is_empty() {
                 String::new()
             } else {
-                format!(" GROUP BY {}", (0..keys.len()).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "))
+                format!(" GROUP BY {}", (0..keys.len()).map(|i| format!("__quack_k{i}")).collect::<Vec<_>>().join(", "))
             }
         ))?;
         let SetExpr::Select(template_select) = *template.body else { unreachable!() };
@@ -306,7 +304,7 @@ fn unqualified(expr: &Expr) -> String {
 }
 
 struct Collector<'a> {
-    ctx: &'a Context,
+    ctx: &'a Context<'a>,
     calls: Vec<Function>,
 }
 
@@ -354,7 +352,7 @@ fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) 
         _ => None,
     };
     let filter = call.filter.as_ref().map(|f| format!(" FILTER (WHERE {f})")).unwrap_or_default();
-    let partial = |suffix: &str| format!("a{index}{suffix}");
+    let partial = |suffix: &str| format!("__quack_a{index}{suffix}");
     let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
 
     if distinct {
@@ -411,7 +409,7 @@ fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) 
 
 /// The reduce expression that merges aggregate `index`'s partials.
 fn merge_sql(index: usize, aggregate: &Aggregate) -> String {
-    let a = |suffix: &str| format!("a{index}{suffix}");
+    let a = |suffix: &str| format!("__quack_a{index}{suffix}");
     match &aggregate.merge {
         Merge::Count => format!("CAST(coalesce(sum({}), 0) AS BIGINT)", a("")),
         Merge::SameFunction(f) => format!("{f}({})", a("")),
@@ -432,7 +430,7 @@ fn merge_sql(index: usize, aggregate: &Aggregate) -> String {
         }
         Merge::Distinct { function, key, filtered } => {
             let filter = if *filtered { format!(" FILTER (WHERE {})", a("_f")) } else { String::new() };
-            let call = format!("{function}(DISTINCT d{key}){filter}");
+            let call = format!("{function}(DISTINCT __quack_d{key}){filter}");
             if function == "count" {
                 format!("CAST({call} AS BIGINT)")
             } else {
@@ -447,14 +445,16 @@ fn variance_source(aggregates: &[Aggregate], key_count: usize) -> String {
     let partition = if key_count == 0 {
         String::new()
     } else {
-        format!("PARTITION BY {}", (0..key_count).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "))
+        format!("PARTITION BY {}", (0..key_count).map(|i| format!("__quack_k{i}")).collect::<Vec<_>>().join(", "))
     };
     let means = aggregates
         .iter()
         .enumerate()
         .filter(|(_, a)| matches!(a.merge, Merge::Variance { .. }))
         .map(|(i, _)| {
-            format!("sum(a{i}_n * a{i}_m) OVER ({partition}) / nullif(sum(a{i}_n) OVER ({partition}), 0) AS a{i}_g")
+            format!(
+                "sum(__quack_a{i}_n * __quack_a{i}_m) OVER ({partition}) / nullif(sum(__quack_a{i}_n) OVER ({partition}), 0) AS __quack_a{i}_g"
+            )
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -462,9 +462,9 @@ fn variance_source(aggregates: &[Aggregate], key_count: usize) -> String {
 }
 
 /// Rewrites the block's upper expressions: aggregate calls become placeholders, key expressions
-/// become `k{i}`; remembers a column reference that is neither.
+/// become `__quack_k{i}`; remembers a column reference that is neither.
 struct Rewriter<'a> {
-    ctx: &'a Context,
+    ctx: &'a Context<'a>,
     keys: &'a [Expr],
     aliases: &'a HashMap<String, Expr>,
     calls: &'a [Function],
@@ -516,7 +516,7 @@ impl VisitorMut for Rewriter<'_> {
             return ControlFlow::Continue(());
         }
         if let Some(i) = self.key_index(expr) {
-            *expr = Expr::Identifier(Ident::new(format!("k{i}")));
+            *expr = Expr::Identifier(Ident::new(format!("__quack_k{i}")));
             return ControlFlow::Continue(());
         }
         match expr {

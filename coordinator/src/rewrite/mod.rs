@@ -10,6 +10,7 @@
 
 pub mod aggregate;
 pub mod filter;
+pub mod gate;
 pub mod rows;
 pub mod scan;
 pub mod split;
@@ -29,116 +30,38 @@ pub use scan::{FanScan, FAN_PLACEHOLDER};
 /// Name of the table that holds the concatenated partial results in the reduce.
 pub const PARTIALS_TABLE: &str = "__quack_partials__";
 
+/// Binds a query in DuckDB and answers its output column names. The query may read the
+/// partitioned table as [`FAN_PLACEHOLDER`]; the binder stands a real scan in for it.
+pub type ColumnBinder<'a> = dyn Fn(&Query) -> Result<Vec<String>, String> + Sync + 'a;
+
 /// What the rewriter needs to know beyond the SQL text.
-#[derive(Debug, Clone, Default)]
-pub struct Context {
-    /// Lowercase names of DuckDB's aggregate functions (from `duckdb_functions()`).
+#[derive(Clone, Default)]
+pub struct Context<'a> {
+    /// Lowercase names that aggregate (from DuckDB's catalog, [`crate::catalog::FunctionCatalog`]).
     pub aggregates: HashSet<String>,
     /// Lowercase column names of the fanned-out table (for GROUP BY alias resolution).
     pub scan_columns: HashSet<String>,
+    /// Binds the split block's FROM clause to learn every name it defines ([`gate::check_block`]).
+    /// Without one, the FROM clause is taken to define the scan's columns only (unit tests).
+    pub binder: Option<&'a ColumnBinder<'a>>,
 }
 
-impl Context {
-    /// A context knowing DuckDB's aggregate functions ([`DUCKDB_AGGREGATES`]).
-    pub fn with_builtin_aggregates() -> Self {
-        Context { aggregates: DUCKDB_AGGREGATES.iter().map(|s| s.to_string()).collect(), scan_columns: HashSet::new() }
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("aggregates", &self.aggregates.len())
+            .field("scan_columns", &self.scan_columns)
+            .field("binder", &self.binder.is_some())
+            .finish()
     }
 }
 
-/// The aggregate functions of the pinned DuckDB release (1.5.5), lowercased: what
-/// `SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'`
-/// answers, compiled in because that query costs ~15 ms per process. A test in `engine` checks
-/// the list against the bundled DuckDB, so a DuckDB upgrade cannot silently miss one.
-pub const DUCKDB_AGGREGATES: &[&str] = &[
-    "any_value",
-    "approx_count_distinct",
-    "approx_quantile",
-    "approx_top_k",
-    "arbitrary",
-    "arg_max",
-    "arg_max_null",
-    "arg_max_nulls_last",
-    "arg_min",
-    "arg_min_null",
-    "arg_min_nulls_last",
-    "argmax",
-    "argmin",
-    "array_agg",
-    "avg",
-    "bit_and",
-    "bit_or",
-    "bit_xor",
-    "bitstring_agg",
-    "bool_and",
-    "bool_or",
-    "corr",
-    "count",
-    "count_if",
-    "count_star",
-    "countif",
-    "covar_pop",
-    "covar_samp",
-    "cume_dist",
-    "dense_rank",
-    "entropy",
-    "favg",
-    "fill",
-    "first",
-    "first_value",
-    "fsum",
-    "group_concat",
-    "histogram",
-    "histogram_exact",
-    "kahan_sum",
-    "kurtosis",
-    "kurtosis_pop",
-    "lag",
-    "last",
-    "last_value",
-    "lead",
-    "list",
-    "listagg",
-    "mad",
-    "max",
-    "max_by",
-    "mean",
-    "median",
-    "min",
-    "min_by",
-    "mode",
-    "nth_value",
-    "ntile",
-    "percent_rank",
-    "product",
-    "quantile",
-    "quantile_cont",
-    "quantile_disc",
-    "rank",
-    "rank_dense",
-    "regr_avgx",
-    "regr_avgy",
-    "regr_count",
-    "regr_intercept",
-    "regr_r2",
-    "regr_slope",
-    "regr_sxx",
-    "regr_sxy",
-    "regr_syy",
-    "reservoir_quantile",
-    "row_number",
-    "sem",
-    "skewness",
-    "stddev",
-    "stddev_pop",
-    "stddev_samp",
-    "string_agg",
-    "sum",
-    "sum_no_overflow",
-    "sumkahan",
-    "var_pop",
-    "var_samp",
-    "variance",
-];
+impl Context<'_> {
+    /// A context knowing the aggregates of the bundled DuckDB's catalog (for tests and tools).
+    pub fn with_bundled_aggregates() -> Self {
+        Context { aggregates: crate::catalog::FunctionCatalog::bundled().aggregates().clone(), ..Context::default() }
+    }
+}
 
 /// Why a query could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -289,7 +212,7 @@ pub(crate) fn is_aggregate_call(function: &Function, ctx: &Context) -> bool {
 
 /// True when any select item contains an aggregate call or a window function.
 pub(crate) fn has_aggregate_or_window(items: &[SelectItem], ctx: &Context) -> bool {
-    struct Finder<'a>(&'a Context);
+    struct Finder<'a>(&'a Context<'a>);
     impl Visitor for Finder<'_> {
         type Break = ();
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
@@ -307,9 +230,55 @@ pub(crate) fn has_aggregate_or_window(items: &[SelectItem], ctx: &Context) -> bo
     items.iter().any(|item| item.visit(&mut Finder(ctx)).is_break())
 }
 
+/// True for `*`, `t.*` (with any modifier) and any select item with a star expression inside
+/// (`COLUMNS(...)`, `*COLUMNS(...)`, `COLUMNS(*)`): items whose output columns depend on the FROM
+/// clause's schema.
+pub(crate) fn is_star_item(item: &SelectItem) -> bool {
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Wildcard(_) | Expr::QualifiedWildcard(..) => ControlFlow::Break(()),
+                Expr::Function(f)
+                    if f.name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .is_some_and(|i| i.value.eq_ignore_ascii_case("columns")) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    match item {
+        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => true,
+        SelectItem::UnnamedExpr(expr)
+        | SelectItem::ExprWithAlias { expr, .. }
+        | SelectItem::ExprWithAliases { expr, .. } => expr.visit(&mut Finder).is_break(),
+    }
+}
+
+/// True when `node` contains a window function (a call with OVER).
+pub(crate) fn contains_window<V: Visit>(node: &V) -> bool {
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Function(f) if f.over.is_some() => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    node.visit(&mut Finder).is_break()
+}
+
 /// True when `node` contains an aggregate call.
 pub(crate) fn contains_aggregate<V: Visit>(node: &V, ctx: &Context) -> bool {
-    struct Finder<'a>(&'a Context);
+    struct Finder<'a>(&'a Context<'a>);
     impl Visitor for Finder<'_> {
         type Break = ();
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
@@ -332,7 +301,7 @@ pub(crate) struct BlockSplit {
 }
 
 struct BlockSplitter<'a> {
-    ctx: &'a Context,
+    ctx: &'a Context<'a>,
     allow_partial_aggregate: bool,
     out: Option<(BlockSplit, Option<String>, String)>,
 }
@@ -342,6 +311,7 @@ impl split::Splitter for BlockSplitter<'_> {
         if self.out.is_some() {
             return Err(RewriteError::unsplittable("the query reads the partitioned table in more than one place"));
         }
+        gate::check_block(block, &from_names(block, scope, self.ctx)?)?;
         let mut note = None;
         let attempt = if self.allow_partial_aggregate {
             aggregate::split(block, self.ctx)
@@ -367,6 +337,31 @@ impl split::Splitter for BlockSplitter<'_> {
         self.out = Some((result, note, map_sql));
         Ok(())
     }
+}
+
+/// Every name a bare identifier can mean in `block`'s FROM clause: its columns (bound by the
+/// context's binder) and its relations' names, lowercased.
+fn from_names(block: &Query, scope: &[Cte], ctx: &Context) -> Result<HashSet<String>, RewriteError> {
+    let SetExpr::Select(select) = block.body.as_ref() else {
+        return Ok(HashSet::new());
+    };
+    let mut names = gate::relation_names(select);
+    match &ctx.binder {
+        None => names.extend(ctx.scan_columns.iter().cloned()),
+        Some(binder) => {
+            let mut star = template("SELECT * FROM t");
+            let SetExpr::Select(star_select) = star.body.as_mut() else { unreachable!("a SELECT template") };
+            star_select.from = select.from.clone();
+            let columns = binder(&with_scope(&star, scope)).map_err(|message| {
+                RewriteError::unsplittable(format!(
+                    "the FROM clause of the block that reads the partitioned table does not bind on its own ({})",
+                    message.lines().next().unwrap_or_default()
+                ))
+            })?;
+            names.extend(columns.into_iter().map(|c| c.to_ascii_lowercase()));
+        }
+    }
+    Ok(names)
 }
 
 /// `map` prefixed with the enclosing CTEs it references (transitively).
@@ -459,6 +454,7 @@ pub fn single_query(statements: Vec<Statement>) -> Result<Query, RewriteError> {
 /// Rewrites `query` (whose fanned-out scan is the only one; see [`scan::collect_fan_scans`])
 /// into map and reduce SQL.
 pub fn rewrite(query: &Query, ctx: &Context, allow_partial_aggregate: bool) -> Result<Rewritten, RewriteError> {
+    gate::check_query(query)?;
     let mut query = query.clone();
     let scans = scan::collect_fan_scans(&mut query, true);
     if scans.len() != 1 {

@@ -30,10 +30,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         return Err(RewriteError::unsplittable("TOP, SORT BY or FETCH in the block that reads the partitioned table"));
     }
     let aliases = select_aliases(&select.projection);
-    let star = select.projection.iter().any(|item| {
-        matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))
-            || matches!(item, SelectItem::UnnamedExpr(Expr::Function(f)) if f.name.to_string().eq_ignore_ascii_case("columns"))
-    });
+    let star = select.projection.iter().any(super::is_star_item);
 
     // Reduce: the block over the partials, column references renamed (or kept, with `*`).
     let mut reduce = block.clone();
@@ -73,7 +70,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         reduce_select.from = template_select.from;
         reduce_select.selection = None;
         reduce_select.prewhere = None;
-        // Keep output names: an unaliased bare column reference renamed to r{i} gets its name back.
+        // Keep output names: an unaliased bare column reference renamed to __quack_r{i} gets its name back.
         for item in reduce_select.projection.iter_mut() {
             if let SelectItem::UnnamedExpr(Expr::Identifier(ident)) = item {
                 if let Some(original) = refs.original_name(&ident.value) {
@@ -94,7 +91,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     } else if refs.refs.is_empty() {
         "true AS __quack_row".to_string()
     } else {
-        refs.refs.iter().enumerate().map(|(i, r)| format!("{r} AS r{i}")).collect::<Vec<_>>().join(", ")
+        refs.refs.iter().enumerate().map(|(i, r)| format!("{r} AS __quack_r{i}")).collect::<Vec<_>>().join(", ")
     };
     let dedupe = !aggregating && matches!(select.distinct, Some(Distinct::Distinct));
     let mut map = block.clone();
@@ -112,7 +109,9 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     map.order_by = None;
     map.limit_clause = None;
     let mut top_n_pushdown = false;
-    if !aggregating && select.distinct.is_none() {
+    // A window anywhere in the block (even only in ORDER BY) sees all rows: no top-N per task.
+    let windowed = super::contains_window(block);
+    if !aggregating && !windowed && select.distinct.is_none() {
         if let Some(limit) = pushed_limit(block) {
             map.limit_clause = Some(limit);
             map.order_by = pushed_order_by(block, select, &aliases);
@@ -175,6 +174,20 @@ fn pushed_order_by(
     let OrderByKind::Expressions(exprs) = &mut order_by.kind else {
         return None;
     };
+    // Star expressions: ordinals count the expanded columns, and REPLACE / RENAME / COLUMNS(...)
+    // give output names that are not the FROM clause's columns. Not pushed down.
+    if select.projection.iter().any(super::is_star_item) {
+        let renaming = select.projection.iter().any(|item| match item {
+            SelectItem::Wildcard(o) | SelectItem::QualifiedWildcard(_, o) => {
+                o.opt_replace.is_some() || o.opt_rename.is_some()
+            }
+            _ => true,
+        });
+        let ordinal = exprs.iter().any(|e| matches!(&e.expr, Expr::Value(_)));
+        if renaming || ordinal {
+            return None;
+        }
+    }
     for e in exprs.iter_mut() {
         let replacement = match &e.expr {
             Expr::Value(v) => match &v.value {
@@ -197,7 +210,7 @@ fn pushed_order_by(
     Some(order_by)
 }
 
-/// Collects column references (outside lambdas and not select aliases) and renames them r{i}.
+/// Collects column references (outside lambdas and not select aliases) and renames them __quack_r{i}.
 struct RefCollector<'a> {
     aliases: &'a HashMap<String, Expr>,
     /// Original reference text, by index.
@@ -209,7 +222,7 @@ struct RefCollector<'a> {
 
 impl RefCollector<'_> {
     fn original_name(&self, renamed: &str) -> Option<Ident> {
-        let index: usize = renamed.strip_prefix('r')?.parse().ok()?;
+        let index: usize = renamed.strip_prefix("__quack_r")?.parse().ok()?;
         let text = self.refs.get(index)?;
         let last = text.rsplit('.').next()?.trim_matches('"');
         Some(Ident::new(last))
@@ -257,7 +270,7 @@ impl RefCollector<'_> {
             }
         };
         if self.rename {
-            *expr = Expr::Identifier(Ident::new(format!("r{index}")));
+            *expr = Expr::Identifier(Ident::new(format!("__quack_r{index}")));
         }
     }
 }

@@ -143,7 +143,7 @@ fn visit_select(
 
 struct SubqueryFinder<'a> {
     scope: &'a [Cte],
-    ctx: &'a Context,
+    ctx: &'a Context<'a>,
     splitter: &'a mut dyn Splitter,
     found: &'a mut Option<Result<(), RewriteError>>,
 }

@@ -6,8 +6,8 @@ use super::*;
 
 const T: &str = "read_parquet('lake/trips/*/*.parquet', hive_partitioning = true)";
 
-fn context() -> Context {
-    let mut ctx = Context::with_builtin_aggregates();
+fn context() -> Context<'static> {
+    let mut ctx = Context::with_bundled_aggregates();
     ctx.scan_columns = ["date", "fare_amount", "tip_amount", "pickup_location_id", "payment_type", "vendor_id"]
         .iter()
         .map(|s| s.to_string())
