@@ -1,5 +1,7 @@
 //! Writing the answer: CSV, JSON and Parquet through DuckDB's own COPY (so values are formatted
-//! exactly as DuckDB formats them), and a text table through Arrow's pretty printer.
+//! exactly as DuckDB formats them), and a text table through Arrow's pretty printer. Standard
+//! output is written as a stream (never reopened or truncated), so `>>` appends and text an
+//! enclosing shell group wrote first is kept.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -70,13 +72,29 @@ pub fn write(conn: &Connection, sql: &str, format: Format, destination: &Destina
             return Ok(rows);
         }
     };
-    let target = match destination {
-        Destination::Stdout => "/dev/stdout".to_string(),
-        Destination::File(path) => path.display().to_string(),
+    let copy = |target: &std::path::Path| {
+        let copy = format!("COPY ({sql}) TO {} ({options})", quote_literal(&target.display().to_string()));
+        conn.execute(&copy, []).map(|rows| rows as u64).map_err(|e| Error::Reduce { message: e.to_string() })
     };
-    let copy = format!("COPY ({sql}) TO {} ({options})", quote_literal(&target));
-    let rows = conn.execute(&copy, []).map_err(|e| Error::Reduce { message: e.to_string() })?;
-    Ok(rows as u64)
+    match destination {
+        Destination::File(path) => copy(path),
+        Destination::Stdout => {
+            // DuckDB's COPY opens its target with truncation, which would empty a file the shell
+            // opened for appending (`>>`) or lose what an enclosing `(echo; quack ...) >` wrote
+            // first. So COPY writes a private file, streamed to our stdout as written bytes.
+            let dir = tempfile::tempdir().map_err(|e| output_error(format!("creating a temporary directory: {e}")))?;
+            let staged = dir.path().join("answer");
+            let rows = copy(&staged)?;
+            let mut file = std::fs::File::open(&staged).map_err(|e| output_error(e.to_string()))?;
+            let mut stdout = std::io::stdout().lock();
+            match std::io::copy(&mut file, &mut stdout).and_then(|_| stdout.flush()) {
+                Ok(()) => Ok(rows),
+                // The reader went away (`quack query ... | head`): nothing more to deliver.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(rows),
+                Err(e) => Err(output_error(e.to_string())),
+            }
+        }
+    }
 }
 
 /// Runs `sql` on `conn` and returns its answer as Arrow batches.

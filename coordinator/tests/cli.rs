@@ -26,6 +26,27 @@ fn query_prints_csv_with_a_header() {
     assert!(lines[1].starts_with("2024-03-01,"));
 }
 
+/// stdout is a stream: `>>` appends, and what an enclosing shell group wrote first stays.
+#[test]
+fn stdout_appends_and_keeps_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.csv");
+    std::fs::write(&path, "existing line\n").unwrap();
+    let sql = format!("SELECT count(*) AS n FROM {} WHERE date = DATE '2024-04-01'", lake().trips());
+    let bin = env!("CARGO_BIN_EXE_quack");
+    for format in ["csv", "json", "table"] {
+        let script = format!("\"$0\" query --format {format} \"$1\" >> \"$2\" && (echo header; \"$0\" query --format {format} \"$1\") > \"$2.group\"");
+        let status = Command::new("sh").args(["-c", &script, bin, &sql, path.to_str().unwrap()]).status().unwrap();
+        assert!(status.success(), "{format}");
+        let appended = std::fs::read_to_string(&path).unwrap();
+        assert!(appended.starts_with("existing line\n"), "{format}: {appended}");
+        let group = std::fs::read_to_string(format!("{}.group", path.display())).unwrap();
+        assert!(group.starts_with("header\n") && group.contains('1'), "{format}: {group}");
+    }
+    let appended = std::fs::read_to_string(&path).unwrap();
+    assert!(appended.starts_with("existing line\nn\n1\n[\n\t{\"n\":1}\n]\n"), "{appended}");
+}
+
 #[test]
 fn json_and_table_formats() {
     let sql = format!("SELECT count(*) AS n FROM {} WHERE date = DATE '2024-04-01'", lake().trips());
