@@ -1,0 +1,52 @@
+-- Regression corpus of the differential fuzzer: every mismatch it found, shrunk, plus the
+-- classes of issue 10. {lake} is the fuzz lake (fuzz/src/lake.rs). Each must match DuckDB.
+
+-- name: alias_shadows_column_in_group_by
+SELECT -a AS a, count(*) AS n FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY a ORDER BY 1, 2;
+
+-- name: alias_in_having_prefers_alias
+SELECT -a AS a, count(*) AS n FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY ALL HAVING a > -3 ORDER BY 1;
+
+-- name: alias_equal_column_inside_order_expression
+SELECT id, -b AS b FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) ORDER BY b + 0 NULLS LAST, id LIMIT 5;
+
+-- name: alias_of_joined_column
+SELECT max(t.s) AS name, count(*) AS n FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) t JOIN read_parquet('{lake}/dim.parquet') d ON t.a = d.a GROUP BY name ORDER BY 2, 1;
+
+-- name: internal_names_as_aliases
+SELECT s AS k0, count(*) AS __quack_a0, sum(b) AS a0_s FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY 1 HAVING a0_s > 0 ORDER BY k0 NULLS FIRST;
+
+-- name: internal_name_r0
+SELECT s AS r0, a AS k0 FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) ORDER BY k0 DESC NULLS LAST, id LIMIT 4;
+
+-- name: star_with_ordinal_top_n
+SELECT *, b * 2 AS b2 FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) ORDER BY 3 DESC NULLS LAST, 1 LIMIT 5;
+
+-- name: star_replace_top_n
+SELECT * REPLACE (-a AS a) FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) ORDER BY a NULLS LAST, id LIMIT 5;
+
+-- name: columns_expression_top_n
+SELECT COLUMNS('^(a|b)$') + 1 FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) ORDER BY 2 DESC NULLS LAST, 1 NULLS LAST LIMIT 5;
+
+-- name: window_only_in_order_by
+SELECT id, b FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) ORDER BY row_number() OVER (ORDER BY b DESC NULLS LAST, id) LIMIT 5;
+
+-- name: aggregating_macros
+SELECT q, geomean(abs(b) + 1) AS g, weighted_avg(b, abs(a) + 1) AS w FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY q ORDER BY q;
+
+-- name: sample_rows
+SELECT count(*) AS n FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) TABLESAMPLE 10 ROWS;
+
+-- name: using_sample_rows
+SELECT count(*) AS n FROM (SELECT * FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) USING SAMPLE 7 ROWS);
+
+-- name: nested_with_shadows_cte
+WITH c AS (SELECT * FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) WHERE p = 2) SELECT (WITH c AS (SELECT 1 AS a) SELECT count(*) FROM c) AS inner_n, count(*) AS n FROM c;
+
+-- name: min_of_partition_column_one_file_per_task
+-- DuckDB 1.5.5 fails internally planning min/max of a hive column over one file (statistics
+-- propagation); quack keeps partial aggregates and gives every task two files or more.
+SELECT count(*) AS c0, min(t.p) AS s FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) AS t HAVING c0 IS NOT NULL;
+
+-- name: float_aggregate_under_grouping_sets
+SELECT geomean(abs(10) + 1) AS a, p FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY GROUPING SETS ((p, s), ());
