@@ -50,3 +50,7 @@ SELECT count(*) AS c0, min(t.p) AS s FROM read_parquet('{lake}/t/*/*/*.parquet',
 
 -- name: float_aggregate_under_grouping_sets
 SELECT geomean(abs(10) + 1) AS a, p FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY GROUPING SETS ((p, s), ());
+
+-- name: alias_equals_output_name_of_a_column_reference
+-- Found by the long run (seed 7): `w AS s` and `t.s` both output `s`; ORDER BY s means the alias.
+SELECT quantile_cont((w + t.amount), 0.25), count(DISTINCT d.w) AS x1, w AS s, t.s, t.q AS r0 FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) t JOIN read_parquet('{lake}/dim.parquet') d ON t.a = d.a WHERE t.p > 1 GROUP BY 3, r0, t.s ORDER BY s, 2, 3, 4, 5 DESC, 1 LIMIT 8 OFFSET 7;

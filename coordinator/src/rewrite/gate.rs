@@ -98,6 +98,23 @@ pub(crate) fn check_block(block: &Query, from_names: &HashSet<String>) -> Result
             }
         }
     }
+    // A bare column reference's output name is its column name: an alias equal to it names two
+    // output columns alike, and which one ORDER BY means is DuckDB's choice, not ours.
+    for item in &select.projection {
+        let implicit = match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(ident),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts.last(),
+            _ => None,
+        };
+        if let Some(name) = implicit {
+            if aliases.contains_key(&name.value.to_ascii_lowercase()) {
+                return Err(RewriteError::unsplittable(format!(
+                    "the output name `{}` is given to two columns",
+                    name.value
+                )));
+            }
+        }
+    }
     let ambiguous: HashSet<&String> = aliases.keys().filter(|a| from_names.contains(*a)).collect();
     if ambiguous.is_empty() {
         return Ok(());
@@ -282,6 +299,7 @@ mod tests {
             "SELECT -a AS a FROM t WHERE a > 1",
             "SELECT b AS x, a AS x FROM t",
             "SELECT a AS t, t FROM t",
+            "SELECT b AS s, t.s FROM t ORDER BY s",
         ] {
             assert!(check_block(&query(sql), &from).is_err(), "{sql}");
         }
