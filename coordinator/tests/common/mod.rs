@@ -1,5 +1,5 @@
 //! Shared by the integration tests: a small lake the tests generate, the truth from one plain
-//! DuckDB over the same files, and a comparison with the tolerance of `lakecheck/check.py`.
+//! DuckDB over the same files, and the fuzzer's comparison (the tolerance of `lakecheck/check.py`).
 
 #![allow(dead_code)]
 
@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use quack::{Config, Destination, Format, Quack};
+use quack_fuzz::judge::{compare, parse_csv};
 
 /// A lake under a temporary directory, generated once per test binary.
 pub struct Lake {
@@ -78,45 +79,6 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
     parse_csv(&std::fs::read_to_string(path).unwrap())
 }
 
-/// A minimal RFC 4180 reader (quotes, doubled quotes, embedded newlines).
-pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => row.push(std::mem::take(&mut cell)),
-            ('\n', false) => {
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-            }
-            (c, _) => cell.push(c),
-        }
-    }
-    if !cell.is_empty() || !row.is_empty() {
-        row.push(cell);
-        rows.push(row);
-    }
-    rows
-}
-
-fn cell_eq(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
-        _ => false,
-    }
-}
-
 /// Asserts quack's answer equals DuckDB's: header exactly, rows in order when `ordered`, else as
 /// multisets; numbers with relative tolerance 1e-9.
 pub fn assert_same(name: &str, sql: &str, ordered: bool, config: Config) {
@@ -125,17 +87,10 @@ pub fn assert_same(name: &str, sql: &str, ordered: bool, config: Config) {
     assert_rows(name, sql, got, want, ordered);
 }
 
-/// Asserts two CSV answers (header first) are the same, as [`assert_same`] compares them.
+/// Asserts two CSV answers (header first) are the same, as [`assert_same`] compares them
+/// (the fuzzer's comparison, [`quack_fuzz::judge::compare`]).
 pub fn assert_rows(name: &str, sql: &str, got: Vec<Vec<String>>, want: Vec<Vec<String>>, ordered: bool) {
-    assert_eq!(got[0], want[0], "{name}: header differs");
-    let (mut g, mut w) = (got[1..].to_vec(), want[1..].to_vec());
-    if !ordered {
-        g.sort();
-        w.sort();
-    }
-    assert_eq!(g.len(), w.len(), "{name}: {} rows != {} rows\n{sql}", g.len(), w.len());
-    for (i, (x, y)) in g.iter().zip(&w).enumerate() {
-        let same = x.len() == y.len() && x.iter().zip(y).all(|(a, b)| cell_eq(a, b));
-        assert!(same, "{name}: row {i}: {x:?} != {y:?}\n{sql}");
+    if let Some(difference) = compare(&got, &want, ordered) {
+        panic!("{name}: {difference}\n{sql}");
     }
 }
