@@ -20,7 +20,7 @@ pub struct Column {
 /// The coordinator's DuckDB connection.
 pub struct Engine {
     conn: Mutex<duckdb::Connection>,
-    aggregates: HashSet<String>,
+    catalog: FunctionCatalog,
 }
 
 impl Engine {
@@ -38,7 +38,7 @@ impl Engine {
         }
         conn.execute_batch(&settings).map_err(|source| Error::Engine { source })?;
         let catalog = FunctionCatalog::load(&conn).map_err(|source| Error::Engine { source })?;
-        Ok(Engine { conn: Mutex::new(conn), aggregates: catalog.aggregates().clone() })
+        Ok(Engine { conn: Mutex::new(conn), catalog })
     }
 
     /// A new connection to the engine's database (for in-process workers sharing it).
@@ -60,7 +60,7 @@ impl Engine {
     /// Lowercase names that aggregate in this DuckDB: its aggregate functions and the macros
     /// whose bodies aggregate ([`FunctionCatalog`]).
     pub fn aggregates(&self) -> &HashSet<String> {
-        &self.aggregates
+        self.catalog.aggregates()
     }
 
     /// Exclusive access to the connection (for the reduce).

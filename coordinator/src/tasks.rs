@@ -18,6 +18,14 @@ impl TaskSpec {
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
+
+    /// This task followed by `next`, as one task.
+    fn merged(mut self, mut next: TaskSpec) -> TaskSpec {
+        self.label = format!("{} + {}", self.label, next.label);
+        self.partitions += next.partitions;
+        self.files.append(&mut next.files);
+        self
+    }
 }
 
 /// Target bytes per task: the total spread over `slots` tasks (a few per worker), clamped to
@@ -105,14 +113,11 @@ fn split_partition(partition: &Partition, target: u64, tasks: &mut Vec<TaskSpec>
 pub fn at_least_two_files(specs: Vec<TaskSpec>) -> Vec<TaskSpec> {
     let mut out: Vec<TaskSpec> = Vec::with_capacity(specs.len());
     let mut carry: Option<TaskSpec> = None;
-    for mut spec in specs {
-        if let Some(single) = carry.take() {
-            spec.label = format!("{} + {}", single.label, spec.label);
-            spec.partitions += single.partitions;
-            let mut files = single.files;
-            files.append(&mut spec.files);
-            spec.files = files;
-        }
+    for spec in specs {
+        let spec = match carry.take() {
+            Some(single) => single.merged(spec),
+            None => spec,
+        };
         if spec.files.len() >= 2 {
             out.push(spec);
         } else {
@@ -120,12 +125,8 @@ pub fn at_least_two_files(specs: Vec<TaskSpec>) -> Vec<TaskSpec> {
         }
     }
     if let Some(single) = carry {
-        match out.last_mut() {
-            Some(last) => {
-                last.label = format!("{} + {}", last.label, single.label);
-                last.partitions += single.partitions;
-                last.files.extend(single.files);
-            }
+        match out.pop() {
+            Some(last) => out.push(last.merged(single)),
             None => out.push(single),
         }
     }

@@ -46,6 +46,14 @@ impl Item {
     }
 }
 
+/// The fact table's columns, qualified by `qualifier` when given.
+fn fact_columns(qualifier: Option<&str>) -> Vec<(String, Kind)> {
+    FACT_COLUMNS
+        .iter()
+        .map(|(c, k)| (qualifier.map(|q| format!("{q}.{c}")).unwrap_or_else(|| c.to_string()), *k))
+        .collect()
+}
+
 const ALIASES: &[&str] = &[
     "n",
     "total",
@@ -107,20 +115,8 @@ impl Generator {
     }
 
     fn source(&mut self) -> Source {
-        let fact_columns = |qualifier: Option<&str>| -> Vec<(String, Kind)> {
-            FACT_COLUMNS
-                .iter()
-                .map(|(c, k)| (qualifier.map(|q| format!("{q}.{c}")).unwrap_or_else(|| c.to_string()), *k))
-                .collect()
-        };
         match self.rng.u32(0..100) {
-            0..=39 => Source {
-                with: None,
-                from: self.fact.clone(),
-                columns: fact_columns(None),
-                row_key: "id".into(),
-                single: true,
-            },
+            0..=39 => self.plain_source(),
             40..=54 => {
                 let mut columns = fact_columns(Some("t"));
                 columns.extend(fact_columns(None).into_iter().filter(|_| self.rng.bool()));
@@ -171,13 +167,7 @@ impl Generator {
     }
 
     fn plain_source(&self) -> Source {
-        Source {
-            with: None,
-            from: self.fact.clone(),
-            columns: FACT_COLUMNS.iter().map(|(c, k)| (c.to_string(), *k)).collect(),
-            row_key: "id".into(),
-            single: true,
-        }
+        Source { with: None, from: self.fact.clone(), columns: fact_columns(None), row_key: "id".into(), single: true }
     }
 
     /// A predicate over the fact table's unqualified columns.
@@ -615,7 +605,7 @@ impl Generator {
             ),
             _ => {
                 let qualified = Source {
-                    columns: FACT_COLUMNS.iter().map(|(c, k)| (format!("t.{c}"), *k)).collect(),
+                    columns: fact_columns(Some("t")),
                     ..plain
                 };
                 let on = self.predicate(&qualified, 1);

@@ -83,7 +83,8 @@ impl Judge {
     fn truth_csv(&self, sql: &str) -> Result<Vec<Vec<String>>, duckdb::Error> {
         let path = self.dir.path().join("truth.csv");
         let _ = std::fs::remove_file(&path);
-        self.truth.execute(&format!("COPY ({sql}) TO '{}' (FORMAT csv, HEADER)", path.display()), [])?;
+        let target = quack::rewrite::scan::quote_literal(&path.display().to_string());
+        self.truth.execute(&format!("COPY ({sql}) TO {target} (FORMAT csv, HEADER)"), [])?;
         Ok(read_csv(&path))
     }
 }

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use quack::rewrite::scan::quote_literal;
+
 /// A generated lake on disk.
 #[derive(Debug)]
 pub struct FuzzLake {
@@ -44,7 +46,7 @@ impl FuzzLake {
         std::fs::create_dir_all(root).expect("the lake directory can be created");
         let conn = duckdb::Connection::open_in_memory()?;
         conn.execute_batch("SET threads = 1")?; // random() is reproducible for a seed on one thread
-        let r = root.display().to_string().replace('\'', "''");
+        let r = root.display().to_string();
         conn.execute_batch(&format!(
             "SELECT setseed({});
              CREATE TABLE fact AS
@@ -62,8 +64,9 @@ impl FuzzLake {
              FROM range(1, 961) r(i);
              CREATE TABLE dim AS
              SELECT i AS a, i * 100 AS id, 'zone ' || i AS name, i * 1.5 AS w FROM range(0, 12) r(i);
-             COPY dim TO '{r}/dim.parquet' (FORMAT parquet);",
-            (seed % 1000) as f64 / 1000.0
+             COPY dim TO {} (FORMAT parquet);",
+            (seed % 1000) as f64 / 1000.0,
+            quote_literal(&format!("{r}/dim.parquet"))
         ))?;
         for p in 1..=4 {
             for q in ["x", "Y"] {
@@ -72,7 +75,8 @@ impl FuzzLake {
                 for part in 0..2 {
                     conn.execute_batch(&format!(
                         "COPY (SELECT * EXCLUDE (p, q, part) FROM fact WHERE p = {p} AND q = '{q}' AND part = {part} ORDER BY id)
-                         TO '{dir}/part-{part}.parquet' (FORMAT parquet)"
+                         TO {} (FORMAT parquet)",
+                        quote_literal(&format!("{dir}/part-{part}.parquet"))
                     ))?;
                 }
             }
@@ -82,11 +86,14 @@ impl FuzzLake {
 
     /// The fact table scan, as queries write it.
     pub fn fact(&self) -> String {
-        format!("read_parquet('{}/t/*/*/*.parquet', hive_partitioning = true)", self.root.display())
+        format!(
+            "read_parquet({}, hive_partitioning = true)",
+            quote_literal(&format!("{}/t/*/*/*.parquet", self.root.display()))
+        )
     }
 
     /// The dimension table scan.
     pub fn dim(&self) -> String {
-        format!("read_parquet('{}/dim.parquet')", self.root.display())
+        format!("read_parquet({})", quote_literal(&format!("{}/dim.parquet", self.root.display())))
     }
 }

@@ -27,6 +27,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds `other`'s totals to these.
+    pub fn absorb(&mut self, other: Report) {
+        self.queries += other.queries;
+        self.same += other.same;
+        self.invalid += other.invalid;
+        self.refused += other.refused;
+        self.elapsed += other.elapsed;
+        self.mismatches.extend(other.mismatches);
+    }
+
     /// One line of totals.
     pub fn summary(&self) -> String {
         let valid = self.queries - self.invalid;

@@ -25,7 +25,6 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber_init();
     let args = Args::parse();
     let temp = tempfile::tempdir()?;
     let root = args.lake.clone().unwrap_or_else(|| temp.path().join("lake"));
@@ -41,12 +40,7 @@ fn main() -> anyhow::Result<()> {
         for (small, why, original) in &report.mismatches {
             println!("MISMATCH {why}\n  shrunk:   {small}\n  original: {original}");
         }
-        total.queries += report.queries;
-        total.same += report.same;
-        total.invalid += report.invalid;
-        total.refused += report.refused;
-        total.elapsed += report.elapsed;
-        total.mismatches.extend(report.mismatches);
+        total.absorb(report);
         done += batch;
         eprintln!("{}", total.summary());
     }
@@ -56,5 +50,3 @@ fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-fn tracing_subscriber_init() {}
