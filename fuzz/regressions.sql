@@ -54,3 +54,23 @@ SELECT geomean(abs(10) + 1) AS a, p FROM read_parquet('{lake}/t/*/*/*.parquet', 
 -- name: alias_equals_output_name_of_a_column_reference
 -- Found by the long run (seed 7): `w AS s` and `t.s` both output `s`; ORDER BY s means the alias.
 SELECT quantile_cont((w + t.amount), 0.25), count(DISTINCT d.w) AS x1, w AS s, t.s, t.q AS r0 FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) t JOIN read_parquet('{lake}/dim.parquet') d ON t.a = d.a WHERE t.p > 1 GROUP BY 3, r0, t.s ORDER BY s, 2, 3, 4, 5 DESC, 1 LIMIT 8 OFFSET 7;
+
+-- name: window_partition_over_drifted_files
+-- Found by the hostile lake (seed 5): DuckDB 1.5.5 itself is wrong here. Its optimizer turns the
+-- window into a self-join of two scans, and the copied scan globs the file name `f[1].parquet`
+-- again. The truth reads a copy without glob names; quack reads every file name literally.
+SELECT t.id, t.ts, max(amount) OVER (PARTITION BY t.ts) AS win FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) AS t ORDER BY t.id LIMIT 7;
+
+-- name: schema_of_the_first_file_for_every_task
+-- Files whose columns are in another order, with `a` widened and one more column, read with
+-- the first file's schema (and with the union's).
+SELECT p, q, sum(a) AS s, typeof(sum(a)) AS t, count(*) AS n FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY ALL;
+
+-- name: schema_of_the_union_for_every_task
+SELECT * FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true, union_by_name = true) WHERE id % 97 = 1 ORDER BY id;
+
+-- name: hive_null_partitions_and_glob_names
+SELECT q, count(*) AS n, min(id) AS first FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) WHERE q IS NULL OR q LIKE 'a%' GROUP BY q ORDER BY q NULLS FIRST;
+
+-- name: types_arrow_cannot_carry
+SELECT p, max(a::BIT) AS b, max(s::ENUM('a', 'B', 'c', 'd d', 'Ünï')) AS e, sum(a::HUGEINT * 30000000000000000000000000000000000) AS h, max(abs(a)::UHUGEINT * 30000000000000000000000000000000000000) AS u, max(('1' || repeat('7', 40 + coalesce(a, 0)))::BIGNUM) AS g, min((strftime(ts, '%H:%M:%S') || '+05:30')::TIMETZ) AS tz FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY p ORDER BY p;

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::rewrite::scan::quote_literal;
+use quack_lambda::quote::literal as quote_literal;
 
 /// Sizes of the generated lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Layout, Report, ReportFormat};
-use crate::rewrite::scan::quote_literal;
 use crate::Quack;
+use quack_lambda::quote::literal as quote_literal;
 
 /// What to sum.
 #[derive(Debug, Clone, PartialEq, Eq)]

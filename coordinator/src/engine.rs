@@ -34,7 +34,7 @@ impl Engine {
         let conn = duckdb::Connection::open_in_memory().map_err(|source| Error::Engine { source })?;
         let mut settings = format!("SET threads = {};", threads.max(1));
         if let Some(limit) = memory_limit {
-            settings.push_str(&format!(" SET memory_limit = {};", crate::rewrite::scan::quote_literal(limit)));
+            settings.push_str(&format!(" SET memory_limit = {};", quack_lambda::quote::literal(limit)));
         }
         conn.execute_batch(&settings).map_err(|source| Error::Engine { source })?;
         let catalog = FunctionCatalog::load(&conn).map_err(|source| Error::Engine { source })?;
@@ -129,7 +129,7 @@ impl Engine {
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        let names = columns.iter().map(|(n, _)| crate::rewrite::scan::quote_ident(n)).collect::<Vec<_>>();
+        let names = columns.iter().map(|(n, _)| quack_lambda::quote::ident(n)).collect::<Vec<_>>();
         let values = rows
             .iter()
             .enumerate()

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::partitions::{hive_segments, Lister};
-use crate::rewrite::scan::quote_literal;
+use quack_lambda::quote::literal as quote_literal;
 
 /// Where the reports are and how they are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,7 @@ pub mod rewrite;
 pub mod s3;
 pub mod settings;
 pub mod tasks;
+pub mod transport;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

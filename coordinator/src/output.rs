@@ -11,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 
 use crate::error::{Error, Result};
-use crate::rewrite::scan::quote_literal;
+use quack_lambda::quote::literal as quote_literal;
 
 /// Output format of a query's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use globset::{GlobBuilder, GlobMatcher};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::rewrite::scan::quote_literal;
+use quack_lambda::quote::literal as quote_literal;
 
 /// One file of the fanned-out table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,11 +207,13 @@ impl Partitions {
     }
 }
 
-/// The SQL literal of a raw hive value as DuckDB reads it: percent-decoded, with `NULL` and
-/// `__HIVE_DEFAULT_PARTITION__` meaning NULL.
+/// The SQL literal of a raw hive value as DuckDB reads it: `null` in any letter case and
+/// `__HIVE_DEFAULT_PARTITION__` mean NULL (checked before decoding, so `%4EULL` is the text
+/// `NULL`); anything else is percent-decoded text.
 pub fn value_literal(raw: Option<&str>) -> String {
     match raw {
-        None | Some("NULL") | Some("__HIVE_DEFAULT_PARTITION__") => "NULL".to_string(),
+        None => "NULL".to_string(),
+        Some(raw) if raw.eq_ignore_ascii_case("null") || raw == "__HIVE_DEFAULT_PARTITION__" => "NULL".to_string(),
         Some(raw) => quote_literal(&percent_encoding::percent_decode_str(raw).decode_utf8_lossy()),
     }
 }
@@ -268,6 +270,16 @@ mod tests {
         assert_eq!(value_literal(Some("it's")), "'it''s'");
         assert_eq!(value_literal(Some("__HIVE_DEFAULT_PARTITION__")), "NULL");
         assert_eq!(value_literal(None), "NULL");
+    }
+
+    #[test]
+    fn hive_nulls_read_as_duckdb_reads_them() {
+        for raw in ["null", "NULL", "Null", "nUlL", "__HIVE_DEFAULT_PARTITION__"] {
+            assert_eq!(value_literal(Some(raw)), "NULL", "{raw}");
+        }
+        assert_eq!(value_literal(Some("%4EULL")), "'NULL'");
+        assert_eq!(value_literal(Some("")), "''");
+        assert_eq!(value_literal(Some("__hive_default_partition__")), "'__hive_default_partition__'");
     }
 
     #[test]

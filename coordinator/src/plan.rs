@@ -14,8 +14,10 @@ use crate::config::Config;
 use crate::engine::{Column, Engine};
 use crate::error::{Error, Result};
 use crate::partitions::{self, Lister, Partitions};
-use crate::rewrite::{self, scan::collect_fan_scans, Context, FanScan, RewriteError, FAN_PLACEHOLDER, PARTIALS_TABLE};
+use crate::rewrite::scan::{collect_fan_scans, substitute_scan, TableLayout};
+use crate::rewrite::{self, Context, FanScan, RewriteError, PARTIALS_TABLE};
 use crate::tasks::{self, TaskSpec};
+use crate::transport;
 
 /// How the query is executed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,9 +142,14 @@ impl Planner<'_> {
                 (c.clone(), ty.unwrap_or_else(|| "VARCHAR".into()))
             })
             .collect();
-        let probe_scan = scan.render(&[all_files[0].path.clone()], &partition_columns);
+        let layout = TableLayout {
+            hive_types: partition_columns.clone(),
+            first_file: all_files[0].path.clone(),
+            columns: scan_columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(),
+        };
+        let one_file = [layout.first_file.clone()];
         let binder = |query: &sqlparser::ast::Query| {
-            let sql = query.to_string().replace(FAN_PLACEHOLDER, &probe_scan);
+            let sql = substitute_scan(query, &scan, &one_file, &layout).to_string();
             self.engine.describe(&sql).map(|columns| columns.into_iter().map(|c| c.name).collect())
         };
         let ctx = Context {
@@ -163,7 +170,7 @@ impl Planner<'_> {
                 }
                 Err(other) => return Err(Error::Unsupported { reason: other.to_string() }),
             };
-            let probe = rewritten.map_sql.replace(FAN_PLACEHOLDER, &probe_scan);
+            let probe = substitute_scan(&rewritten.map, &scan, &one_file, &layout).to_string();
             let bound = self.engine.describe(&probe).and_then(|columns| {
                 self.engine.check_reduce(&columns, &final_sql(&rewritten.reduce_sql, &output_columns)).map(|_| columns)
             });
@@ -174,7 +181,7 @@ impl Planner<'_> {
             let bound = bound.and_then(|columns| match self.engine.optimize(&probe) {
                 Err(message) if quack_lambda::runner::exception_class(&message) == Some("INTERNAL") => {
                     let two = all_files.iter().take(2).map(|f| f.path.clone()).collect::<Vec<_>>();
-                    let probe_two = rewritten.map_sql.replace(FAN_PLACEHOLDER, &scan.render(&two, &partition_columns));
+                    let probe_two = substitute_scan(&rewritten.map, &scan, &two, &layout).to_string();
                     if two.len() == 2 && self.engine.optimize(&probe_two).is_ok() {
                         one_file_tasks_fail = true;
                         Ok(columns)
@@ -241,7 +248,8 @@ impl Planner<'_> {
                     query_id: query_id.to_string(),
                     task_id: i,
                     label: spec.label.clone(),
-                    sql: rewritten.map_sql.replace(FAN_PLACEHOLDER, &scan.render(&files, &partition_columns)),
+                    sql: transport::wrap_map(substitute_scan(&rewritten.map, &scan, &files, &layout), &partial_columns)
+                        .to_string(),
                     files,
                 }
             })
@@ -288,20 +296,20 @@ impl Planner<'_> {
             _ => format!("whole query over {} files", files.len()),
         };
         let spec = TaskSpec { label: label.clone(), files, partitions: 0 };
-        let task = Task {
-            version: WIRE_VERSION,
-            query_id: query_id.to_string(),
-            task_id: 0,
-            label,
-            sql: sql.to_string(),
-            files: spec.files.iter().map(|f| f.path.clone()).collect(),
-        };
         // Partials are stored positionally (c0, c1, ...): the answer may repeat a column name.
         let partial_columns = output_columns
             .iter()
             .enumerate()
             .map(|(i, c)| Column { name: format!("c{i}"), data_type: c.data_type.clone() })
-            .collect();
+            .collect::<Vec<_>>();
+        let task = Task {
+            version: WIRE_VERSION,
+            query_id: query_id.to_string(),
+            task_id: 0,
+            label,
+            sql: transport::wrap_sql(sql, &partial_columns),
+            files: spec.files.iter().map(|f| f.path.clone()).collect(),
+        };
         let reduce_sql = format!("SELECT * FROM {PARTIALS_TABLE}");
         Plan {
             query_id: query_id.to_string(),
@@ -324,7 +332,7 @@ fn final_sql(reduce_sql: &str, output: &[Column]) -> String {
     let items = output
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("CAST(__c{i} AS {}) AS {}", c.data_type, rewrite::scan::quote_ident(&c.name)))
+        .map(|(i, c)| format!("CAST(__c{i} AS {}) AS {}", c.data_type, quack_lambda::quote::ident(&c.name)))
         .collect::<Vec<_>>()
         .join(", ");
     format!("SELECT {items} FROM ({reduce_sql}) AS __quack_result({inner})")

@@ -6,22 +6,43 @@ use quack_lambda::{ipc, PartialData, PartialResult};
 
 use crate::engine::Column;
 use crate::error::{Error, Result};
-use crate::rewrite::scan::quote_ident;
 use crate::rewrite::PARTIALS_TABLE;
+use crate::transport;
+use quack_lambda::quote::ident as quote_ident;
 
-/// Creates an empty [`PARTIALS_TABLE`] with `columns`.
+/// The table the partials are loaded into when some column travels as another type
+/// ([`transport`]); [`PARTIALS_TABLE`] is then a view that casts it back.
+const CARRIED_TABLE: &str = "__quack_partials_carried__";
+
+/// Creates an empty [`PARTIALS_TABLE`] with `columns`: a table, or a view over
+/// [`CARRIED_TABLE`] when some column travels as another type.
 pub fn create_partials(conn: &Connection, columns: &[Column]) -> Result<()> {
-    let definition =
-        columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.data_type)).collect::<Vec<_>>().join(", ");
-    conn.execute_batch(&format!("CREATE OR REPLACE TABLE {PARTIALS_TABLE} ({definition})"))
-        .map_err(|e| Error::Reduce { message: format!("creating the partials table: {e}") })
+    let definition = |columns: &[Column]| {
+        columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.data_type)).collect::<Vec<_>>().join(", ")
+    };
+    let sql = if transport::needs_carriers(columns) {
+        let casts = columns
+            .iter()
+            .map(|c| format!("CAST({name} AS {}) AS {name}", c.data_type, name = quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "CREATE OR REPLACE TABLE {CARRIED_TABLE} ({}); \
+             CREATE OR REPLACE TEMP VIEW {PARTIALS_TABLE} AS SELECT {casts} FROM {CARRIED_TABLE}",
+            definition(&transport::carried(columns))
+        )
+    } else {
+        format!("CREATE OR REPLACE TABLE {PARTIALS_TABLE} ({})", definition(columns))
+    };
+    conn.execute_batch(&sql).map_err(|e| Error::Reduce { message: format!("creating the partials table: {e}") })
 }
 
 /// Creates [`PARTIALS_TABLE`] with `columns` and appends every partial's rows, in order.
 pub fn load_partials(conn: &Connection, columns: &[Column], partials: &[PartialResult]) -> Result<u64> {
     let reduce_error = |message: String| Error::Reduce { message };
     create_partials(conn, columns)?;
-    let mut appender = conn.appender(PARTIALS_TABLE).map_err(|e| reduce_error(e.to_string()))?;
+    let target = if transport::needs_carriers(columns) { CARRIED_TABLE } else { PARTIALS_TABLE };
+    let mut appender = conn.appender(target).map_err(|e| reduce_error(e.to_string()))?;
     let mut rows = 0u64;
     for partial in partials {
         let bytes = match &partial.data {
@@ -46,7 +67,9 @@ pub fn load_partials(conn: &Connection, columns: &[Column], partials: &[PartialR
     Ok(rows)
 }
 
-/// Drops the partials table.
+/// Drops the partials table (and view).
 pub fn drop_partials(conn: &Connection) {
+    let _ = conn.execute_batch(&format!("DROP VIEW IF EXISTS {PARTIALS_TABLE}"));
     let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {PARTIALS_TABLE}"));
+    let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {CARRIED_TABLE}"));
 }

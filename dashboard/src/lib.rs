@@ -468,8 +468,8 @@ async fn trips_top(
     let from = non_empty(&params.from).map(|d| parse_day("from", d)).transpose()?;
     let to = non_empty(&params.to).map(|d| parse_day("to", d)).transpose()?;
     let daily = format!(
-        "read_parquet('{}/dashboard/daily_trips/*/*.parquet', hive_partitioning = true)",
-        state.lake.replace('\'', "''")
+        "read_parquet({}, hive_partitioning = true)",
+        quack_lambda::quote::literal(&format!("{}/dashboard/daily_trips/*/*.parquet", state.lake))
     );
     let mut filter = Vec::new();
     if let Some(from) = &from {
@@ -481,9 +481,8 @@ async fn trips_top(
     let where_clause = if filter.is_empty() { String::new() } else { format!("WHERE {}", filter.join(" AND ")) };
     let sql = if from.is_none() && to.is_none() {
         format!(
-            "SELECT pickup_location_id, trips FROM read_parquet('{}/dashboard/top_pickup_locations/data.parquet') \
-             WHERE rank <= {k} ORDER BY rank",
-            state.lake.replace('\'', "''")
+            "SELECT pickup_location_id, trips FROM read_parquet({}) WHERE rank <= {k} ORDER BY rank",
+            quack_lambda::quote::literal(&format!("{}/dashboard/top_pickup_locations/data.parquet", state.lake))
         )
     } else {
         format!(

@@ -15,7 +15,10 @@ use crate::lake::{FuzzLake, Kind, DIM_COLUMNS, FACT_COLUMNS};
 /// A query generator for one lake and seed.
 pub struct Generator {
     rng: fastrand::Rng,
+    /// The fact table scan of the query being generated.
     fact: String,
+    /// The fact table scan with the first file's schema, and with `union_by_name`.
+    facts: [String; 2],
     dim: String,
 }
 
@@ -80,11 +83,17 @@ const ALIASES: &[&str] = &[
 
 impl Generator {
     pub fn new(seed: u64, lake: &FuzzLake) -> Self {
-        Generator { rng: fastrand::Rng::with_seed(seed), fact: lake.fact(), dim: lake.dim() }
+        Generator {
+            rng: fastrand::Rng::with_seed(seed),
+            fact: lake.fact(false),
+            facts: [lake.fact(false), lake.fact(true)],
+            dim: lake.dim(),
+        }
     }
 
     /// The next query.
     pub fn query(&mut self) -> String {
+        self.fact = self.facts[usize::from(self.chance(20))].clone();
         match self.rng.u32(0..100) {
             0..=34 => {
                 let source = self.source();
@@ -266,6 +275,30 @@ impl Generator {
         }
     }
 
+    /// A value of a type that Arrow cannot carry exactly (BIT, ENUM, HUGEINT past 38 digits,
+    /// UHUGEINT, BIGNUM) or that loses its offset easily (TIMETZ); aggregated when `aggregate`.
+    fn typed(&mut self, source: &Source, aggregate: bool) -> String {
+        let a = self.column_named(source, "a");
+        let s = self.column_named(source, "s");
+        let ts = self.column(source, Some(Kind::Time));
+        let value = match self.rng.u32(0..6) {
+            0 => format!("{a}::BIT"),
+            1 => format!("{s}::ENUM('a', 'B', 'c', 'd d', 'Ünï')"),
+            2 => format!("{a}::HUGEINT * 30000000000000000000000000000000000"),
+            3 => format!("abs({a})::UHUGEINT * 30000000000000000000000000000000000000"),
+            4 => format!("('1' || repeat('7', 40 + coalesce({a}, 0)))::BIGNUM"),
+            _ => format!("(strftime({ts}, '%H:%M:%S') || '+05:30')::TIMETZ"),
+        };
+        if !aggregate {
+            return value;
+        }
+        if value.contains("HUGEINT *") && !value.contains("UHUGEINT") && self.rng.bool() {
+            format!("sum({value})") // partial sums past 38 digits
+        } else {
+            format!("{}({value})", self.pick(&["min", "max"]))
+        }
+    }
+
     fn aggregate_call(&mut self, source: &Source) -> String {
         let filter = |g: &mut Self| {
             if g.chance(15) {
@@ -275,7 +308,7 @@ impl Generator {
             }
         };
         let n = self.number(source, 1);
-        let call = match self.rng.u32(0..22) {
+        let call = match self.rng.u32(0..23) {
             0 => "count(*)".to_string(),
             1 => format!("count({})", self.column(source, None)),
             2 | 3 => format!("sum({n})"),
@@ -298,7 +331,10 @@ impl Generator {
             17 => format!("count_if({})", self.predicate(source, 0)),
             18 => format!("avg(DISTINCT {n})"),
             19 => format!("max({}) - min({})", n, n),
-            20 => format!("round(sum({n}) / nullif(count(*), 0), 4)"),
+            // Not rounded: rounding a float sum turns the last bit of merge-order noise into a
+            // different fourth decimal (a false mismatch at seed 11); the judge has a tolerance.
+            20 => format!("sum({n}) / nullif(count(*), 0)"),
+            21 => self.typed(source, true),
             _ => format!("list({n} ORDER BY {n})"),
         };
         let plain = call.starts_with("count(") || call.starts_with("sum(") || call.starts_with("min(");
@@ -466,9 +502,10 @@ impl Generator {
             });
         }
         for _ in 0..self.rng.usize(usize::from(!star)..4) {
-            let sql = match self.rng.u32(0..3) {
-                0 => self.column(source, None),
-                1 => self.number(source, 2),
+            let sql = match self.rng.u32(0..7) {
+                0 | 1 => self.column(source, None),
+                2 | 3 => self.number(source, 2),
+                4 => self.typed(source, false),
                 _ => self.text(source, 1),
             };
             let alias = self.alias(&mut used);

@@ -22,6 +22,8 @@ pub enum Verdict {
 /// The answers of one DuckDB and of quack at each packing.
 pub struct Judge {
     truth: duckdb::Connection,
+    /// How the truth's SQL differs from quack's ([`crate::FuzzLake::truth_sql`]).
+    truth_sql: Box<dyn Fn(&str) -> String>,
     packings: Vec<(String, Quack)>,
     runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
@@ -50,10 +52,18 @@ impl Judge {
         let truth = duckdb::Connection::open_in_memory().map_err(|source| quack::Error::Engine { source })?;
         Ok(Judge {
             truth,
+            truth_sql: Box::new(str::to_string),
             packings,
             runtime: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio"),
             dir: tempfile::tempdir().expect("a temporary directory"),
         })
+    }
+
+    /// A judge whose truth reads `lake`'s drift-free copies.
+    pub fn for_lake(mut self, lake: &crate::FuzzLake) -> Self {
+        let lake = crate::FuzzLake { root: lake.root.clone() };
+        self.truth_sql = Box::new(move |sql| lake.truth_sql(sql));
+        self
     }
 
     /// Runs `sql` everywhere and compares.
@@ -83,7 +93,8 @@ impl Judge {
     fn truth_csv(&self, sql: &str) -> Result<Vec<Vec<String>>, duckdb::Error> {
         let path = self.dir.path().join("truth.csv");
         let _ = std::fs::remove_file(&path);
-        let target = quack::rewrite::scan::quote_literal(&path.display().to_string());
+        let target = quack_lambda::quote::literal(&path.display().to_string());
+        let sql = (self.truth_sql)(sql);
         self.truth.execute(&format!("COPY ({sql}) TO {target} (FORMAT csv, HEADER)"), [])?;
         Ok(read_csv(&path))
     }

@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let root = args.lake.clone().unwrap_or_else(|| temp.path().join("lake"));
     let lake = quack_fuzz::FuzzLake::generate(&root, args.seed).context("generating the fuzz lake")?;
-    let judge = quack_fuzz::Judge::new(args.packings)?;
+    let judge = quack_fuzz::Judge::new(args.packings)?.for_lake(&lake);
     let mut generator = quack_fuzz::Generator::new(args.seed, &lake);
     let mut total = quack_fuzz::Report::default();
     let mut done = 0;

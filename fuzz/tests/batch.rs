@@ -9,7 +9,7 @@ const REGRESSIONS: &str = include_str!("../regressions.sql");
 fn regressions_and_a_fixed_seed_batch_match_duckdb() {
     let dir = tempfile::tempdir().unwrap();
     let lake = FuzzLake::generate(&dir.path().join("lake"), 1).unwrap();
-    let judge = Judge::new(2).unwrap();
+    let judge = Judge::new(2).unwrap().for_lake(&lake);
 
     let cases = corpus(REGRESSIONS, &lake);
     assert!(!cases.is_empty());

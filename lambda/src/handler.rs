@@ -162,10 +162,10 @@ impl WorkerState {
             "SET home_directory = {home}; SET extension_directory = {ext}; SET temp_directory = {temp}; \
              SET secret_directory = {secrets}; SET allow_persistent_secrets = false; \
              SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;",
-            home = s3::quote(&tmp),
-            ext = s3::quote(&format!("{tmp}/duckdb/extensions")),
-            temp = s3::quote(&format!("{tmp}/duckdb/spill")),
-            secrets = s3::quote(&format!("{tmp}/duckdb/secrets")),
+            home = crate::quote::literal(&tmp),
+            ext = crate::quote::literal(&format!("{tmp}/duckdb/extensions")),
+            temp = crate::quote::literal(&format!("{tmp}/duckdb/spill")),
+            secrets = crate::quote::literal(&format!("{tmp}/duckdb/secrets")),
         );
         conn.execute_batch(&settings).map_err(|source| InitError::Setup { step: "directories", source })?;
         s3::load_httpfs(conn, Some(&env.httpfs))?;

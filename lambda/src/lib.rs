@@ -7,6 +7,7 @@
 
 pub mod handler;
 pub mod ipc;
+pub mod quote;
 pub mod runner;
 pub mod s3;
 pub mod sandbox;

@@ -47,7 +47,7 @@ impl Worker {
         let conn = duckdb::Connection::open_in_memory().map_err(|source| WorkerError::Open { source })?;
         let mut settings = vec![format!("SET threads = {}", config.threads.max(1))];
         if let Some(limit) = &config.memory_limit {
-            settings.push(format!("SET memory_limit = '{}'", limit.replace('\'', "''")));
+            settings.push(format!("SET memory_limit = {}", crate::quote::literal(limit)));
         }
         for setting in settings {
             conn.execute_batch(&setting)

@@ -82,7 +82,7 @@ impl S3Access {
         let mut options = vec!["TYPE s3".to_string()];
         let mut push = |key: &str, value: &Option<String>| {
             if let Some(value) = value {
-                options.push(format!("{key} {}", quote(value)));
+                options.push(format!("{key} {}", crate::quote::literal(value)));
             }
         };
         push("KEY_ID", &self.key_id);
@@ -90,7 +90,7 @@ impl S3Access {
         push("SESSION_TOKEN", &self.session_token);
         push("REGION", &self.region);
         if let Some(endpoint) = &self.endpoint {
-            options.push(format!("ENDPOINT {}", quote(&endpoint.host_port)));
+            options.push(format!("ENDPOINT {}", crate::quote::literal(&endpoint.host_port)));
             options.push("URL_STYLE 'path'".to_string());
             options.push(format!("USE_SSL {}", endpoint.use_ssl));
         }
@@ -107,7 +107,7 @@ pub const CREDENTIAL_SETTINGS: &[&str] = &["s3_access_key_id", "s3_secret_access
 /// [`CREDENTIAL_SETTINGS`] that loading copied from the environment.
 pub fn load_httpfs(conn: &duckdb::Connection, path: Option<&Path>) -> Result<(), HttpfsError> {
     let sql = match path {
-        Some(path) => format!("LOAD {}", quote(&path.to_string_lossy())),
+        Some(path) => format!("LOAD {}", crate::quote::literal(&path.to_string_lossy())),
         None => "LOAD httpfs".to_string(),
     };
     let error = |source: duckdb::Error| HttpfsError { path: path.map(Path::to_path_buf), message: source.to_string() };
@@ -122,11 +122,6 @@ pub fn load_httpfs(conn: &duckdb::Connection, path: Option<&Path>) -> Result<(),
 pub struct HttpfsError {
     pub path: Option<PathBuf>,
     pub message: String,
-}
-
-/// `'text'` as a SQL string literal.
-pub fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Splits `s3://bucket/key` into bucket and key.

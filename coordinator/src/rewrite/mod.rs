@@ -97,6 +97,13 @@ pub enum Strategy {
     ShipRows,
 }
 
+impl Rewritten {
+    /// The map query as SQL (placeholder included).
+    pub fn map_sql(&self) -> String {
+        self.map.to_string()
+    }
+}
+
 impl Strategy {
     pub fn describe(self) -> &'static str {
         match self {
@@ -114,8 +121,9 @@ pub struct Rewritten {
     pub strategy: Strategy,
     /// Why a simpler strategy was not used, when one was tried.
     pub note: Option<String>,
-    /// Map SQL with [`FAN_PLACEHOLDER`] where the task's scan goes.
-    pub map_sql: String,
+    /// The map query, with [`FAN_PLACEHOLDER`] where the task's scan goes
+    /// ([`scan::substitute_scan`] puts it there).
+    pub map: Query,
     /// Reduce SQL over [`PARTIALS_TABLE`]; the whole original query above the split block.
     pub reduce_sql: String,
     /// Whether the map pushes ORDER BY + LIMIT down (top-N).
@@ -303,7 +311,7 @@ pub(crate) struct BlockSplit {
 struct BlockSplitter<'a> {
     ctx: &'a Context<'a>,
     allow_partial_aggregate: bool,
-    out: Option<(BlockSplit, Option<String>, String)>,
+    out: Option<(BlockSplit, Option<String>, Query)>,
 }
 
 impl split::Splitter for BlockSplitter<'_> {
@@ -332,9 +340,9 @@ impl split::Splitter for BlockSplitter<'_> {
             }
             Err(other) => return Err(other),
         };
-        let map_sql = with_scope(&result.map, scope).to_string();
+        let map = with_scope(&result.map, scope);
         *block = result.reduce.clone();
-        self.out = Some((result, note, map_sql));
+        self.out = Some((result, note, map));
         Ok(())
     }
 }
@@ -469,7 +477,7 @@ pub fn rewrite(query: &Query, ctx: &Context, allow_partial_aggregate: bool) -> R
         split::Status::Split => {}
         split::Status::NotFound => return Err(RewriteError::unsplittable("the partitioned table was not found")),
     }
-    let (block, note, map_sql) = splitter.out.expect("a split was made");
+    let (block, note, map) = splitter.out.expect("a split was made");
     prune_unused_ctes(&mut query);
     if split::contains_fan(&query) {
         return Err(RewriteError::unsplittable("the query reads the partitioned table in more than one place"));
@@ -477,7 +485,7 @@ pub fn rewrite(query: &Query, ctx: &Context, allow_partial_aggregate: bool) -> R
     Ok(Rewritten {
         strategy: block.strategy,
         note,
-        map_sql,
+        map,
         reduce_sql: query.to_string(),
         top_n_pushdown: block.top_n_pushdown,
     })

@@ -3,75 +3,236 @@
 
 use std::ops::ControlFlow;
 
+use quack_lambda::quote;
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, Ident, ObjectName, TableAlias, TableFactor, Value,
-    VisitMut, VisitorMut,
+    DataType, DictionaryField, Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, Ident, ObjectName,
+    ObjectNamePart, Query, SelectItem, SetExpr, TableAlias, TableFactor, TableFunctionArgs, Value, VisitMut,
+    VisitorMut,
 };
+
+use super::template;
 
 /// Name of the placeholder table that stands for the fanned-out scan in rewritten SQL.
 pub const FAN_PLACEHOLDER: &str = "__quack_fan_scan__";
 
+/// The column a task's scan adds to tell the schema file's rows from its own (never shown).
+const FILE_COLUMN: &str = "__quack_file";
+
 /// One `read_parquet(..., hive_partitioning = true)` occurrence, as written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FanScan {
-    /// The function name as written (`read_parquet`, `parquet_scan`).
+    /// The function name as written (`read_parquet`, `parquet_scan`, `read_csv`).
     pub function: String,
     /// The paths or globs as written (one, or the elements of a list).
     pub paths: Vec<String>,
-    /// The named options other than `hive_types`, as SQL (`hive_partitioning = true`).
-    pub options: Vec<String>,
-    /// `hive_types` as written by the user, if any (then we do not add ours).
-    pub user_hive_types: Option<String>,
+    /// Every argument after the paths, as written.
+    options: Vec<FunctionArg>,
+    /// Whether the user gave `hive_types` (then we do not add ours).
+    pub user_hive_types: bool,
+    /// `union_by_name = true`: the table's schema is the union of every file's.
+    pub union_by_name: bool,
+    /// The column the user's `filename` option adds, when it is on.
+    pub filename_column: Option<String>,
+    /// A Parquet scan (a CSV scan has its columns given, so no file decides its schema).
+    pub parquet: bool,
     /// The table alias, when the query gives one.
     pub alias: Option<String>,
 }
 
+/// What every task must read the same way, known from all of the table's files: DuckDB takes a
+/// multi-file table's schema from its first file (or, with `union_by_name`, from all of them),
+/// never from the files one task happens to get.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableLayout {
+    /// Partition columns with the types DuckDB infers over all files (pinned in every task).
+    pub hive_types: Vec<(String, String)>,
+    /// The table's first file, in DuckDB's order: the one whose schema the table has.
+    pub first_file: String,
+    /// The table's columns and types over all files, as DuckDB describes `SELECT *`.
+    pub columns: Vec<(String, String)>,
+}
+
 impl FanScan {
-    /// SQL for this scan over exactly `files`, with partition column types pinned so every task
-    /// infers the same types DuckDB infers over all files.
-    pub fn render(&self, files: &[String], hive_types: &[(String, String)]) -> String {
-        let list = files.iter().map(|f| quote_literal(f)).collect::<Vec<_>>().join(", ");
-        let mut args = vec![format!("[{list}]")];
-        args.extend(self.options.iter().cloned());
-        match &self.user_hive_types {
-            Some(user) => args.push(format!("hive_types = {user}")),
-            None if !hive_types.is_empty() => {
-                let fields = hive_types
-                    .iter()
-                    .map(|(k, t)| format!("{}: {}", quote_literal(k), quote_literal(t)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                args.push(format!("hive_types = {{{fields}}}"));
-            }
-            None => {}
+    /// The scan over exactly `files` (read literally, never globbed again), with the table's
+    /// schema whatever files the task got, under the placeholder occurrence's `alias`:
+    /// - without `union_by_name`, the table's first file is read too, for its schema only: its
+    ///   rows are filtered out by file name (DuckDB skips the file at plan time);
+    /// - with it, the task's union is widened to the table's union by a typed empty row set
+    ///   (`UNION ALL BY NAME`) and cast to the table's types.
+    pub fn task_factor(&self, files: &[String], layout: &TableLayout, alias: Option<TableAlias>) -> TableFactor {
+        let alias = alias.or_else(|| Some(plain_alias(&self.function)));
+        if !self.parquet || (!self.union_by_name && files.first() == Some(&layout.first_file)) {
+            return self.function_factor(files, layout, None, alias);
         }
-        format!("{}({})", self.function, args.join(", "))
+        if self.union_by_name {
+            return derived(self.widened_to_table(files, layout), alias);
+        }
+        if files.contains(&layout.first_file) {
+            let mut reordered = vec![layout.first_file.clone()];
+            reordered.extend(files.iter().filter(|f| **f != layout.first_file).cloned());
+            return self.function_factor(&reordered, layout, None, alias);
+        }
+        let mut with_schema_file = vec![layout.first_file.clone()];
+        with_schema_file.extend(files.iter().cloned());
+        let (mut query, column, extra) = match &self.filename_column {
+            Some(column) => {
+                (template("SELECT * FROM __quack_fan_scan__ WHERE __quack_file <> ''"), column.clone(), None)
+            }
+            None => (
+                template("SELECT * EXCLUDE (__quack_file) FROM __quack_fan_scan__ WHERE __quack_file <> ''"),
+                FILE_COLUMN.to_string(),
+                Some(named_arg("filename", string_expr(FILE_COLUMN))),
+            ),
+        };
+        let scan = self.function_factor(&with_schema_file, layout, extra, None);
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            select.from[0].relation = scan;
+            if let Some(Expr::BinaryOp { left, right, .. }) = &mut select.selection {
+                **left = Expr::Identifier(Ident::with_quote('"', column));
+                **right = string_expr(&layout.first_file);
+            }
+        }
+        derived(query, alias)
     }
 
-    /// The scan as the user wrote it (for messages and explain).
+    /// `SELECT CAST(c AS t) AS c, ... FROM (SELECT NULL::t AS c, ... WHERE false UNION ALL BY NAME
+    /// SELECT * FROM <scan>)`: every column of the table, in its order and type.
+    fn widened_to_table(&self, files: &[String], layout: &TableLayout) -> Query {
+        let mut union = template("SELECT 1 WHERE false UNION ALL BY NAME SELECT * FROM __quack_fan_scan__");
+        if let SetExpr::SetOperation { left, right, .. } = union.body.as_mut() {
+            if let SetExpr::Select(select) = left.as_mut() {
+                select.projection = layout
+                    .columns
+                    .iter()
+                    .map(|(name, ty)| SelectItem::ExprWithAlias {
+                        expr: cast(Expr::Value(Value::Null.into()), ty),
+                        alias: Ident::with_quote('"', name),
+                    })
+                    .collect();
+            }
+            if let SetExpr::Select(select) = right.as_mut() {
+                select.from[0].relation = self.function_factor(files, layout, None, None);
+            }
+        }
+        let mut outer = template("SELECT 1 FROM __quack_fan_scan__");
+        if let SetExpr::Select(select) = outer.body.as_mut() {
+            select.projection = layout
+                .columns
+                .iter()
+                .map(|(name, ty)| SelectItem::ExprWithAlias {
+                    expr: cast(Expr::Identifier(Ident::with_quote('"', name)), ty),
+                    alias: Ident::with_quote('"', name),
+                })
+                .collect();
+            select.from[0].relation = derived(union, Some(plain_alias("__quack_union")));
+        }
+        outer
+    }
+
+    /// `function([files], options..., hive_types = {...}[, extra])`.
+    fn function_factor(
+        &self,
+        files: &[String],
+        layout: &TableLayout,
+        extra: Option<FunctionArg>,
+        alias: Option<TableAlias>,
+    ) -> TableFactor {
+        let list = Expr::Array(sqlparser::ast::Array {
+            elem: files.iter().map(|f| string_expr(&quote::literal_path(f))).collect(),
+            named: false,
+        });
+        let mut args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(list))];
+        args.extend(self.options.iter().cloned());
+        if !self.user_hive_types && !layout.hive_types.is_empty() {
+            let fields = layout
+                .hive_types
+                .iter()
+                .map(|(k, t)| DictionaryField { key: Ident::with_quote('\'', k), value: Box::new(string_expr(t)) })
+                .collect();
+            args.push(named_arg("hive_types", Expr::Dictionary(fields)));
+        }
+        args.extend(extra);
+        TableFactor::Table {
+            name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(&self.function))]),
+            alias,
+            args: Some(TableFunctionArgs { args, settings: None }),
+            with_hints: vec![],
+            version: None,
+            with_ordinality: false,
+            partitions: vec![],
+            json_path: None,
+            sample: None,
+            index_hints: vec![],
+        }
+    }
+
+    /// The scan as the user wrote it (for messages, explain, and describing the whole table).
     pub fn original(&self) -> String {
         let paths = if self.paths.len() == 1 {
-            quote_literal(&self.paths[0])
+            string_expr(&self.paths[0])
         } else {
-            format!("[{}]", self.paths.iter().map(|p| quote_literal(p)).collect::<Vec<_>>().join(", "))
+            Expr::Array(sqlparser::ast::Array {
+                elem: self.paths.iter().map(|p| string_expr(p)).collect(),
+                named: false,
+            })
         };
-        let mut args = vec![paths];
+        let mut args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(paths))];
         args.extend(self.options.iter().cloned());
-        if let Some(user) = &self.user_hive_types {
-            args.push(format!("hive_types = {user}"));
-        }
-        format!("{}({})", self.function, args.join(", "))
+        let args = args.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        format!("{}({args})", self.function)
     }
 }
 
-/// A SQL string literal for `s`.
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+fn string_expr(text: &str) -> Expr {
+    Expr::Value(Value::SingleQuotedString(text.to_string()).into())
 }
 
-/// A SQL identifier for `s`, always double-quoted.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
+fn named_arg(name: &str, value: Expr) -> FunctionArg {
+    FunctionArg::Named {
+        name: Ident::new(name),
+        arg: FunctionArgExpr::Expr(value),
+        operator: FunctionArgOperator::Equals,
+    }
+}
+
+/// `CAST(expr AS type)` for a type as DuckDB names it (`STRUCT(a INTEGER)`, `DECIMAL(18,2)`).
+pub(crate) fn cast(expr: Expr, data_type: &str) -> Expr {
+    Expr::Cast {
+        kind: sqlparser::ast::CastKind::Cast,
+        expr: Box::new(expr),
+        data_type: DataType::Custom(ObjectName(vec![ObjectNamePart::Identifier(Ident::new(data_type))]), vec![]),
+        format: None,
+    }
+}
+
+fn plain_alias(name: &str) -> TableAlias {
+    TableAlias { explicit: true, name: Ident::with_quote('"', name), columns: vec![], at: None }
+}
+
+fn derived(subquery: Query, alias: Option<TableAlias>) -> TableFactor {
+    TableFactor::Derived { lateral: false, subquery: Box::new(subquery), alias, sample: None }
+}
+
+/// Puts `scan(files)` in place of every placeholder table in `query`, each under its own alias.
+pub fn substitute_scan(query: &Query, scan: &FanScan, files: &[String], layout: &TableLayout) -> Query {
+    struct Substitute<'a> {
+        scan: &'a FanScan,
+        files: &'a [String],
+        layout: &'a TableLayout,
+    }
+    impl VisitorMut for Substitute<'_> {
+        type Break = ();
+        fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if is_placeholder(factor) {
+                let TableFactor::Table { alias, .. } = factor else { unreachable!("a placeholder is a table") };
+                *factor = self.scan.task_factor(self.files, self.layout, alias.take());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut query = query.clone();
+    let _ = query.visit(&mut Substitute { scan, files, layout });
+    query
 }
 
 /// Recognizes a fan-out scan in a table factor.
@@ -88,31 +249,37 @@ pub fn fan_scan_of(factor: &TableFactor) -> Option<FanScan> {
     let mut paths = None;
     let mut options = Vec::new();
     let mut hive = false;
-    let mut user_hive_types = None;
+    let mut user_hive_types = false;
+    let mut union_by_name = false;
+    let mut filename_column = None;
+    let mut explicit_columns = false;
     for (i, arg) in args.args.iter().enumerate() {
         match arg {
             FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) if i == 0 => paths = Some(string_list(expr)?),
-            FunctionArg::Named { name, arg: FunctionArgExpr::Expr(value), operator } => {
-                let key = name.value.to_ascii_lowercase();
-                if key == "hive_partitioning" {
-                    hive = is_true(value);
+            FunctionArg::Named { name, arg: FunctionArgExpr::Expr(value), .. } => {
+                match name.value.to_ascii_lowercase().as_str() {
+                    "hive_partitioning" => hive = is_true(value),
+                    "hive_types" => user_hive_types = true,
+                    "union_by_name" => union_by_name = is_true(value),
+                    "columns" => explicit_columns = true,
+                    "filename" => {
+                        filename_column = match value {
+                            Expr::Value(v) => match &v.value {
+                                Value::SingleQuotedString(column) => Some(column.clone()),
+                                _ => is_true(value).then(|| "filename".to_string()),
+                            },
+                            _ => return None,
+                        }
+                    }
+                    _ => {}
                 }
-                if key == "hive_types" {
-                    user_hive_types = Some(value.to_string());
-                } else {
-                    let op = match operator {
-                        FunctionArgOperator::Assignment => ":=",
-                        _ => "=",
-                    };
-                    options.push(format!("{} {op} {value}", name));
-                }
+                options.push(arg.clone());
             }
             _ => return None,
         }
     }
     // A CSV scan splits exactly only when its columns are given: per-file type sniffing could
     // read the same text as different types in different tasks.
-    let explicit_columns = options.iter().any(|o| o.to_ascii_lowercase().starts_with("columns"));
     if !hive || (csv && !explicit_columns) {
         return None;
     }
@@ -121,6 +288,9 @@ pub fn fan_scan_of(factor: &TableFactor) -> Option<FanScan> {
         paths: paths?,
         options,
         user_hive_types,
+        union_by_name,
+        filename_column,
+        parquet: !csv,
         alias: alias.as_ref().map(|a: &TableAlias| a.name.value.clone()),
     })
 }
@@ -205,25 +375,69 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].paths, vec!["l/trips/*/*.parquet"]);
         assert_eq!(found[0].alias.as_deref(), Some("t"));
-        assert_eq!(found[0].options, vec!["hive_partitioning = true"]);
+        assert_eq!(found[0].original(), "read_parquet('l/trips/*/*.parquet', hive_partitioning = true)");
+    }
+
+    fn layout(first: &str) -> TableLayout {
+        TableLayout {
+            hive_types: vec![("x".into(), "BIGINT".into())],
+            first_file: first.into(),
+            columns: vec![("v".into(), "INTEGER".into()), ("x".into(), "BIGINT".into())],
+        }
+    }
+
+    fn task_sql(sql: &str, files: &[&str], first: &str) -> String {
+        let mut statements = Parser::parse_sql(&DuckDbDialect {}, sql).unwrap();
+        let found = collect_fan_scans(&mut statements, true);
+        let sqlparser::ast::Statement::Query(query) = &statements[0] else { panic!() };
+        let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+        substitute_scan(query, &found[0], &files, &layout(first)).to_string()
     }
 
     #[test]
-    fn lists_and_user_hive_types_are_kept() {
+    fn user_hive_types_are_kept() {
         let found = scans("SELECT 1 FROM read_parquet(['a/x=1/f.parquet', 'a/x=2/f.parquet'], hive_partitioning = 1, hive_types = {'x': 'INTEGER'})");
         assert_eq!(found[0].paths.len(), 2);
-        assert_eq!(found[0].user_hive_types.as_deref(), Some("{'x': 'INTEGER'}"));
-        let sql = found[0].render(&["a/x=1/f.parquet".into()], &[("x".into(), "BIGINT".into())]);
-        assert_eq!(sql, "read_parquet(['a/x=1/f.parquet'], hive_partitioning = 1, hive_types = {'x': 'INTEGER'})");
+        assert!(found[0].user_hive_types);
+        assert_eq!(
+            task_sql("SELECT 1 FROM read_parquet('a/*/*', hive_partitioning = 1, hive_types = {'x': 'INTEGER'})", &["a/x=1/f.parquet"], "a/x=1/f.parquet"),
+            "SELECT 1 FROM read_parquet(['a/x=1/f.parquet'], hive_partitioning = 1, hive_types = {'x': 'INTEGER'}) AS \"read_parquet\""
+        );
     }
 
     #[test]
-    fn renders_pinned_hive_types_and_escapes_paths() {
-        let found = scans("SELECT 1 FROM read_parquet('d/*/*.parquet', hive_partitioning = true)");
-        let sql = found[0].render(&["d/k=it's/f.parquet".into()], &[("k".into(), "VARCHAR".into())]);
+    fn the_first_files_task_reads_plainly_with_pinned_hive_types_and_literal_paths() {
+        let sql = "SELECT 1 FROM read_parquet('d/*/*.parquet', hive_partitioning = true) AS t";
         assert_eq!(
-            sql,
-            "read_parquet(['d/k=it''s/f.parquet'], hive_partitioning = true, hive_types = {'k': 'VARCHAR'})"
+            task_sql(sql, &["d/x=it's/f[1]*?.parquet"], "d/x=it's/f[1]*?.parquet"),
+            "SELECT 1 FROM read_parquet(['d/x=it''s/f[[]1][*][?].parquet'], hive_partitioning = true, \
+             hive_types = {'x': 'BIGINT'}) AS t"
+        );
+    }
+
+    #[test]
+    fn other_tasks_take_the_schema_of_the_tables_first_file() {
+        let sql = "SELECT 1 FROM read_parquet('d/*/*.parquet', hive_partitioning = true) AS t";
+        assert_eq!(
+            task_sql(sql, &["d/x=2/f.parquet"], "d/x=1/f.parquet"),
+            "SELECT 1 FROM (SELECT * EXCLUDE (__quack_file) FROM read_parquet(['d/x=1/f.parquet', 'd/x=2/f.parquet'], \
+             hive_partitioning = true, hive_types = {'x': 'BIGINT'}, filename = '__quack_file') \
+             WHERE \"__quack_file\" <> 'd/x=1/f.parquet') AS t"
+        );
+        let sql = "SELECT 1 FROM read_parquet('d/*/*.parquet', hive_partitioning = true, filename = true)";
+        assert!(task_sql(sql, &["d/x=2/f.parquet"], "d/x=1/f.parquet")
+            .contains("SELECT * FROM read_parquet(['d/x=1/f.parquet', 'd/x=2/f.parquet'], hive_partitioning = true, filename = true, hive_types = {'x': 'BIGINT'}) WHERE \"filename\" <> 'd/x=1/f.parquet'"));
+    }
+
+    #[test]
+    fn union_by_name_tasks_are_widened_to_the_tables_union() {
+        let sql = "SELECT 1 FROM read_parquet('d/*/*.parquet', hive_partitioning = true, union_by_name = true) AS t";
+        assert_eq!(
+            task_sql(sql, &["d/x=2/f.parquet"], "d/x=1/f.parquet"),
+            "SELECT 1 FROM (SELECT CAST(\"v\" AS INTEGER) AS \"v\", CAST(\"x\" AS BIGINT) AS \"x\" FROM \
+             (SELECT CAST(NULL AS INTEGER) AS \"v\", CAST(NULL AS BIGINT) AS \"x\" WHERE false UNION ALL BY NAME \
+             SELECT * FROM read_parquet(['d/x=2/f.parquet'], hive_partitioning = true, union_by_name = true, \
+             hive_types = {'x': 'BIGINT'})) AS \"__quack_union\") AS t"
         );
     }
 

@@ -21,7 +21,7 @@
 
 pub mod tree;
 
-use crate::s3::quote;
+use crate::quote::literal as quote;
 use crate::wire::{valid_query_id, ErrorType, Task, TaskFailure};
 
 /// Largest task SQL accepted, in bytes.
