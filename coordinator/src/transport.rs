@@ -131,7 +131,6 @@ mod tests {
         for ty in [
             "BIGINT",
             "DECIMAL(38,2)",
-            "TIME WITH TIME ZONE",
             "VARCHAR",
             "STRUCT(\"bit\" INTEGER)",
             "ENUMS",
