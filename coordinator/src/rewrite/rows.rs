@@ -58,6 +58,21 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
             "a subquery above the scan's filters in the block that reads the partitioned table",
         ));
     }
+    if has_grouping_sets(select) {
+        // DuckDB binds `t.x` and `x` to one column and groups them as one key; shipped as two
+        // columns, ROLLUP/CUBE/GROUPING SETS would treat them as two keys.
+        let mut seen = HashMap::new();
+        for text in &refs.refs {
+            let name = text.rsplit('.').next().unwrap_or(text).trim_matches('"').to_ascii_lowercase();
+            if let Some(other) = seen.insert(name, text.clone()) {
+                if !other.eq_ignore_ascii_case(text) {
+                    return Err(RewriteError::unsplittable(format!(
+                        "ROLLUP, CUBE or GROUPING SETS over references {other} and {text}, which may name one column"
+                    )));
+                }
+            }
+        }
+    }
     let reduce_alias = if star { star_alias(select)? } else { None };
     {
         let SetExpr::Select(reduce_select) = reduce.body.as_mut() else { unreachable!() };
@@ -211,6 +226,17 @@ fn pushed_order_by(
 }
 
 /// Collects column references (outside lambdas and not select aliases) and renames them __quack_r{i}.
+/// True when the block groups by ROLLUP, CUBE or GROUPING SETS.
+fn has_grouping_sets(select: &sqlparser::ast::Select) -> bool {
+    match &select.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(exprs, modifiers) => {
+            !modifiers.is_empty()
+                || exprs.iter().any(|e| matches!(e, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_)))
+        }
+        sqlparser::ast::GroupByExpr::All(modifiers) => !modifiers.is_empty(),
+    }
+}
+
 struct RefCollector<'a> {
     aliases: &'a HashMap<String, Expr>,
     /// Original reference text, by index.
