@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     Distinct, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
-    OrderByKind, Query, SelectItem, SetExpr, Value, VisitMut, VisitorMut,
+    OrderByKind, Query, SelectItem, SetExpr, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 
 use super::PARTIALS_TABLE;
@@ -212,7 +212,10 @@ fn group_keys(
             }
             for item in &select.projection {
                 let expr = item_expr(item).ok_or_else(|| RewriteError::unsupported("wildcard with GROUP BY ALL"))?;
-                if !contains_aggregate(&expr, ctx) {
+                // DuckDB groups by the items that neither aggregate nor lack a column
+                // reference: `SELECT 'a', count(*) ... GROUP BY ALL` is one global group, one
+                // row even over no rows.
+                if !contains_aggregate(&expr, ctx) && references_a_column(&expr) {
                     keys.push(expr);
                 }
             }
@@ -259,6 +262,27 @@ fn group_keys(
         }
     }
     Ok(unique)
+}
+
+/// True when `expr` names a column (a lambda's parameters do not count).
+fn references_a_column(expr: &Expr) -> bool {
+    struct Finder(LambdaScope);
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            self.0.enter(expr);
+            match expr {
+                Expr::Identifier(_) if self.0.binds(expr) => ControlFlow::Continue(()),
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+        fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            self.0.leave(expr);
+            ControlFlow::Continue(())
+        }
+    }
+    expr.visit(&mut Finder(LambdaScope::default())).is_break()
 }
 
 /// The output name DuckDB gives an unaliased bare column reference.
