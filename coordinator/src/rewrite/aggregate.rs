@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     Distinct, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
-    OrderByKind, Query, SelectItem, SetExpr, Value, Visit, VisitMut, Visitor, VisitorMut,
+    OrderByKind, Query, SelectItem, SetExpr, Value, VisitMut, VisitorMut,
 };
 
 use super::PARTIALS_TABLE;
@@ -267,7 +267,7 @@ fn group_keys(
 /// True when `expr` names a column (a lambda's parameters do not count).
 fn references_a_column(expr: &Expr) -> bool {
     struct Finder(LambdaScope);
-    impl Visitor for Finder {
+    impl sqlparser::ast::Visitor for Finder {
         type Break = ();
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
             self.0.enter(expr);
@@ -282,7 +282,7 @@ fn references_a_column(expr: &Expr) -> bool {
             ControlFlow::Continue(())
         }
     }
-    expr.visit(&mut Finder(LambdaScope::default())).is_break()
+    sqlparser::ast::Visit::visit(expr, &mut Finder(LambdaScope::default())).is_break()
 }
 
 /// The output name DuckDB gives an unaliased bare column reference.
