@@ -31,8 +31,10 @@ pub struct Judge {
 
 impl Judge {
     /// A judge with quack at `packings` task packings: one file per task, the default packing,
-    /// one task for everything (long mode adds the last).
+    /// one task for everything (long mode adds the last). quack and the truth both load ICU
+    /// (`QUACK_ICU_EXTENSION`, else where quack finds it) and work in the session's time zone.
     pub fn new(packings: usize) -> Result<Self, quack::Error> {
+        let icu = std::env::var_os("QUACK_ICU_EXTENSION").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
         let mut all = Vec::new();
         let mut per_file = Config::with_concurrency(3);
         per_file.target_task_bytes = Some(1);
@@ -46,10 +48,13 @@ impl Judge {
             .take(packings.max(1))
             .map(|(name, mut config)| {
                 config.engine_threads = 1;
+                config.icu_extension = icu.clone();
                 Quack::embedded(config).map(|q| (name, q))
             })
             .collect::<Result<_, _>>()?;
         let truth = duckdb::Connection::open_in_memory().map_err(|source| quack::Error::Engine { source })?;
+        quack_lambda::extension::load(&truth, "icu", icu.as_deref())
+            .map_err(|e| quack::Error::Config { message: e.to_string() })?;
         Ok(Judge {
             truth,
             truth_sql: Box::new(str::to_string),
@@ -61,7 +66,7 @@ impl Judge {
 
     /// A judge whose truth reads `lake`'s drift-free copies.
     pub fn for_lake(mut self, lake: &crate::FuzzLake) -> Self {
-        let lake = crate::FuzzLake { root: lake.root.clone() };
+        let lake = lake.clone();
         self.truth_sql = Box::new(move |sql| lake.truth_sql(sql));
         self
     }

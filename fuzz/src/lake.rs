@@ -16,7 +16,7 @@ const FIRST_SCHEMA: &str = "* EXCLUDE (p, q, part)";
 const UNION_SCHEMA: &str = "id, a::BIGINT AS a, b, s, \"Mixed\", amount, ts, flag";
 
 /// A generated lake on disk.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FuzzLake {
     pub root: PathBuf,
 }

@@ -1,11 +1,11 @@
 //! Shrinking a failing query to a minimal one, on its parse tree: repeatedly try each one-step
-//! reduction (drop a select item, a WHERE / HAVING / QUALIFY clause, an ORDER BY key, the LIMIT,
+//! reduction (drop a select item, a WHERE / HAVING / QUALIFY clause, the LIMIT, an ORDER BY,
 //! a GROUP BY key, a join, one side of AND / OR) and keep the first that still fails, until none
-//! does.
+//! does. Every reduction keeps a deterministic query deterministic: an order is never made partial.
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, OrderByKind, Query, SetExpr, Statement, VisitMut, VisitorMut};
+use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Query, SetExpr, Statement, VisitMut, VisitorMut};
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::Parser;
 
@@ -77,23 +77,16 @@ impl VisitorMut for Editor {
             query.limit_clause = None;
             return ControlFlow::Break(());
         }
-        if let Some(order_by) = &mut query.order_by {
-            if let OrderByKind::Expressions(exprs) = &mut order_by.kind {
-                for i in 0..exprs.len() {
-                    if exprs.len() > 1 && self.site() {
-                        exprs.remove(i);
-                        return ControlFlow::Break(());
-                    }
-                }
-            }
-            if self.site() {
-                query.order_by = None;
-                return ControlFlow::Break(());
-            }
+        // An ORDER BY stays whole, and so do the items its ordinals count: the generator's orders
+        // are total, and a shorter one would let ties fall either way (a false mismatch). Without
+        // a LIMIT the whole ORDER BY may go; the judge then compares the rows as a multiset.
+        if query.order_by.is_some() && query.limit_clause.is_none() && self.site() {
+            query.order_by = None;
+            return ControlFlow::Break(());
         }
         if let SetExpr::Select(select) = query.body.as_mut() {
             for i in 0..select.projection.len() {
-                if select.projection.len() > 1 && self.site() {
+                if query.order_by.is_none() && select.projection.len() > 1 && self.site() {
                     select.projection.remove(i);
                     return ControlFlow::Break(());
                 }
@@ -152,5 +145,15 @@ mod tests {
         let sql = "SELECT a, b, c FROM t WHERE x > 1 AND y < 2 ORDER BY a, b LIMIT 3";
         let small = shrink(sql, 500, |s| s.contains("b") && s.contains("y < 2"));
         assert_eq!(small, "SELECT b FROM t WHERE y < 2");
+    }
+
+    #[test]
+    fn never_makes_an_order_partial() {
+        let sql = "SELECT a, b FROM t ORDER BY 1, 2 LIMIT 3";
+        for candidate in candidates(sql) {
+            let limited = candidate.contains("LIMIT");
+            assert!(!limited || candidate.contains("ORDER BY 1, 2"), "{candidate}");
+            assert!(!candidate.contains("ORDER BY") || candidate.starts_with("SELECT a, b "), "{candidate}");
+        }
     }
 }

@@ -61,13 +61,14 @@ impl FanScan {
     ///   (`UNION ALL BY NAME`) and cast to the table's types.
     pub fn task_factor(&self, files: &[String], layout: &TableLayout, alias: Option<TableAlias>) -> TableFactor {
         let alias = alias.or_else(|| Some(plain_alias(&self.function)));
-        if !self.parquet || (!self.union_by_name && files.first() == Some(&layout.first_file)) {
+        if !self.parquet {
             return self.function_factor(files, layout, None, alias);
         }
         if self.union_by_name {
             return derived(self.widened_to_table(files, layout), alias);
         }
         if files.contains(&layout.first_file) {
+            // The task has the schema file: read it first, plainly.
             let mut reordered = vec![layout.first_file.clone()];
             reordered.extend(files.iter().filter(|f| **f != layout.first_file).cloned());
             return self.function_factor(&reordered, layout, None, alias);
