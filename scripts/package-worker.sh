@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the worker's deployment package: bootstrap (cargo lambda build --release) plus DuckDB's
-# httpfs extension of the same architecture, zipped as serverless.yml expects.
+# httpfs and icu extensions of the same architecture, zipped as serverless.yml expects.
 #   scripts/package-worker.sh [arm64|x86_64] [--host-build]
 # --host-build zips this machine's release bootstrap instead of cross-compiling (x86_64 hosts, for
 # offline packaging checks).
@@ -23,15 +23,17 @@ else
   (cd "$ROOT" && cargo lambda build --release -p quack-lambda --bin bootstrap --target "$TRIPLE" >&2)
   BOOTSTRAP="$TARGET/lambda/bootstrap/bootstrap"
 fi
-HTTPFS="$("$ROOT/scripts/fetch-httpfs.sh" "$EXT_ARCH")"
+HTTPFS="$("$ROOT/scripts/fetch-extension.sh" httpfs "$EXT_ARCH")"
+ICU="$("$ROOT/scripts/fetch-extension.sh" icu "$EXT_ARCH")"
 mkdir -p "$ROOT/dist"
 OUT="$ROOT/dist/quack-worker-$ARCH.zip"
-python3 - "$OUT" "$BOOTSTRAP" "$HTTPFS" <<'PY'
+python3 - "$OUT" "$BOOTSTRAP" "$HTTPFS" "$ICU" <<'PY'
 import sys, zipfile
-out, bootstrap, httpfs = sys.argv[1:]
+out, bootstrap, httpfs, icu = sys.argv[1:]
 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     info = zipfile.ZipInfo("bootstrap"); info.external_attr = 0o755 << 16; info.compress_type = zipfile.ZIP_DEFLATED
     z.writestr(info, open(bootstrap, "rb").read())
     z.write(httpfs, "httpfs.duckdb_extension")
+    z.write(icu, "icu.duckdb_extension")
 PY
 echo "$OUT"

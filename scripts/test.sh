@@ -25,6 +25,11 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "DuckDB's icu extension (scripts/fetch-extension.sh icu)"
+# Time zones: the tests run quack and DuckDB in zones other than UTC.
+QUACK_ICU_EXTENSION="$(bash scripts/fetch-extension.sh icu)"
+export QUACK_ICU_EXTENSION
+
 step "release build (binaries and tests)"
 cargo build --release --workspace --all-targets
 

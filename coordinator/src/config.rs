@@ -69,6 +69,12 @@ pub struct Config {
     /// The httpfs extension file the coordinator's DuckDB loads for `s3://` paths; DuckDB's
     /// extension directory when `None`.
     pub httpfs_extension: Option<PathBuf>,
+    /// The icu extension file (time zones) the coordinator's DuckDB loads; when `None`, the
+    /// fetch script's cache, then DuckDB's extension directory ([`quack_lambda::extension`]).
+    pub icu_extension: Option<PathBuf>,
+    /// The session's time zone (an IANA name, DuckDB's `TimeZone`); `None`: `TZ`, else the
+    /// system's, as DuckDB picks it. Every task runs in it.
+    pub time_zone: Option<String>,
     /// Hedged re-invocation of stragglers (`None`: off).
     pub hedge: Option<HedgePolicy>,
     /// Deadline for all of a query's tasks (`None`: only the per-task timeout).
@@ -123,6 +129,8 @@ impl Config {
             backend: Backend::Local,
             aws: AwsSettings::default(),
             httpfs_extension: None,
+            icu_extension: None,
+            time_zone: None,
             hedge: None,
             deadline: None,
             pricing: Pricing::default(),
@@ -203,6 +211,8 @@ pub struct FileConfig {
     pub endpoint_url: Option<String>,
     pub concurrency: Option<u64>,
     pub httpfs_extension: Option<PathBuf>,
+    pub icu_extension: Option<PathBuf>,
+    pub time_zone: Option<String>,
     pub spill_prefix: Option<String>,
     pub hedge_after: Option<f64>,
     pub task_timeout: Option<f64>,

@@ -21,24 +21,69 @@ pub struct Column {
 pub struct Engine {
     conn: Mutex<duckdb::Connection>,
     catalog: FunctionCatalog,
+    time_zone: Option<String>,
 }
 
 impl Engine {
-    /// Opens an in-memory DuckDB using `threads` threads.
+    /// Opens an in-memory DuckDB using `threads` threads, with ICU where it is found.
     pub fn new(threads: usize) -> Result<Self> {
-        Self::with_memory_limit(threads, None)
+        let mut config = crate::Config::with_concurrency(1);
+        config.engine_threads = threads;
+        Self::open(&config)
     }
 
-    /// As [`Engine::new`], with DuckDB's `memory_limit` (e.g. `8GB`) when given.
-    pub fn with_memory_limit(threads: usize, memory_limit: Option<&str>) -> Result<Self> {
+    /// Opens an in-memory DuckDB for `config`: its engine threads, its memory limit, and ICU
+    /// (from `icu_extension`, else where [`quack_lambda::extension::load`] finds it; never
+    /// downloaded), so that TIMESTAMPTZ and time-zone functions work in the session's time zone
+    /// as in one DuckDB: `time_zone` when set, else `TZ`, else the system's.
+    ///
+    /// Without ICU, DuckDB works in UTC. That is the same answer only when the session's zone
+    /// is UTC: in another zone, opening fails with a message that says how to get ICU, rather
+    /// than showing every time in UTC.
+    pub fn open(config: &crate::Config) -> Result<Self> {
         let conn = duckdb::Connection::open_in_memory().map_err(|source| Error::Engine { source })?;
-        let mut settings = format!("SET threads = {};", threads.max(1));
-        if let Some(limit) = memory_limit {
+        let mut settings =
+            format!("SET threads = {}; SET autoinstall_known_extensions = false;", config.engine_threads.max(1));
+        if let Some(limit) = &config.memory_limit {
             settings.push_str(&format!(" SET memory_limit = {};", quack_lambda::quote::literal(limit)));
         }
         conn.execute_batch(&settings).map_err(|source| Error::Engine { source })?;
+        let icu = config.icu_extension.as_deref();
+        match quack_lambda::extension::load(&conn, "icu", icu) {
+            Ok(file) => tracing::debug!(?file, "loaded ICU"),
+            Err(e) if icu.is_some() => return Err(Error::Config { message: e.to_string() }),
+            Err(e) => {
+                let zone = match &config.time_zone {
+                    Some(zone) => crate::time_zone::other_than_utc(Some(zone), None, || None),
+                    None => crate::time_zone::local_zone_other_than_utc(),
+                };
+                if let Some(zone) = zone {
+                    tracing::debug!(error = %e, "no ICU");
+                    return Err(Error::Config {
+                        message: format!(
+                            "the session's time zone is {zone}, and quack needs DuckDB's icu extension to work in \
+                             it as DuckDB does, but found none: run scripts/fetch-extension.sh icu (or point \
+                             --icu-extension at an icu.duckdb_extension file), or set TZ=UTC"
+                        ),
+                    });
+                }
+                tracing::debug!(error = %e, "no ICU: the session's zone is UTC, and time-zone functions fail");
+            }
+        }
+        if let (Some(zone), Some(_)) = (&config.time_zone, quack_lambda::runner::current_time_zone(&conn)) {
+            // GLOBAL: the in-process workers' connections to this database run in it too.
+            conn.execute_batch(&format!("SET GLOBAL TimeZone = {}", quack_lambda::quote::literal(zone)))
+                .map_err(|e| Error::Config { message: format!("--time-zone {zone:?}: {e}") })?;
+        }
+        let time_zone = quack_lambda::runner::current_time_zone(&conn);
         let catalog = FunctionCatalog::load(&conn).map_err(|source| Error::Engine { source })?;
-        Ok(Engine { conn: Mutex::new(conn), catalog })
+        Ok(Engine { conn: Mutex::new(conn), catalog, time_zone })
+    }
+
+    /// The session's time zone (DuckDB's `TimeZone`) that every task runs in; `None` without
+    /// ICU (then the session's zone is UTC, and so is every worker's).
+    pub fn time_zone(&self) -> Option<&str> {
+        self.time_zone.as_deref()
     }
 
     /// A new connection to the engine's database (for in-process workers sharing it).

@@ -24,6 +24,7 @@ pub mod rewrite;
 pub mod s3;
 pub mod settings;
 pub mod tasks;
+pub mod time_zone;
 pub mod transport;
 
 use std::sync::{Arc, Mutex};
@@ -134,7 +135,7 @@ impl Quack {
     /// instance, one thread pool sized to the cores) for [`Backend::Local`], Lambda invocations
     /// for [`Backend::Lambda`]. Local paths and `s3://` URLs both work with either backend.
     pub fn new(config: Config) -> Result<Self> {
-        let engine = engine::Engine::with_memory_limit(config.engine_threads, config.memory_limit.as_deref())?;
+        let engine = engine::Engine::open(&config)?;
         let aws = Arc::new(aws::Aws::new(config.aws.clone()));
         let base: Arc<dyn Invoker> = match &config.backend {
             Backend::Local => Arc::new(InProcessInvoker::new(config.concurrency, engine.connect()?)),
@@ -203,7 +204,7 @@ impl Quack {
     /// A Quack over any lister and invoker (wrap the invoker with [`invoke::stack`] yourself
     /// for retries, hedging and a concurrency limit).
     pub fn from_parts(config: Config, lister: Arc<dyn Lister>, invoker: Arc<dyn Invoker>) -> Result<Self> {
-        let engine = engine::Engine::new(config.engine_threads)?;
+        let engine = engine::Engine::open(&config)?;
         let aws = Arc::new(aws::Aws::new(config.aws.clone()));
         Ok(Quack { config, engine, lister, invoker, aws, s3_enabled: Mutex::new(false), sandbox: None })
     }

@@ -251,6 +251,7 @@ impl Planner<'_> {
                     sql: transport::wrap_map(substitute_scan(&rewritten.map, &scan, &files, &layout), &partial_columns)
                         .to_string(),
                     files,
+                    time_zone: self.engine.time_zone().map(String::from),
                 }
             })
             .collect();
@@ -309,6 +310,7 @@ impl Planner<'_> {
             label,
             sql: transport::wrap_sql(sql, &partial_columns),
             files: spec.files.iter().map(|f| f.path.clone()).collect(),
+            time_zone: self.engine.time_zone().map(String::from),
         };
         let reduce_sql = format!("SELECT * FROM {PARTIALS_TABLE}");
         Plan {

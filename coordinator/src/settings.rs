@@ -48,7 +48,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub endpoint_url: Option<String>,
     /// Config file (TOML: backend, function, region, endpoint_url, concurrency,
-    /// httpfs_extension, spill_prefix, hedge_after, task_timeout, deadline, max_attempts,
+    /// httpfs_extension, icu_extension, time_zone, spill_prefix, hedge_after, task_timeout, deadline, max_attempts,
     /// memory_limit, lambda_memory_mb); default QUACK_CONFIG or ~/.config/quack/config.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -77,6 +77,14 @@ pub struct EngineArgs {
     /// The httpfs extension file the coordinator loads for s3:// paths (scripts/fetch-httpfs.sh).
     #[arg(long, env = "QUACK_HTTPFS_EXTENSION")]
     pub httpfs_extension: Option<PathBuf>,
+    /// DuckDB's icu extension file (time zones; scripts/fetch-extension.sh icu); default the
+    /// fetch script's cache, then DuckDB's extension directory.
+    #[arg(long, env = "QUACK_ICU_EXTENSION")]
+    pub icu_extension: Option<PathBuf>,
+    /// The session's time zone, e.g. Europe/Berlin (DuckDB's TimeZone); default TZ, else the
+    /// system's. Every task runs in it.
+    #[arg(long, env = "QUACK_TIME_ZONE")]
+    pub time_zone: Option<String>,
     /// Where the Lambda workers spill large partials (their QUACK_SPILL_PREFIX); spilled
     /// partials are read only from there.
     #[arg(long, env = "QUACK_SPILL_PREFIX")]
@@ -212,6 +220,8 @@ impl EngineArgs {
             s3_endpoint_env: environment.s3_endpoint.clone(),
         };
         config.httpfs_extension = self.httpfs_extension.clone().or(file.httpfs_extension.clone());
+        config.icu_extension = self.icu_extension.clone().or(file.icu_extension.clone());
+        config.time_zone = self.time_zone.clone().or(file.time_zone.clone()).filter(|z| !z.trim().is_empty());
         config.spill_prefix = self.spill_prefix.clone().or(file.spill_prefix.clone());
         config.target_task_bytes = self.target_task_bytes;
         config.task_timeout = match (self.task_timeout, file.task_timeout) {

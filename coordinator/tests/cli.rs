@@ -144,3 +144,33 @@ fn hostile_numeric_flags_are_clear_errors_not_panics() {
         assert!(err.contains(flag) && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// TIMESTAMPTZ is truncated, shown and formatted in the session's time zone, as one DuckDB in
+/// that session: the zone of `TZ`, or `--time-zone` when given. The text table shows it too.
+#[test]
+fn times_are_in_the_session_time_zone() {
+    let sql = format!(
+        "SELECT date_trunc('day', pickup_at::TIMESTAMPTZ) AS day, count(*) AS n, min(pickup_at::TIMESTAMPTZ) AS first, \
+         max(strftime(pickup_at::TIMESTAMPTZ, '%H:%M %z')) AS latest FROM {} GROUP BY 1 ORDER BY 1",
+        lake().trips()
+    );
+    for (tz, flag, offset) in [("America/St_Johns", None, "-03:30"), ("UTC", Some("Asia/Kathmandu"), "+05:45")] {
+        let zone = flag.unwrap_or(tz);
+        let run = |format: &str| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_quack"));
+            command.env("TZ", tz).args(["query", "--format", format, "--target-task-bytes", "1"]);
+            if let Some(flag) = flag {
+                command.args(["--time-zone", flag]);
+            }
+            let out = command.arg(&sql).output().expect("quack runs");
+            assert!(out.status.success(), "{zone}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let want = common::truth_in_zone(&sql, zone);
+        assert!(want[1][0].ends_with(offset), "{zone}: {want:?}");
+        assert_eq!(quack_fuzz::judge::parse_csv(&run("csv")), want, "{zone}");
+        let table = run("table");
+        let first = &want[1][2];
+        assert!(table.contains(&first[..10]) && table.contains(&first[11..16]), "{zone}: not {first:?}:\n{table}");
+    }
+}

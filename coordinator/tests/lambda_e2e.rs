@@ -75,6 +75,11 @@ impl Stack {
 
     /// A Quack on the Lambda backend of this stack.
     fn quack(&self, function: &str) -> Quack {
+        self.quack_with(function, |_| {})
+    }
+
+    /// As [`Stack::quack`], with `edit` applied to its configuration.
+    fn quack_with(&self, function: &str, edit: impl FnOnce(&mut Config)) -> Quack {
         let mut config = Config::with_concurrency(4);
         config.backend = Backend::Lambda { function: function.into() };
         config.aws = quack::aws::AwsSettings {
@@ -83,9 +88,11 @@ impl Stack {
             s3_endpoint_env: Some(self.var("AWS_ENDPOINT_URL_S3").into()),
         };
         config.httpfs_extension = Some(self.var("QUACK_HTTPFS_EXTENSION").into());
+        config.icu_extension = Some(self.var("QUACK_ICU_EXTENSION").into());
         config.spill_prefix = Some(SPILL_PREFIX.into());
         // The emulator does not answer GetFunctionConfiguration: give the attempt timeout.
         config.task_timeout = Some(std::time::Duration::from_secs(600));
+        edit(&mut config);
         // The SDK's chain reads the stack's endpoints and credentials from the environment.
         for (name, value) in &self.vars {
             std::env::set_var(name, value);
@@ -314,6 +321,27 @@ async fn forged_events_are_refused() {
         );
         answers.push(raw);
     }
+    // Forged time zones: malformed ones are refused before anything runs, and a well-formed
+    // name DuckDB does not know is a bad event; the worker keeps answering in its old zone.
+    let zoned = |zone: serde_json::Value| {
+        let mut event = task_event(&format!("SELECT count(*) AS n FROM read_parquet('{file}')"), &[&file]);
+        event["time_zone"] = zone;
+        event
+    };
+    let long_zone = "A/".repeat(40);
+    for (zone, want) in [
+        ("../../etc/passwd", ErrorType::Forbidden),
+        ("UTC'; SET enable_external_access = true; --", ErrorType::Forbidden),
+        (long_zone.as_str(), ErrorType::Forbidden),
+        ("Mars/Olympus_Mons", ErrorType::BadEvent),
+    ] {
+        let raw = stack.invoke_bytes("quack-worker", zoned(zone.into())).await;
+        let response: TaskResponse = serde_json::from_slice(&raw).unwrap();
+        assert!(matches!(response, TaskResponse::Error(ref f) if f.error_type == want), "{zone:?}: {response:?}");
+        answers.push(raw);
+    }
+    let wrong_type = stack.invoke_raw("quack-worker", zoned(serde_json::json!(5))).await;
+    assert!(matches!(wrong_type, TaskResponse::Error(ref f) if f.error_type == ErrorType::BadEvent), "{wrong_type:?}");
     let not_a_task = stack.invoke_raw("quack-worker", serde_json::json!({"hello": "world"})).await;
     assert!(matches!(not_a_task, TaskResponse::Error(ref f) if f.error_type == ErrorType::BadEvent), "{not_a_task:?}");
     // The allowed prefix still works for an honest task.
@@ -439,6 +467,28 @@ async fn lambda_answers_equal_duckdb_answers() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("nothing"), "{err}");
+}
+
+/// Tasks run in the coordinator's time zone: a Lambda worker (in UTC) rebuilds its locked
+/// DuckDB in the task's zone, so day boundaries, TIMESTAMPTZ text and `strftime` are the
+/// session's, in two zones in turn (each a switch for the warm workers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_in_the_coordinators_time_zone() {
+    let stack = Stack::get();
+    let lake = upload_lake(stack).await;
+    let trips = |root: &str| format!("read_parquet('{root}/trips/*/*.parquet', hive_partitioning = true)");
+    let template = "SELECT date_trunc('day', pickup_at::TIMESTAMPTZ) AS day, count(*) AS n, \
+                    min(pickup_at::TIMESTAMPTZ) AS first, max(strftime(pickup_at::TIMESTAMPTZ, '%H:%M %z')) AS latest \
+                    FROM {trips} GROUP BY 1 ORDER BY 1";
+    for zone in ["America/St_Johns", "Asia/Kathmandu", "America/St_Johns"] {
+        let quack = stack.quack_with("quack-worker", |config| config.time_zone = Some(zone.into()));
+        let remote_sql = template.replace("{trips}", &trips(&lake));
+        let local_sql = template.replace("{trips}", &trips(&common::lake().path()));
+        let (got, _) = lambda_csv(&quack, &remote_sql).await;
+        let want = common::truth_in_zone(&local_sql, zone);
+        assert!(want[1][0].ends_with(if zone == "Asia/Kathmandu" { "+05:45" } else { "-03:30" }), "{want:?}");
+        common::assert_rows(zone, &remote_sql, got, want, true);
+    }
 }
 
 /// The Lambda backend's answer as CSV rows (header first), and its report.

@@ -49,6 +49,14 @@ impl Item {
     }
 }
 
+/// Whether an aggregate's value may differ in its last bits with the order partials merge in:
+/// float arithmetic over many rows (the typed calls, `::`, are exact or not numeric).
+fn noisy(sql: &str) -> bool {
+    const FLOAT_PRONE: [&str; 8] =
+        ["sum(", "avg(", "stddev", "var", "median(", "quantile_cont(", "geomean(", "weighted_avg("];
+    FLOAT_PRONE.iter().any(|f| sql.starts_with(f)) && !sql.contains("::")
+}
+
 /// The fact table's columns, qualified by `qualifier` when given.
 fn fact_columns(qualifier: Option<&str>) -> Vec<(String, Kind)> {
     FACT_COLUMNS
@@ -200,7 +208,9 @@ impl Generator {
             };
         }
         let (x, y) = (self.number(source, depth - 1), self.number(source, depth - 1));
-        match self.rng.u32(0..9) {
+        match self.rng.u32(0..10) {
+            // The session's time zone decides which hour a TIMESTAMP is in as a TIMESTAMPTZ.
+            9 => format!("extract(hour FROM {}::TIMESTAMPTZ)", self.column(source, Some(Kind::Time))),
             0 => format!("({x} + {y})"),
             1 => format!("({x} - {y})"),
             2 => format!("({x} * 2)"),
@@ -218,7 +228,8 @@ impl Generator {
             return if self.chance(85) { self.column(source, Some(Kind::Text)) } else { "'a'".to_string() };
         }
         let x = self.text(source, depth - 1);
-        match self.rng.u32(0..5) {
+        match self.rng.u32(0..6) {
+            5 => format!("strftime({}::TIMESTAMPTZ, '%Y-%m-%d %H:%M %z')", self.column(source, Some(Kind::Time))),
             0 => format!("lower({x})"),
             1 => format!("upper({x})"),
             2 => format!("({x} || '-')"),
@@ -384,9 +395,12 @@ impl Generator {
         let key_count = self.rng.usize(0..4);
         let mut keys: Vec<Item> = Vec::new();
         for _ in 0..key_count {
-            let sql = match self.rng.u32(0..6) {
+            let sql = match self.rng.u32(0..8) {
                 0 => self.text(source, 1),
                 1 => format!("date_trunc('day', {})", self.column(source, Some(Kind::Time))),
+                // Time zones (ICU): a day boundary and the text of a TIMESTAMPTZ are the session's.
+                6 => format!("date_trunc('day', {}::TIMESTAMPTZ)", self.column(source, Some(Kind::Time))),
+                7 => format!("{}::TIMESTAMPTZ", self.column(source, Some(Kind::Time))),
                 2 => self.column_named(source, "p"),
                 _ => self.column(source, None),
             };
@@ -473,7 +487,19 @@ impl Generator {
                     .is_some_and(|item| keys.iter().any(|k| std::ptr::eq(k, *item)) || item.sql.starts_with("count("));
                 !exact
             });
-            order_keys.extend(ordinals.iter().map(|i| format!("{i}{}", if self.chance(20) { " DESC" } else { "" })));
+            // A float aggregate (a sum of doubles, avg, geomean, ...) differs in its last bits with the
+            // merge order, and so may decide between two rows either way: it orders as a FLOAT
+            // (7 significant digits, a relative rounding), so that the next key decides instead.
+            for i in ordinals {
+                let form = match items.get(i - 1) {
+                    Some(item) if noisy(&item.sql) => match &item.alias {
+                        Some(alias) if self.rng.bool() => format!("CAST({alias} AS FLOAT)"),
+                        _ => format!("CAST({} AS FLOAT)", item.sql),
+                    },
+                    _ => i.to_string(),
+                };
+                order_keys.push(format!("{form}{}", if self.chance(20) { " DESC" } else { "" }));
+            }
             format!(" ORDER BY {}{}", order_keys.join(", "), self.limit())
         } else {
             String::new()

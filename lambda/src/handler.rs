@@ -17,6 +17,12 @@ use crate::sandbox::{check_envelope, Sandbox};
 use crate::spill::SpillTarget;
 use crate::wire::{ErrorType, PartialData, PartialResult, Task, TaskFailure, TaskResponse, WIRE_VERSION};
 
+/// The file name of DuckDB's icu extension in the deployment package.
+pub const ICU_FILE: &str = "icu.duckdb_extension";
+
+/// The time zone a worker runs in until a task names another: Lambda's own.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
 /// The synchronous Invoke response limit is 6 MB; inline partials stay under this much JSON.
 pub const DEFAULT_SPILL_THRESHOLD: usize = 4 << 20;
 
@@ -26,6 +32,9 @@ pub struct LambdaEnv {
     /// `QUACK_HTTPFS_EXTENSION`: the httpfs extension file; default `httpfs.duckdb_extension`
     /// next to the `bootstrap` binary (where the deployment package puts it).
     pub httpfs: PathBuf,
+    /// `QUACK_ICU_EXTENSION`: DuckDB's icu extension file (time zones: TIMESTAMPTZ, `date_trunc`
+    /// on it); default `icu.duckdb_extension` next to `bootstrap`.
+    pub icu: PathBuf,
     /// `QUACK_ALLOWED_PREFIXES`: comma-separated prefixes tasks may read (`s3://lake/`). Required.
     pub allowed_prefixes: Vec<String>,
     /// `QUACK_SPILL_PREFIX`: where partials too large to return inline go (`s3://b/spill/`).
@@ -97,13 +106,18 @@ impl LambdaEnv {
         if let Some(prefix) = allowed_prefixes.iter().find(|p| !valid_prefix(p)) {
             return Err(EnvError::BadPrefix { prefix: prefix.clone() });
         }
-        let httpfs = var("QUACK_HTTPFS_EXTENSION").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
-            let dir = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_default();
-            dir.join(s3::HTTPFS_FILE)
-        });
+        let packaged = |name: &str, file: &str| {
+            var(name).filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
+                let dir = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_default();
+                dir.join(file)
+            })
+        };
+        let httpfs = packaged("QUACK_HTTPFS_EXTENSION", s3::HTTPFS_FILE);
+        let icu = packaged("QUACK_ICU_EXTENSION", ICU_FILE);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(LambdaEnv {
             httpfs,
+            icu,
             allowed_prefixes,
             spill_prefix: var("QUACK_SPILL_PREFIX").filter(|v| !v.trim().is_empty()),
             spill_threshold: number("QUACK_SPILL_THRESHOLD_BYTES")?.map_or(DEFAULT_SPILL_THRESHOLD, |n| n as usize),
@@ -130,13 +144,14 @@ pub enum InitError {
     #[error(transparent)]
     Worker(#[from] WorkerError),
     #[error(transparent)]
-    Httpfs(#[from] s3::HttpfsError),
+    Extension(#[from] crate::extension::ExtensionError),
     #[error("setting up the worker's DuckDB ({step}): {source}")]
     Setup { step: &'static str, source: duckdb::Error },
 }
 
 /// What a warm container keeps between invocations.
 pub struct WorkerState {
+    env: LambdaEnv,
     worker: Mutex<Worker>,
     access: Mutex<S3Access>,
     sandbox: Sandbox,
@@ -148,13 +163,36 @@ pub struct WorkerState {
 }
 
 impl WorkerState {
-    /// Builds the DuckDB instance once per container: writable directories under /tmp (Lambda's
-    /// only writable disk), httpfs from the package, the S3 secret, then the sandbox lock.
-    /// `started` is when the process started (for the cold-start figure); `s3` is the client for
-    /// spilling, built by the caller from the same environment.
+    /// Builds the DuckDB instance once per container ([`WorkerState::open`], in
+    /// [`DEFAULT_TIME_ZONE`]). `started` is when the process started (for the cold-start
+    /// figure); `s3` is the client for spilling, built by the caller from the same environment.
     pub fn build(env: &LambdaEnv, started: Instant, s3: Option<aws_sdk_s3::Client>) -> Result<Self, InitError> {
+        let access = LambdaEnv::s3_access();
+        let sandbox = Sandbox::new(&env.allowed_prefixes);
+        let worker = Self::open(env, &sandbox, &access, DEFAULT_TIME_ZONE)?;
+        let spill = match (&env.spill_prefix, s3) {
+            (Some(prefix), Some(client)) => Some(SpillTarget { client, prefix: prefix.clone() }),
+            _ => None,
+        };
+        Ok(WorkerState {
+            env: env.clone(),
+            worker: Mutex::new(worker),
+            access: Mutex::new(access),
+            sandbox,
+            spill,
+            spill_threshold: env.spill_threshold,
+            memory_mb: env.memory_mb,
+            started,
+            init_ms: Mutex::new(None),
+        })
+    }
+
+    /// A worker's DuckDB: writable directories under /tmp (Lambda's only writable disk), httpfs
+    /// and icu from the package, the time zone `zone`, the S3 secret, then the sandbox lock
+    /// (after which no setting, the time zone included, can change).
+    fn open(env: &LambdaEnv, sandbox: &Sandbox, access: &S3Access, zone: &str) -> Result<Worker, InitError> {
         let memory_limit = env.memory_mb.map(|mb| format!("{}MB", mb * 3 / 4));
-        let worker = Worker::new(&WorkerConfig { threads: env.threads, memory_limit })?;
+        let mut worker = Worker::new(&WorkerConfig { threads: env.threads, memory_limit })?;
         let conn = worker.connection();
         let tmp = std::env::temp_dir();
         let tmp = tmp.to_string_lossy();
@@ -169,24 +207,37 @@ impl WorkerState {
         );
         conn.execute_batch(&settings).map_err(|source| InitError::Setup { step: "directories", source })?;
         s3::load_httpfs(conn, Some(&env.httpfs))?;
-        let access = LambdaEnv::s3_access();
+        crate::extension::load(conn, "icu", Some(&env.icu))?;
+        worker.set_time_zone(zone).map_err(|source| InitError::Setup { step: "time zone", source })?;
+        let conn = worker.connection();
         conn.execute_batch(&access.secret_sql()).map_err(|source| InitError::Setup { step: "S3 secret", source })?;
-        let sandbox = Sandbox::new(&env.allowed_prefixes);
         sandbox.lock_down(conn).map_err(|source| InitError::Setup { step: "sandbox", source })?;
-        let spill = match (&env.spill_prefix, s3) {
-            (Some(prefix), Some(client)) => Some(SpillTarget { client, prefix: prefix.clone() }),
-            _ => None,
-        };
-        Ok(WorkerState {
-            worker: Mutex::new(worker),
-            access: Mutex::new(access),
-            sandbox,
-            spill,
-            spill_threshold: env.spill_threshold,
-            memory_mb: env.memory_mb,
-            started,
-            init_ms: Mutex::new(None),
-        })
+        Ok(worker)
+    }
+
+    /// Puts the worker in the time zone `task` runs in. The configuration is locked, so a task
+    /// in another zone than the last one gets a new DuckDB (50-80 ms, once per zone change; a
+    /// coordinator keeps one zone). The old one stays when the new one cannot be built.
+    fn enter_time_zone(&self, task: &Task) -> Result<(), TaskFailure> {
+        let Some(zone) = task.time_zone.as_deref() else { return Ok(()) };
+        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        if worker.time_zone() == Some(zone) {
+            return Ok(());
+        }
+        let access = self.access.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let fresh = Self::open(&self.env, &self.sandbox, &access, zone).map_err(|e| match e {
+            InitError::Setup { step: "time zone", source } => TaskFailure::new(
+                task,
+                ErrorType::BadEvent,
+                format!("this worker cannot run in the time zone {zone:?}: {source}"),
+            ),
+            other => {
+                TaskFailure::new(task, ErrorType::Internal, format!("rebuilding the worker for {zone:?}: {other}"))
+            }
+        })?;
+        tracing::info!(zone, "the worker now runs in the task's time zone");
+        *worker = fresh;
+        Ok(())
     }
 
     /// Marks the worker ready; the time since process start is the cold-start figure.
@@ -224,6 +275,10 @@ impl WorkerState {
         deadline: Option<SystemTime>,
     ) -> Result<PartialResult, TaskFailure> {
         let received = Instant::now();
+        let (state, zoned_task) = (self.clone(), task.clone());
+        tokio::task::spawn_blocking(move || state.enter_time_zone(&zoned_task))
+            .await
+            .map_err(|e| TaskFailure::new(&task, ErrorType::Internal, format!("worker thread: {e}")))??;
         let state = self.clone();
         let run_task = task.clone();
         let interrupt = self.worker.lock().unwrap_or_else(|p| p.into_inner()).connection().interrupt_handle();
@@ -338,6 +393,7 @@ fn parse_event(event: serde_json::Value) -> Result<Task, TaskFailure> {
         label: String::new(),
         sql: String::new(),
         files: vec![],
+        time_zone: None,
     };
     match field("version").and_then(|v| v.as_u64()) {
         Some(v) if v == WIRE_VERSION as u64 => {}

@@ -38,6 +38,8 @@ pub enum WorkerError {
 pub struct Worker {
     conn: duckdb::Connection,
     duckdb_version: String,
+    /// The connection's `TimeZone`; `None` without ICU (then DuckDB works in UTC).
+    time_zone: Option<String>,
     tasks_run: u64,
 }
 
@@ -45,7 +47,9 @@ impl Worker {
     /// Opens an in-memory DuckDB configured by `config`.
     pub fn new(config: &WorkerConfig) -> Result<Self, WorkerError> {
         let conn = duckdb::Connection::open_in_memory().map_err(|source| WorkerError::Open { source })?;
-        let mut settings = vec![format!("SET threads = {}", config.threads.max(1))];
+        // Extensions come from files (crate::extension), never from the network.
+        let mut settings =
+            vec![format!("SET threads = {}", config.threads.max(1)), "SET autoinstall_known_extensions = false".into()];
         if let Some(limit) = &config.memory_limit {
             settings.push(format!("SET memory_limit = {}", crate::quote::literal(limit)));
         }
@@ -62,7 +66,25 @@ impl Worker {
         let duckdb_version = conn
             .query_row("SELECT library_version FROM pragma_version()", [], |row| row.get::<_, String>(0))
             .map_err(|source| WorkerError::Open { source })?;
-        Ok(Worker { conn, duckdb_version, tasks_run: 0 })
+        let time_zone = current_time_zone(&conn);
+        Ok(Worker { conn, duckdb_version, time_zone, tasks_run: 0 })
+    }
+
+    /// The connection's time zone (`TimeZone`), `None` when ICU is not loaded.
+    pub fn time_zone(&self) -> Option<&str> {
+        self.time_zone.as_deref()
+    }
+
+    /// Runs the connection in `zone` from now on (`SET TimeZone`), unless it already is.
+    /// Fails when DuckDB does not know the zone, when ICU is not loaded, or when the
+    /// configuration is locked (a sandboxed worker is rebuilt in a zone instead).
+    pub fn set_time_zone(&mut self, zone: &str) -> duckdb::Result<()> {
+        if self.time_zone.as_deref() == Some(zone) {
+            return Ok(());
+        }
+        self.conn.execute_batch(&format!("SET TimeZone = {}", crate::quote::literal(zone)))?;
+        self.time_zone = current_time_zone(&self.conn);
+        Ok(())
     }
 
     /// The worker's connection (for set-up such as the S3 secret and the sandbox).
@@ -85,6 +107,17 @@ impl Worker {
                 ErrorType::VersionMismatch,
                 format!("task has wire version {}, this worker speaks {WIRE_VERSION}", task.version),
             ));
+        }
+        if let Some(zone) = &task.time_zone {
+            self.set_time_zone(zone).map_err(|e| {
+                TaskFailure::new(
+                    task,
+                    ErrorType::BadEvent,
+                    format!(
+                        "this worker cannot run in the time zone {zone:?} (is DuckDB's icu extension loaded?): {e}"
+                    ),
+                )
+            })?;
         }
         let cold_start = self.tasks_run == 0;
         self.tasks_run += 1;
@@ -122,6 +155,11 @@ impl Worker {
         let batches = arrow.collect();
         Ok((schema, batches))
     }
+}
+
+/// `conn`'s `TimeZone` setting; `None` when there is none (ICU not loaded).
+pub fn current_time_zone(conn: &duckdb::Connection) -> Option<String> {
+    conn.query_row("SELECT current_setting('TimeZone')", [], |row| row.get::<_, String>(0)).ok()
 }
 
 /// Total size of the files when they are local paths (S3 sizes come from the listing).
@@ -252,7 +290,48 @@ mod tests {
             label: "test".into(),
             sql: sql.into(),
             files,
+            time_zone: None,
         }
+    }
+
+    /// A worker whose DuckDB has ICU (`QUACK_ICU_EXTENSION`, or where the fetch script put it).
+    fn worker_with_icu() -> Worker {
+        let worker = Worker::new(&WorkerConfig::default()).unwrap();
+        let path = std::env::var_os("QUACK_ICU_EXTENSION").map(std::path::PathBuf::from);
+        crate::extension::load(worker.connection(), "icu", path.as_deref()).expect("ICU for the time zone tests");
+        Worker::from_connection(worker.conn).unwrap()
+    }
+
+    #[test]
+    fn runs_in_the_task_time_zone() {
+        let mut worker = worker_with_icu();
+        let sql = "SELECT strftime(TIMESTAMPTZ '2024-03-01 00:00:00+00', '%Y-%m-%d %H:%M') AS t, \
+                   date_trunc('day', TIMESTAMPTZ '2024-03-01 00:00:00+00')::VARCHAR AS d";
+        let mut zoned = task(sql, vec![]);
+        zoned.time_zone = Some("America/St_Johns".into());
+        let partial = worker.run(&zoned).unwrap();
+        let PartialData::Inline { arrow_ipc } = partial.data else { panic!("inline") };
+        let (_, batches) = ipc::decode(&arrow_ipc).unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        assert!(text.contains("2024-02-29 20:30"), "{text}");
+        assert!(text.contains("2024-02-29 00:00:00-03:30"), "{text}");
+        assert_eq!(worker.time_zone(), Some("America/St_Johns"));
+
+        zoned.time_zone = Some("Mars/Olympus_Mons".into());
+        let failure = worker.run(&zoned).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::BadEvent, "{}", failure.message);
+        assert!(failure.message.contains("Mars/Olympus_Mons"), "{}", failure.message);
+    }
+
+    #[test]
+    fn a_time_zone_without_icu_is_a_clear_error() {
+        let mut worker = Worker::new(&WorkerConfig::default()).unwrap();
+        assert_eq!(worker.time_zone(), None);
+        let mut zoned = task("SELECT 1", vec![]);
+        zoned.time_zone = Some("Europe/Berlin".into());
+        let failure = worker.run(&zoned).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::BadEvent);
+        assert!(failure.message.contains("icu"), "{}", failure.message);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Shared by the Lambda worker (settings from the Lambda environment, refreshed per invocation)
 //! and the coordinator (settings from the AWS credential chain).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::extension::ExtensionError;
 
 /// The file name of DuckDB's httpfs extension.
 pub const HTTPFS_FILE: &str = "httpfs.duckdb_extension";
@@ -102,26 +104,13 @@ impl S3Access {
 /// secret only, so these are emptied right after loading: no SQL can read them back.
 pub const CREDENTIAL_SETTINGS: &[&str] = &["s3_access_key_id", "s3_secret_access_key", "s3_session_token"];
 
-/// Loads httpfs into `conn`: from `path` when given, else from DuckDB's extension directory
-/// (where `INSTALL` or `scripts/fetch-httpfs.sh` put it). Never downloads. Then empties the
+/// Loads httpfs into `conn` ([`crate::extension::load`]: from `path` when given, else from the
+/// fetch script's cache or DuckDB's extension directory; never downloads). Then empties the
 /// [`CREDENTIAL_SETTINGS`] that loading copied from the environment.
-pub fn load_httpfs(conn: &duckdb::Connection, path: Option<&Path>) -> Result<(), HttpfsError> {
-    let sql = match path {
-        Some(path) => format!("LOAD {}", crate::quote::literal(&path.to_string_lossy())),
-        None => "LOAD httpfs".to_string(),
-    };
-    let error = |source: duckdb::Error| HttpfsError { path: path.map(Path::to_path_buf), message: source.to_string() };
-    conn.execute_batch(&sql).map_err(error)?;
+pub fn load_httpfs(conn: &duckdb::Connection, path: Option<&Path>) -> Result<(), ExtensionError> {
+    let file = crate::extension::load(conn, "httpfs", path)?;
     let clear: String = CREDENTIAL_SETTINGS.iter().map(|name| format!("SET {name} = '';")).collect();
-    conn.execute_batch(&clear).map_err(error)
-}
-
-/// Loading httpfs failed.
-#[derive(Debug, thiserror::Error)]
-#[error("loading DuckDB's httpfs extension{}: {message} (get it with scripts/fetch-httpfs.sh and point QUACK_HTTPFS_EXTENSION at the file)", path.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default())]
-pub struct HttpfsError {
-    pub path: Option<PathBuf>,
-    pub message: String,
+    conn.execute_batch(&clear).map_err(|e| ExtensionError { name: "httpfs", path: file, message: e.to_string() })
 }
 
 /// Splits `s3://bucket/key` into bucket and key.

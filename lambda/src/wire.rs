@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the task / partial-result wire format. Bump on any incompatible change.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// Whether `id` is a well-formed query id: 1 to 64 ASCII letters, digits, `-` or `_`, starting
 /// with a letter or digit. Ids name spill and exchange objects, so both sides check them.
@@ -34,6 +34,20 @@ pub struct Task {
     pub sql: String,
     /// The files the SQL reads (the fanned-out table's share of this task).
     pub files: Vec<String>,
+    /// The coordinator's session time zone (DuckDB's `TimeZone`, an IANA name such as
+    /// `Europe/Berlin`): the worker runs the SQL in it, so that TIMESTAMPTZ casts, `date_trunc`
+    /// and `strftime` agree with one DuckDB in that session. `None`: the worker's own (UTC on
+    /// Lambda). Added in wire version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// Whether `zone` may name a time zone on the wire: 1 to 64 ASCII letters, digits and `/_+-:.`
+/// (IANA names, `UTC`, `Etc/GMT+5`). DuckDB then decides whether it knows the zone.
+pub fn valid_time_zone(zone: &str) -> bool {
+    (1..=64).contains(&zone.len())
+        && zone.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-:.".contains(&b))
+        && !zone.split('/').any(|part| part == ".." || part == ".")
 }
 
 /// A successful task's answer.

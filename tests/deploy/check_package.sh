@@ -2,7 +2,7 @@
 # Packages serverless.yml offline with osls (pinned in deploy/package-lock.json) into a fresh
 # folder, then asserts on the CloudFormation template it generated (check_template.py): once
 # plainly, once with a KMS key and a bucket of one's own. Packaging without dataBucket or
-# spillBucket must fail. The zip is this machine's x86_64 release bootstrap plus httpfs
+# spillBucket must fail. The zip is this machine's x86_64 release bootstrap plus httpfs and icu
 # (scripts/package-worker.sh x86_64 --host-build), packaged with architecture=x86_64 and no
 # artifact parameter: the default artifact follows the architecture.
 set -euo pipefail

@@ -93,5 +93,5 @@ else:
     assert not present(bucket), "manageSpillBucket=false leaves the bucket alone"
 
 names = zipfile.ZipFile(zip_path).namelist()
-assert sorted(names) == ["bootstrap", "httpfs.duckdb_extension"], names
+assert sorted(names) == ["bootstrap", "httpfs.duckdb_extension", "icu.duckdb_extension"], names
 print(f"serverless package ({variant}): template and zip OK")

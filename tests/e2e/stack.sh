@@ -66,6 +66,7 @@ export QUACK_BACKEND=lambda
 export QUACK_FUNCTION=quack-worker
 export QUACK_CONCURRENCY=$WORKERS
 export QUACK_HTTPFS_EXTENSION=$HTTPFS
+export QUACK_ICU_EXTENSION=$ICU
 export QUACK_SPILL_PREFIX=s3://spill/partials/
 export QUACK_TASK_TIMEOUT=600
 export QUACK_STACK_S3_DIR=$STACK/s3
@@ -84,7 +85,7 @@ start_workers() { # function-name count extra-env...
       AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET \
       AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" \
       QUACK_ALLOWED_PREFIXES=s3://lake/,s3://demo-inventory/ QUACK_SPILL_PREFIX=s3://spill/partials/ \
-      QUACK_HTTPFS_EXTENSION="$HTTPFS" QUACK_WORKER_THREADS="${QUACK_STACK_WORKER_THREADS:-4}" RUST_LOG=info \
+      QUACK_HTTPFS_EXTENSION="$HTTPFS" QUACK_ICU_EXTENSION="$ICU" QUACK_WORKER_THREADS="${QUACK_STACK_WORKER_THREADS:-4}" RUST_LOG=info \
       "$@" "$BOOTSTRAP" >>"$STACK/$function-$i.log" 2>&1 &
     echo $! >>"$STACK/pids"
   done
@@ -95,7 +96,8 @@ up() {
     print_env; return 0
   fi
   install_tools
-  HTTPFS="$("$ROOT/scripts/fetch-httpfs.sh")"
+  HTTPFS="$("$ROOT/scripts/fetch-extension.sh" httpfs)"
+  ICU="$("$ROOT/scripts/fetch-extension.sh" icu)"
   BOOTSTRAP="$(target_dir)/release/bootstrap"
   if [ ! -x "$BOOTSTRAP" ]; then
     log "building the workspace (cargo build --release --workspace --all-targets)"
@@ -105,7 +107,8 @@ up() {
   rm -rf "$STACK/s3" "$STACK"/*.log "$STACK/pids" "$STACK/target"
   mkdir -p "$STACK/s3/lake" "$STACK/s3/spill" "$STACK/s3/demo-inventory"
   S3_PORT="$(free_port)"; LAMBDA_PORT="$(free_port)"
-  printf 'S3_PORT=%s\nLAMBDA_PORT=%s\nHTTPFS=%s\nWORKERS=%s\n' "$S3_PORT" "$LAMBDA_PORT" "$HTTPFS" "$WORKERS" >"$STACK/ports"
+  printf 'S3_PORT=%s\nLAMBDA_PORT=%s\nHTTPFS=%s\nICU=%s\nWORKERS=%s\n' "$S3_PORT" "$LAMBDA_PORT" "$HTTPFS" "$ICU" \
+    "$WORKERS" >"$STACK/ports"
   "$TOOLS/s3s/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" --access-key $KEY --secret-key $SECRET \
     "$STACK/s3" >"$STACK/s3s.log" 2>&1 &
   echo $! >>"$STACK/pids"

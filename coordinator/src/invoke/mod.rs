@@ -268,6 +268,7 @@ pub(crate) mod tests {
             label: format!("t{id}"),
             sql: sql.into(),
             files: vec![],
+            time_zone: None,
         }
     }
 

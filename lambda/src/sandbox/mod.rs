@@ -184,6 +184,10 @@ pub fn check_envelope(task: &Task) -> Result<(), String> {
     if task.files.len() > MAX_FILES {
         return Err(format!("the task names {} files, over the {MAX_FILES} allowed", task.files.len()));
     }
+    if let Some(zone) = task.time_zone.as_deref().filter(|z| !crate::wire::valid_time_zone(z)) {
+        let shown: String = zone.chars().take(80).collect();
+        return Err(format!("the time zone {shown:?} is not 1 to 64 letters, digits or /_+-:."));
+    }
     Ok(())
 }
 
@@ -200,6 +204,7 @@ mod tests {
             label: "t".into(),
             sql: sql.into(),
             files: files.iter().map(|f| f.to_string()).collect(),
+            time_zone: None,
         }
     }
 
