@@ -89,3 +89,15 @@ SELECT date_trunc('day', ts), date_trunc('day', t.ts) FROM read_parquet('{lake}/
 -- Found by the long run (seed 11): GROUP BY ALL skips items without a column reference, so this
 -- is one global group: one row even when every partition is pruned.
 SELECT var_pop((id * 2)) AS r1, 'a' AS "Total" FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) AS t WHERE p > 7 GROUP BY ALL;
+
+-- name: join_filter_into_a_drifted_union_by_name_scan
+-- Found by the long run (seed 12): DuckDB 1.5.5 pushes the join's bloom filter into a
+-- union_by_name scan of drifted files and fails ("Can't convert TableFilterType (BLOOM_FILTER)
+-- from global to local indexes"), over these files as over quack's tasks; quack gives that
+-- same error (the judge checks it against DuckDB over the same files).
+SELECT length(t.s) AS a0_s FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true, union_by_name = true) t JOIN read_parquet('{lake}/dim.parquet') d ON t.a = d.a WHERE w BETWEEN 2 AND 7;
+
+-- name: time_zone_day_keys_and_text
+-- Time zones (ICU): the batch runs in America/St_Johns; day boundaries and TIMESTAMPTZ text
+-- come from the tasks and must be the session's.
+SELECT date_trunc('day', ts::TIMESTAMPTZ) AS d, strftime(min(ts::TIMESTAMPTZ), '%Y-%m-%d %H:%M %z') AS first, count(*) AS n FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY 1 ORDER BY 1;

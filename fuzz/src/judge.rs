@@ -15,6 +15,9 @@ pub enum Verdict {
     Invalid,
     /// quack refused the query with a clear message (allowed; counted).
     Refused(String),
+    /// quack failed with the error one DuckDB gives over the same (drifted, glob-named) files,
+    /// although DuckDB answers over the drift-free copies the truth reads: DuckDB's answer.
+    SameError(String),
     /// quack's answer differs, or quack failed where DuckDB answered.
     Mismatch(String),
 }
@@ -85,7 +88,13 @@ impl Judge {
             match run {
                 Ok(_) => {}
                 Err(quack::Error::Unsupported { reason }) => return Verdict::Refused(reason),
-                Err(e) => return Verdict::Mismatch(format!("{name}: quack failed where DuckDB answered: {e}")),
+                Err(e) => {
+                    let message = e.to_string();
+                    return match self.duckdb_error_on_the_lake(sql) {
+                        Some(duckdb) if message.contains(&duckdb) => Verdict::SameError(duckdb),
+                        _ => Verdict::Mismatch(format!("{name}: quack failed where DuckDB answered: {message}")),
+                    };
+                }
             }
             let got = read_csv(&path);
             if let Some(difference) = compare(&got, &want, ordered) {
@@ -93,6 +102,16 @@ impl Judge {
             }
         }
         Verdict::Same
+    }
+
+    /// The first line of DuckDB's error for `sql` over the lake quack reads (not the truth's
+    /// copies), when it fails there.
+    fn duckdb_error_on_the_lake(&self, sql: &str) -> Option<String> {
+        let path = self.dir.path().join("lake.csv");
+        let target = quack_lambda::quote::literal(&path.display().to_string());
+        let error = self.truth.execute(&format!("COPY ({sql}) TO {target} (FORMAT csv, HEADER)"), []).err()?;
+        let _ = std::fs::remove_file(&path);
+        error.to_string().lines().next().map(str::to_string).filter(|line| !line.is_empty())
     }
 
     fn truth_csv(&self, sql: &str) -> Result<Vec<Vec<String>>, duckdb::Error> {

@@ -21,6 +21,8 @@ pub struct Report {
     pub same: usize,
     pub invalid: usize,
     pub refused: usize,
+    /// quack failed as DuckDB fails over the same files ([`Verdict::SameError`]).
+    pub same_error: usize,
     /// (shrunk query, what differed, original query)
     pub mismatches: Vec<(String, String, String)>,
     pub elapsed: Duration,
@@ -33,6 +35,7 @@ impl Report {
         self.same += other.same;
         self.invalid += other.invalid;
         self.refused += other.refused;
+        self.same_error += other.same_error;
         self.elapsed += other.elapsed;
         self.mismatches.extend(other.mismatches);
     }
@@ -43,10 +46,12 @@ impl Report {
         let per_thousand =
             if self.queries == 0 { 0.0 } else { self.elapsed.as_secs_f64() * 1000.0 / self.queries as f64 };
         format!(
-            "{} queries ({} valid): {} same, {} refused, {} mismatches; {:.1} s ({:.1} s per 1,000)",
+            "{} queries ({} valid): {} same, {} DuckDB's own error, {} refused, {} mismatches; {:.1} s ({:.1} s per \
+             1,000)",
             self.queries,
             valid,
             self.same,
+            self.same_error,
             self.refused,
             self.mismatches.len(),
             self.elapsed.as_secs_f64(),
@@ -65,6 +70,7 @@ pub fn run(judge: &Judge, sqls: impl IntoIterator<Item = String>, shrink_budget:
             Verdict::Same => report.same += 1,
             Verdict::Invalid => report.invalid += 1,
             Verdict::Refused(_) => report.refused += 1,
+            Verdict::SameError(_) => report.same_error += 1,
             Verdict::Mismatch(why) => {
                 let small = shrink::shrink(&sql, shrink_budget, |candidate| {
                     matches!(judge.judge(candidate), Verdict::Mismatch(_))
