@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
-use quack_lambda::PartialResult;
+use quack_lambda::{ErrorType, PartialResult};
 use tracing::Instrument;
 
 pub use config::{Backend, Config};
@@ -39,7 +39,7 @@ pub use error::{Error, Result};
 pub use output::{Destination, Format};
 pub use plan::Plan;
 
-use invoke::{InProcessInvoker, Invoker, Progress, QueryRun};
+use invoke::{InProcessInvoker, InvokeError, Invoker, Progress, QueryRun};
 use partitions::Lister;
 
 /// Figures about one executed query.
@@ -229,8 +229,7 @@ impl Quack {
     pub fn plan(&self, sql: &str) -> Result<Plan> {
         self.check_sandbox(sql)?;
         self.enable_s3_for(sql)?;
-        let planner = plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &self.config };
-        planner.plan(&new_query_id(), sql)
+        self.planner().plan(&new_query_id(), sql)
     }
 
     /// What running `plan` would cost, by the configured [`config::CostModel`] and prices,
@@ -305,6 +304,10 @@ impl Quack {
         Ok((batches, report))
     }
 
+    /// Plans `sql` and runs its map. When a task of a split plan fails with DuckDB's internal
+    /// error ([`ErrorType::EngineInternal`]: a DuckDB bug that the split SQL or a task's share of
+    /// the files reaches), the query is planned again as one task running it as written over all
+    /// its files, which is exact by definition; its own failure, if any, is the answer.
     async fn run_map(
         &self,
         sql: &str,
@@ -312,22 +315,53 @@ impl Quack {
     ) -> Result<(Plan, Vec<PartialResult>, QueryReport)> {
         let started = Instant::now();
         let plan = self.plan(sql)?;
-        let plan_ms = started.elapsed().as_millis() as u64;
-        let span = tracing::info_span!("query", query_id = %plan.query_id);
-        span.in_scope(|| tracing::info!(strategy = %plan.strategy.describe(), tasks = plan.tasks.len(), "planned"));
+        let mut plan_ms = started.elapsed().as_millis() as u64;
         let run = Arc::new(QueryRun::default());
         let map_started = Instant::now();
-        let partials = invoke::invoke_all(
-            self.invoker.as_ref(),
-            plan.tasks.clone(),
-            run.clone(),
-            self.config.deadline,
-            on_progress,
-        )
-        .instrument(span)
-        .await?;
+        let (plan, partials) = match self.invoke_plan(&plan, run.clone(), on_progress).await {
+            Err(Error::Task { task_id, label, source: InvokeError::Task(failure) })
+                if failure.error_type == ErrorType::EngineInternal
+                    && matches!(plan.strategy, plan::Strategy::Split { .. }) =>
+            {
+                let reason = format!(
+                    "task {task_id} ({label}) of the split plan hit DuckDB's internal error ({}), \
+                     which the query as written does not reach",
+                    failure.message.lines().next().unwrap_or_default()
+                );
+                let replanned = Instant::now();
+                let single = self.planner().plan_single(&new_query_id(), sql, reason)?;
+                plan_ms += replanned.elapsed().as_millis() as u64;
+                tracing::warn!(
+                    query_id = %plan.query_id,
+                    replanned_as = %single.query_id,
+                    strategy = %single.strategy.describe(),
+                    "replanned after an internal DuckDB error in a task"
+                );
+                let partials = self.invoke_plan(&single, run.clone(), on_progress).await?;
+                (single, partials)
+            }
+            other => (plan, other?),
+        };
         let report = self.report(&plan, &partials, &run, plan_ms, map_started.elapsed().as_millis() as u64);
         Ok((plan, partials, report))
+    }
+
+    /// Runs `plan`'s tasks through the invoker, under the query's tracing span.
+    async fn invoke_plan(
+        &self,
+        plan: &Plan,
+        run: Arc<QueryRun>,
+        on_progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Vec<PartialResult>> {
+        let span = tracing::info_span!("query", query_id = %plan.query_id);
+        span.in_scope(|| tracing::info!(strategy = %plan.strategy.describe(), tasks = plan.tasks.len(), "planned"));
+        invoke::invoke_all(self.invoker.as_ref(), plan.tasks.clone(), run, self.config.deadline, on_progress)
+            .instrument(span)
+            .await
+    }
+
+    fn planner(&self) -> plan::Planner<'_> {
+        plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &self.config }
     }
 }
 

@@ -96,6 +96,18 @@ pub struct Planner<'a> {
 impl Planner<'_> {
     /// Plans `sql` under query id `query_id`.
     pub fn plan(&self, query_id: &str, sql: &str) -> Result<Plan> {
+        self.plan_as(query_id, sql, None)
+    }
+
+    /// Plans `sql` as one task running the whole query over all its files, exact by
+    /// definition, for `reason` (used when a split plan's task hit a DuckDB bug that the
+    /// query as written does not reach). A query without a partitioned table is planned as
+    /// [`Planner::plan`] plans it.
+    pub fn plan_single(&self, query_id: &str, sql: &str, reason: String) -> Result<Plan> {
+        self.plan_as(query_id, sql, Some(reason))
+    }
+
+    fn plan_as(&self, query_id: &str, sql: &str, single: Option<String>) -> Result<Plan> {
         let sql = sql.trim().trim_end_matches(';').trim_end();
         if sql.is_empty() {
             return Err(Error::Unsupported { reason: "the query is empty".into() });
@@ -122,6 +134,9 @@ impl Planner<'_> {
         let mut all_files = Vec::new();
         for scan in &scans {
             all_files.extend(partitions::discover(self.lister, &scan.paths)?);
+        }
+        if let Some(reason) = single {
+            return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
         }
         if scans.len() > 1 {
             let reason = format!("the query reads {} hive-partitioned tables; only one can be split", scans.len());
@@ -329,6 +344,10 @@ impl Planner<'_> {
 }
 
 /// The reduce wrapped to give the answer DuckDB's column names and types, by position.
+///
+/// Text, not a tree: the types are DuckDB's own spelling from `DESCRIBE` (`ENUM('a', 'b')`,
+/// `UNION(...)`, `STRUCT("A b" INTEGER)`), which only DuckDB reads back exactly; names are
+/// quoted by [`quack_lambda::quote`].
 fn final_sql(reduce_sql: &str, output: &[Column]) -> String {
     let inner = (0..output.len()).map(|i| format!("__c{i}")).collect::<Vec<_>>().join(", ");
     let items = output

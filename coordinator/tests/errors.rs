@@ -68,3 +68,49 @@ fn a_corrupt_file_is_named_and_no_answer_is_written() {
     assert!(text.contains("broken.parquet"), "{text}");
     assert!(!out.exists(), "no partial answer may be written");
 }
+
+/// A task that fails with DuckDB's own internal error (a DuckDB bug that only the split SQL or
+/// one task's files reach) is not retried; the query runs again as one task over all files, as
+/// one DuckDB runs it, and gives DuckDB's answer. A bug the whole query reaches is the answer.
+#[test]
+fn a_tasks_internal_duckdb_error_reruns_the_query_as_one_task() {
+    use std::sync::Arc;
+
+    use quack::invoke::{self, FaultInjection, InProcessInvoker};
+    use quack_lambda::ErrorType;
+
+    let sql = format!(
+        "SELECT payment_type, count(*) AS n, sum(fare_amount) AS fares FROM {} GROUP BY ALL ORDER BY 1",
+        lake().trips()
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let run = |fail_tasks: &[usize]| {
+        let mut config = Config::with_concurrency(2);
+        config.target_task_bytes = Some(1);
+        // Workers on a database of their own, with ICU as the coordinator's (it runs in `TZ`).
+        let database = duckdb::Connection::open_in_memory().unwrap();
+        let icu = std::env::var_os("QUACK_ICU_EXTENSION").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        quack_lambda::extension::load(&database, "icu", icu.as_deref()).unwrap();
+        let workers = InProcessInvoker::new(2, database);
+        let faulty = FaultInjection::new(workers, ErrorType::EngineInternal, fail_tasks, u32::MAX);
+        let invoker = invoke::stack(Arc::new(faulty), &config.stack());
+        let lister = Arc::new(quack::partitions::LocalLister);
+        let quack = Quack::from_parts(config, lister, invoker).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let report = runtime.block_on(quack.query_to(&sql, Format::Csv, &Destination::File(path.clone())))?;
+        Ok::<_, quack::Error>((common::read_csv(&path), report))
+    };
+
+    // Task 3 of the split plan always fails internally; the rerun's only task is task 0.
+    let (got, report) = run(&[3]).unwrap();
+    assert_eq!(report.tasks, 1, "{report:?}");
+    assert!(report.strategy.contains("single task over all files"), "{}", report.strategy);
+    assert!(report.strategy.contains("internal error"), "{}", report.strategy);
+    assert_eq!(report.retries, 0, "an internal DuckDB error is not retried: {report:?}");
+    common::assert_rows("rerun as one task", &sql, got, common::truth(&sql), true);
+
+    // When the one task fails the same way, that failure is the answer.
+    let err = run(&[0, 3]).unwrap_err();
+    assert!(err.to_string().contains("engine_internal"), "{err}");
+}

@@ -257,6 +257,7 @@ fn classify_message(message: &str) -> ErrorType {
         Some("Permission") => ErrorType::Forbidden,
         Some("Out of Memory") => ErrorType::OutOfMemory,
         Some("INTERRUPT") => ErrorType::Timeout,
+        Some("INTERNAL") => ErrorType::EngineInternal,
         Some("IO" | "HTTP")
             if ["no files found", "no such file", "cannot open file", "does not exist"]
                 .iter()
@@ -372,6 +373,25 @@ mod tests {
         assert_eq!(failure.error_type, ErrorType::MissingFile, "{failure}");
     }
 
+    /// DuckDB 1.5.5 fails an internal check planning `min` of a hive column over one file. Such
+    /// a failure is DuckDB's own bug, not retryable, and the worker stays usable after it.
+    #[test]
+    fn duckdbs_internal_errors_are_engine_internal_and_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("p=1");
+        std::fs::create_dir_all(&part).unwrap();
+        let file = part.join("f.parquet").to_string_lossy().to_string();
+        let mut worker = Worker::new(&WorkerConfig::default()).unwrap();
+        let copy = format!("COPY (SELECT range AS a FROM range(3)) TO {}", crate::quote::literal(&file));
+        worker.connection().execute_batch(&copy).unwrap();
+        let sql =
+            format!("SELECT min(p) FROM read_parquet({}, hive_partitioning = true)", crate::quote::literal(&file));
+        let failure = worker.run(&task(&sql, vec![file.clone()])).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::EngineInternal, "{failure}");
+        assert!(!failure.retryable);
+        assert!(worker.run(&task("SELECT 42", vec![])).is_ok());
+    }
+
     #[test]
     fn refuses_other_wire_versions() {
         let mut worker = Worker::new(&WorkerConfig::default()).unwrap();
@@ -412,6 +432,10 @@ mod tests {
         );
         assert_eq!(classify_message("Binder Error: column 503 not found"), ErrorType::BadSql);
         assert_eq!(classify_message("INTERRUPT Error: Interrupted!"), ErrorType::Timeout);
+        assert_eq!(
+            classify_message("INTERNAL Error: Attempted to access index 8 within vector of size 8"),
+            ErrorType::EngineInternal
+        );
         assert_eq!(classify_message("something odd about 429"), ErrorType::Internal);
         assert_eq!(exception_class("Out of Memory Error: x"), Some("Out of Memory"));
         assert_eq!(http_status("x (HTTP 4044)"), None);

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the task / partial-result wire format. Bump on any incompatible change.
-pub const WIRE_VERSION: u32 = 2;
+pub const WIRE_VERSION: u32 = 3;
 
 /// Whether `id` is a well-formed query id: 1 to 64 ASCII letters, digits, `-` or `_`, starting
 /// with a letter or digit. Ids name spill and exchange objects, so both sides check them.
@@ -151,6 +151,11 @@ pub enum ErrorType {
     ResultTooLarge,
     /// The query failed on the data deterministically (a failed cast, an out-of-range value).
     QueryError,
+    /// DuckDB failed one of its own internal checks on this task (an `INTERNAL Error`: a DuckDB
+    /// bug that this task's SQL and files trigger). Running the same task again fails the same
+    /// way, so it is not retried; the coordinator runs the query another way. Added in wire
+    /// version 3.
+    EngineInternal,
     /// Anything else raised while running the query.
     Internal,
 }
@@ -173,6 +178,7 @@ impl ErrorType {
             ErrorType::Forbidden => "forbidden",
             ErrorType::VersionMismatch => "version_mismatch",
             ErrorType::BadEvent => "bad_event",
+            ErrorType::EngineInternal => "engine_internal",
             ErrorType::ResultTooLarge => "result_too_large",
             ErrorType::QueryError => "query_error",
             ErrorType::Internal => "internal",
@@ -272,6 +278,8 @@ mod tests {
         assert!(ErrorType::Timeout.is_retryable());
         assert!(!ErrorType::BadSql.is_retryable());
         assert!(!ErrorType::MissingFile.is_retryable());
+        assert!(!ErrorType::EngineInternal.is_retryable());
+        assert_eq!(serde_json::to_string(&ErrorType::EngineInternal).unwrap(), "\"engine_internal\"");
         let json = serde_json::to_string(&ErrorType::OutOfMemory).unwrap();
         assert_eq!(json, "\"out_of_memory\"");
         assert_eq!(ErrorType::OutOfMemory.as_str(), "out_of_memory");

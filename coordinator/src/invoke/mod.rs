@@ -446,6 +446,8 @@ pub(crate) mod tests {
         assert_eq!(of(ErrorType::Throttled), Retryable::Throttled { retry_after: None });
         assert_eq!(of(ErrorType::Timeout), Retryable::Once);
         assert_eq!(of(ErrorType::Internal), Retryable::Yes);
+        // DuckDB's own INTERNAL error: the same task fails the same way again.
+        assert_eq!(of(ErrorType::EngineInternal), Retryable::No);
         assert_eq!(of(ErrorType::Forbidden), Retryable::No);
         assert_eq!(of(ErrorType::BadSql), Retryable::No);
         assert_eq!(InvokeError::Timeout { seconds: 1 }.retryable(), Retryable::Once);
