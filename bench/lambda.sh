@@ -12,7 +12,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd .. && pwd)/.quack-target}"
 cache="${QUACK_CACHE:-$HOME/.cache/quack}"
 lake="$cache/lakecheck-scale1"
 [ -f "$lake/.complete" ] || { echo "run scripts/test.sh first (it generates $lake)" >&2; exit 1; }
-cargo build --release -p quack --bin quack -p quack-lambda --bin bootstrap >&2
+cargo build --release --workspace --all-targets >&2  # one unit: -p unifies features differently
 bash tests/e2e/stack.sh down >/dev/null 2>&1 || true
 eval "$(bash tests/e2e/stack.sh up)"
 trap 'bash tests/e2e/stack.sh down >/dev/null 2>&1' EXIT

@@ -10,6 +10,6 @@ cache="${QUACK_CACHE:-$HOME/.cache/quack}"  # Python venv and generated lakes
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5
-cargo build --release -p quack --bin quack
+cargo build --release --workspace --all-targets  # one unit: -p unifies features differently
 exec "$venv/bin/python" bench/bench.py --quack "$CARGO_TARGET_DIR/release/quack" --cache "$cache" \
   --shared "${QUACK_SHARED:-../shared}" "$@"

@@ -15,10 +15,10 @@ use sqlparser::ast::{
     OrderByKind, Query, SelectItem, SetExpr, Value, VisitMut, VisitorMut,
 };
 
-use super::PARTIALS_TABLE;
+use super::build::{self, column as col, expr_template, fill};
 use super::{
-    contains_aggregate, is_aggregate_call, parse_expr, parse_query, select_aliases, BlockSplit, Context, LambdaScope,
-    RewriteError, Strategy,
+    contains_aggregate, is_aggregate_call, normalized, select_aliases, BlockSplit, Context, LambdaScope, RewriteError,
+    Strategy,
 };
 
 /// How one aggregate call is split.
@@ -39,7 +39,7 @@ enum Merge {
 struct Aggregate {
     merge: Merge,
     /// (map expression, partial column name)
-    partials: Vec<(String, String)>,
+    partials: Vec<(Expr, String)>,
 }
 
 /// Why a block that does not aggregate is not split by this strategy (not worth reporting).
@@ -88,40 +88,31 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         aggregates.push(plan_aggregate(index, call, &mut distinct_keys)?);
     }
 
-    // Map: keys, distinct keys, partial states.
-    let mut map_items: Vec<String> = Vec::new();
+    // Map: keys, distinct keys, partial states, grouped by the keys' ordinals.
+    let mut map_items: Vec<SelectItem> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        map_items.push(format!("{key} AS __quack_k{i}"));
+        map_items.push(build::aliased(key.clone(), format!("__quack_k{i}")));
     }
     for (j, key) in distinct_keys.iter().enumerate() {
-        map_items.push(format!("{key} AS __quack_d{j}"));
+        map_items.push(build::aliased(key.clone(), format!("__quack_d{j}")));
     }
     for aggregate in &aggregates {
         for (expr, name) in &aggregate.partials {
-            map_items.push(format!("{expr} AS {name}"));
+            map_items.push(build::aliased(expr.clone(), name.clone()));
         }
     }
     if map_items.is_empty() {
-        map_items.push("count(*) AS __quack_rows".into());
+        map_items.push(build::aliased(expr_template("count(*)"), "__quack_rows"));
     }
-    let group_count = keys.len() + distinct_keys.len();
+    let group_count = (keys.len() + distinct_keys.len()) as u64;
     let mut map = block.clone();
     {
         let SetExpr::Select(map_select) = map.body.as_mut() else { unreachable!() };
-        let template = parse_query(&format!("SELECT {} FROM t", map_items.join(", ")))?;
-        let SetExpr::Select(template_select) = *template.body else { unreachable!() };
-        map_select.projection = template_select.projection;
+        map_select.projection = map_items;
         map_select.distinct = None;
         map_select.having = None;
         map_select.qualify = None;
-        map_select.group_by = if group_count == 0 {
-            GroupByExpr::Expressions(vec![], vec![])
-        } else {
-            let ordinals = (1..=group_count).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-            let template = parse_query(&format!("SELECT 1 FROM t GROUP BY {ordinals}"))?;
-            let SetExpr::Select(s) = *template.body else { unreachable!() };
-            s.group_by
-        };
+        map_select.group_by = build::group_by((1..=group_count).map(build::number).collect());
     }
     map.order_by = None;
     map.limit_clause = None;
@@ -162,19 +153,14 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         reduce_select.projection = projection;
         let _ = reduce_select.having.visit(&mut rewriter);
         let _ = reduce_select.qualify.visit(&mut rewriter);
-        let source = if has_variance { variance_source(&aggregates, keys.len()) } else { PARTIALS_TABLE.to_string() };
-        let template = parse_query(&format!(
-            "SELECT 1 FROM {source}{}",
-            if keys.is_empty() {
-                String::new()
-            } else {
-                format!(" GROUP BY {}", (0..keys.len()).map(|i| format!("__quack_k{i}")).collect::<Vec<_>>().join(", "))
-            }
-        ))?;
-        let SetExpr::Select(template_select) = *template.body else { unreachable!() };
-        reduce_select.from = template_select.from;
+        let key_columns: Vec<Expr> = (0..keys.len()).map(|i| col(format!("__quack_k{i}"))).collect();
+        reduce_select.from = if has_variance {
+            build::from_partials_with(group_means(&aggregates, &key_columns), "__quack_p")
+        } else {
+            build::from_partials(None)
+        };
         reduce_select.selection = None;
-        reduce_select.group_by = template_select.group_by;
+        reduce_select.group_by = build::group_by(key_columns);
         reduce_select.prewhere = None;
     }
     if let Some(order_by) = &mut reduce.order_by {
@@ -188,8 +174,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         return Err(RewriteError::unsupported(format!("`{column}` is neither grouped nor aggregated")));
     }
     // Substitute each aggregate placeholder by its merge expression.
-    let merges: Vec<Expr> =
-        aggregates.iter().enumerate().map(|(i, a)| parse_expr(&merge_sql(i, a))).collect::<Result<_, _>>()?;
+    let merges: Vec<Expr> = aggregates.iter().enumerate().map(|(i, a)| merge_expr(i, a)).collect();
     let _ = reduce.visit(&mut Substitute { merges: &merges });
     Ok(BlockSplit { strategy: Strategy::PartialAggregate, map, reduce, top_n_pushdown: false })
 }
@@ -294,35 +279,10 @@ fn column_name(expr: &Expr) -> Option<Ident> {
     }
 }
 
-/// Comparable text of an expression: identifiers are case-insensitive in DuckDB.
-fn normalized(expr: &Expr) -> String {
-    struct Lower;
-    impl VisitorMut for Lower {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-            match expr {
-                Expr::Identifier(ident) => ident.value = ident.value.to_ascii_lowercase(),
-                Expr::CompoundIdentifier(parts) => {
-                    parts.iter_mut().for_each(|p| p.value = p.value.to_ascii_lowercase())
-                }
-                _ => {}
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut copy = expr.clone();
-    let _ = copy.visit(&mut Lower);
-    let mut text = copy.to_string();
-    if let Expr::Identifier(_) | Expr::CompoundIdentifier(_) = &copy {
-        text = text.replace('"', "");
-    }
-    text
-}
-
-/// `expr` without table qualifiers on column references (`t.x` → `x`).
-fn unqualified(expr: &Expr) -> String {
+/// `expr` without a table qualifier on a column reference (`t.x` → `x`), normalized.
+fn unqualified(expr: &Expr) -> Expr {
     match expr {
-        Expr::CompoundIdentifier(parts) if parts.len() == 2 => parts[1].value.to_ascii_lowercase(),
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => normalized(&Expr::Identifier(parts[1].clone())),
         other => normalized(other),
     }
 }
@@ -336,7 +296,7 @@ impl VisitorMut for Collector<'_> {
     type Break = ();
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Expr::Function(f) = expr {
-            if is_aggregate_call(f, self.ctx) && !self.calls.iter().any(|c| c.to_string() == f.to_string()) {
+            if is_aggregate_call(f, self.ctx) && !self.calls.iter().any(|c| c == f) {
                 self.calls.push(f.clone());
             }
         }
@@ -375,7 +335,6 @@ fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) 
         [FunctionArgExpr::Expr(e)] => Some(e.clone()),
         _ => None,
     };
-    let filter = call.filter.as_ref().map(|f| format!(" FILTER (WHERE {f})")).unwrap_or_default();
     let partial = |suffix: &str| format!("__quack_a{index}{suffix}");
     let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
 
@@ -396,33 +355,29 @@ fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) 
         let mut partials = Vec::new();
         let filtered = call.filter.is_some();
         if let Some(f) = &call.filter {
-            partials.push((format!("bool_or({f})"), partial("_f")));
+            partials.push((fill(expr_template("bool_or(__quack_hole_f)"), &[("f", (**f).clone())]), partial("_f")));
         }
         return Ok(Aggregate { merge: Merge::Distinct { function, key, filtered }, partials });
     }
-    let verbatim = || vec![(call.to_string(), partial(""))];
+    let verbatim = || vec![(Expr::Function(call.clone()), partial(""))];
     let (merge, partials) = match name.as_str() {
         "count" | "count_star" if star || single.is_some() || args.is_empty() => (Merge::Count, verbatim()),
         "sum" | "min" | "max" | "bool_and" | "bool_or" | "bit_and" | "bit_or" | "bit_xor" if single.is_some() => {
             (Merge::SameFunction(name.clone()), verbatim())
         }
-        "avg" | "mean" => {
-            let arg = single.ok_or_else(unsupported)?;
-            (
-                Merge::Avg,
-                vec![(format!("sum({arg}){filter}"), partial("_s")), (format!("count({arg}){filter}"), partial("_c"))],
-            )
-        }
-        "stddev" | "stddev_samp" | "stddev_pop" | "variance" | "var_samp" | "var_pop" => {
-            let arg = single.ok_or_else(unsupported)?;
+        "avg" | "mean" if single.is_some() => (
+            Merge::Avg,
+            vec![(build::renamed(call, "sum"), partial("_s")), (build::renamed(call, "count"), partial("_c"))],
+        ),
+        "stddev" | "stddev_samp" | "stddev_pop" | "variance" | "var_samp" | "var_pop" if single.is_some() => {
             let sample = !name.ends_with("_pop");
             let sqrt = name.starts_with("stddev");
             (
                 Merge::Variance { sample, sqrt },
                 vec![
-                    (format!("count({arg}){filter}"), partial("_n")),
-                    (format!("avg({arg}){filter}"), partial("_m")),
-                    (format!("var_pop({arg}){filter}"), partial("_v")),
+                    (build::renamed(call, "count"), partial("_n")),
+                    (build::renamed(call, "avg"), partial("_m")),
+                    (build::renamed(call, "var_pop"), partial("_v")),
                 ],
             )
         }
@@ -432,31 +387,46 @@ fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) 
 }
 
 /// The reduce expression that merges aggregate `index`'s partials.
-fn merge_sql(index: usize, aggregate: &Aggregate) -> String {
-    let a = |suffix: &str| format!("__quack_a{index}{suffix}");
+fn merge_expr(index: usize, aggregate: &Aggregate) -> Expr {
+    let a = |suffix: &str| col(format!("__quack_a{index}{suffix}"));
     match &aggregate.merge {
-        Merge::Count => format!("CAST(coalesce(sum({}), 0) AS BIGINT)", a("")),
-        Merge::SameFunction(f) => format!("{f}({})", a("")),
-        Merge::Avg => format!("(sum({}) / nullif(sum({}), 0))", a("_s"), a("_c")),
+        Merge::Count => fill(expr_template("CAST(coalesce(sum(__quack_hole_a), 0) AS BIGINT)"), &[("a", a(""))]),
+        Merge::SameFunction(function) => {
+            let Expr::Function(call) = expr_template("f(__quack_hole_a)") else { unreachable!() };
+            fill(build::renamed(&call, function), &[("a", a(""))])
+        }
+        Merge::Avg => fill(
+            expr_template("(sum(__quack_hole_s) / nullif(sum(__quack_hole_c), 0))"),
+            &[("s", a("_s")), ("c", a("_c"))],
+        ),
         Merge::Variance { sample, sqrt } => {
-            let (n, m, v, g) = (a("_n"), a("_m"), a("_v"), a("_g"));
-            let m2 = format!("sum({n} * {v} + {n} * ({m} - {g}) * ({m} - {g}))");
-            let value = if *sample {
-                format!("CASE WHEN sum({n}) > 1 THEN {m2} / (sum({n}) - 1) END")
+            // Chan et al.: M2 = sum(n * var_pop + n * (mean - group mean)^2).
+            let template = if *sample {
+                "CASE WHEN sum(__quack_hole_n) > 1 THEN sum(__quack_hole_n * __quack_hole_v + __quack_hole_n * \
+                 (__quack_hole_m - __quack_hole_g) * (__quack_hole_m - __quack_hole_g)) / (sum(__quack_hole_n) - 1) END"
             } else {
-                format!("CASE WHEN sum({n}) > 0 THEN {m2} / sum({n}) END")
+                "CASE WHEN sum(__quack_hole_n) > 0 THEN sum(__quack_hole_n * __quack_hole_v + __quack_hole_n * \
+                 (__quack_hole_m - __quack_hole_g) * (__quack_hole_m - __quack_hole_g)) / sum(__quack_hole_n) END"
             };
+            let holes = [("n", a("_n")), ("m", a("_m")), ("v", a("_v")), ("g", a("_g"))];
+            let value = fill(expr_template(template), &holes);
             if *sqrt {
-                format!("sqrt({value})")
+                fill(expr_template("sqrt(__quack_hole_x)"), &[("x", value)])
             } else {
-                format!("({value})")
+                Expr::Nested(Box::new(value))
             }
         }
         Merge::Distinct { function, key, filtered } => {
-            let filter = if *filtered { format!(" FILTER (WHERE {})", a("_f")) } else { String::new() };
-            let call = format!("{function}(DISTINCT __quack_d{key}){filter}");
+            let distinct = col(format!("__quack_d{key}"));
+            let template = if *filtered {
+                expr_template("f(DISTINCT __quack_hole_d) FILTER (WHERE __quack_hole_f)")
+            } else {
+                expr_template("f(DISTINCT __quack_hole_d)")
+            };
+            let Expr::Function(call) = template else { unreachable!() };
+            let call = fill(build::renamed(&call, function), &[("d", distinct), ("f", a("_f"))]);
             if function == "count" {
-                format!("CAST({call} AS BIGINT)")
+                fill(expr_template("CAST(__quack_hole_x AS BIGINT)"), &[("x", call)])
             } else {
                 call
             }
@@ -464,25 +434,20 @@ fn merge_sql(index: usize, aggregate: &Aggregate) -> String {
     }
 }
 
-/// The reduce source when a variance merge needs each group's overall mean next to its partials.
-fn variance_source(aggregates: &[Aggregate], key_count: usize) -> String {
-    let partition = if key_count == 0 {
-        String::new()
-    } else {
-        format!("PARTITION BY {}", (0..key_count).map(|i| format!("__quack_k{i}")).collect::<Vec<_>>().join(", "))
-    };
-    let means = aggregates
+/// Each variance aggregate's group mean over the partials (`__quack_a{i}_g`), a window over
+/// the group's partials, for the reduce's source.
+fn group_means(aggregates: &[Aggregate], key_columns: &[Expr]) -> Vec<SelectItem> {
+    aggregates
         .iter()
         .enumerate()
         .filter(|(_, a)| matches!(a.merge, Merge::Variance { .. }))
         .map(|(i, _)| {
-            format!(
-                "sum(__quack_a{i}_n * __quack_a{i}_m) OVER ({partition}) / nullif(sum(__quack_a{i}_n) OVER ({partition}), 0) AS __quack_a{i}_g"
-            )
+            let mean =
+                expr_template("sum(__quack_hole_n * __quack_hole_m) OVER () / nullif(sum(__quack_hole_n) OVER (), 0)");
+            let mean = fill(mean, &[("n", col(format!("__quack_a{i}_n"))), ("m", col(format!("__quack_a{i}_m")))]);
+            build::aliased(build::partition_windows(mean, key_columns), format!("__quack_a{i}_g"))
         })
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("(SELECT *, {means} FROM {PARTIALS_TABLE}) AS __quack_p")
+        .collect()
 }
 
 /// Rewrites the block's upper expressions: aggregate calls become placeholders, key expressions
@@ -529,8 +494,7 @@ impl VisitorMut for Rewriter<'_> {
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Expr::Function(f) = expr {
             if is_aggregate_call(f, self.ctx) {
-                let text = f.to_string();
-                let index = self.calls.iter().position(|c| c.to_string() == text).expect("collected");
+                let index = self.calls.iter().position(|c| c == f).expect("collected");
                 *expr = Expr::Identifier(Ident::new(format!("{PLACEHOLDER_PREFIX}{index}")));
                 return ControlFlow::Continue(());
             }

@@ -9,6 +9,7 @@
 //! [`RewriteError::Unsplittable`], and the planner runs the whole query as a single task.
 
 pub mod aggregate;
+pub(crate) mod build;
 pub mod filter;
 pub mod gate;
 pub mod rows;
@@ -157,6 +158,37 @@ pub(crate) fn parse_query(sql: &str) -> Result<Query, RewriteError> {
         Statement::Query(q) => Ok(*q),
         _ => Err(not_a_query()),
     }
+}
+
+/// An expression in a form to compare structurally: identifiers and function names are
+/// case-insensitive in DuckDB, quoted or not, so they are lowercased and unquoted.
+pub(crate) fn normalized(expr: &Expr) -> Expr {
+    struct Lower;
+    fn lower(ident: &mut sqlparser::ast::Ident) {
+        ident.value = ident.value.to_ascii_lowercase();
+        ident.quote_style = None;
+    }
+    impl VisitorMut for Lower {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(ident) => lower(ident),
+                Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(lower),
+                Expr::Function(f) => {
+                    for part in f.name.0.iter_mut() {
+                        if let sqlparser::ast::ObjectNamePart::Identifier(ident) = part {
+                            lower(ident);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut copy = expr.clone();
+    let _ = VisitMut::visit(&mut copy, &mut Lower);
+    copy
 }
 
 /// A query parsed from constant SQL of the rewriter's own (always valid).

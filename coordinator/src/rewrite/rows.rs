@@ -17,8 +17,8 @@ use sqlparser::ast::{
 
 use super::scan::is_placeholder;
 use super::{
-    has_aggregate_or_window, parse_query, select_aliases, BlockSplit, Context, LambdaScope, RewriteError, Strategy,
-    PARTIALS_TABLE,
+    build, has_aggregate_or_window, normalized, select_aliases, BlockSplit, Context, LambdaScope, RewriteError,
+    Strategy,
 };
 
 /// Splits `block` by shipping its rows.
@@ -61,28 +61,20 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     if has_grouping_sets(select) {
         // DuckDB binds `t.x` and `x` to one column and groups them as one key; shipped as two
         // columns, ROLLUP/CUBE/GROUPING SETS would treat them as two keys.
-        let mut seen = HashMap::new();
-        for text in &refs.refs {
-            let name = text.rsplit('.').next().unwrap_or(text).trim_matches('"').to_ascii_lowercase();
-            if let Some(other) = seen.insert(name, text.clone()) {
-                if !other.eq_ignore_ascii_case(text) {
-                    return Err(RewriteError::unsplittable(format!(
-                        "ROLLUP, CUBE or GROUPING SETS over references {other} and {text}, which may name one column"
-                    )));
-                }
+        let mut seen: HashMap<String, &Expr> = HashMap::new();
+        for reference in &refs.refs {
+            let Some(name) = last_name(reference) else { continue };
+            if let Some(other) = seen.insert(name.value.to_ascii_lowercase(), reference) {
+                return Err(RewriteError::unsplittable(format!(
+                    "ROLLUP, CUBE or GROUPING SETS over references {other} and {reference}, which may name one column"
+                )));
             }
         }
     }
     let reduce_alias = if star { star_alias(select)? } else { None };
     {
         let SetExpr::Select(reduce_select) = reduce.body.as_mut() else { unreachable!() };
-        let source = match &reduce_alias {
-            Some(alias) => format!("{PARTIALS_TABLE} AS {alias}"),
-            None => PARTIALS_TABLE.to_string(),
-        };
-        let template = parse_query(&format!("SELECT 1 FROM {source}"))?;
-        let SetExpr::Select(template_select) = *template.body else { unreachable!() };
-        reduce_select.from = template_select.from;
+        reduce_select.from = build::from_partials(reduce_alias);
         reduce_select.selection = None;
         reduce_select.prewhere = None;
         // Keep output names: an unaliased bare column reference renamed to __quack_r{i} gets its name back.
@@ -102,20 +94,18 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         || select.qualify.is_some()
         || block.order_by.as_ref().is_some_and(|o| super::contains_aggregate(o, ctx));
     let items = if star {
-        "*".to_string()
+        build::star()
     } else if refs.refs.is_empty() {
-        "true AS __quack_row".to_string()
+        vec![build::aliased(Expr::value(Value::Boolean(true)), "__quack_row")]
     } else {
-        refs.refs.iter().enumerate().map(|(i, r)| format!("{r} AS __quack_r{i}")).collect::<Vec<_>>().join(", ")
+        refs.refs.iter().enumerate().map(|(i, r)| build::aliased(r.clone(), format!("__quack_r{i}"))).collect()
     };
     let dedupe = !aggregating && matches!(select.distinct, Some(Distinct::Distinct));
     let mut map = block.clone();
     {
         let SetExpr::Select(map_select) = map.body.as_mut() else { unreachable!() };
-        let template = parse_query(&format!("SELECT {}{items} FROM t", if dedupe { "DISTINCT " } else { "" }))?;
-        let SetExpr::Select(template_select) = *template.body else { unreachable!() };
-        map_select.projection = template_select.projection;
-        map_select.distinct = template_select.distinct;
+        map_select.projection = items;
+        map_select.distinct = dedupe.then_some(Distinct::Distinct);
         map_select.group_by = GroupByExpr::Expressions(vec![], vec![]);
         map_select.having = None;
         map_select.qualify = None;
@@ -175,7 +165,7 @@ fn pushed_limit(block: &Query) -> Option<LimitClause> {
         LimitClause::OffsetCommaLimit { offset, limit } => (literal(limit)?, literal(offset)?),
         _ => return None,
     };
-    parse_query(&format!("SELECT 1 LIMIT {}", limit.checked_add(offset)?)).ok()?.limit_clause
+    Some(build::limit(limit.checked_add(offset)?))
 }
 
 /// The block's ORDER BY in terms of the map's FROM (ordinals and aliases replaced by the select
@@ -239,8 +229,8 @@ fn has_grouping_sets(select: &sqlparser::ast::Select) -> bool {
 
 struct RefCollector<'a> {
     aliases: &'a HashMap<String, Expr>,
-    /// Original reference text, by index.
-    refs: Vec<String>,
+    /// The original references, by index (`__quack_r{index}`).
+    refs: Vec<Expr>,
     lambdas: LambdaScope,
     subquery: bool,
     rename: bool,
@@ -249,9 +239,8 @@ struct RefCollector<'a> {
 impl RefCollector<'_> {
     fn original_name(&self, renamed: &str) -> Option<Ident> {
         let index: usize = renamed.strip_prefix("__quack_r")?.parse().ok()?;
-        let text = self.refs.get(index)?;
-        let last = text.rsplit('.').next()?.trim_matches('"');
-        Some(Ident::new(last))
+        let name = last_name(self.refs.get(index)?)?;
+        Some(Ident::with_quote('"', name.value.clone()))
     }
 }
 
@@ -286,17 +275,25 @@ impl VisitorMut for RefCollector<'_> {
 
 impl RefCollector<'_> {
     fn rename_ref(&mut self, expr: &mut Expr) {
-        let text = expr.to_string();
-        let key = text.to_ascii_lowercase();
-        let index = match self.refs.iter().position(|r| r.to_ascii_lowercase() == key) {
+        let key = normalized(expr);
+        let index = match self.refs.iter().position(|r| normalized(r) == key) {
             Some(i) => i,
             None => {
-                self.refs.push(text);
+                self.refs.push(expr.clone());
                 self.refs.len() - 1
             }
         };
         if self.rename {
-            *expr = Expr::Identifier(Ident::new(format!("__quack_r{index}")));
+            *expr = build::column(format!("__quack_r{index}"));
         }
+    }
+}
+
+/// The column name a reference ends in (`x` of `t.x`).
+fn last_name(reference: &Expr) -> Option<&Ident> {
+    match reference {
+        Expr::Identifier(ident) => Some(ident),
+        Expr::CompoundIdentifier(parts) => parts.last(),
+        _ => None,
     }
 }
