@@ -315,7 +315,7 @@ impl Quack {
     ) -> Result<(Plan, Vec<PartialResult>, QueryReport)> {
         let started = Instant::now();
         let plan = self.plan(sql)?;
-        let mut plan_ms = started.elapsed().as_millis() as u64;
+        let plan_ms = started.elapsed().as_millis() as u64;
         let run = Arc::new(QueryRun::default());
         let map_started = Instant::now();
         let (plan, partials) = match self.invoke_plan(&plan, run.clone(), on_progress).await {
@@ -328,9 +328,7 @@ impl Quack {
                      which the query as written does not reach",
                     failure.message.lines().next().unwrap_or_default()
                 );
-                let replanned = Instant::now();
-                let single = self.planner().plan_single(&new_query_id(), sql, reason)?;
-                plan_ms += replanned.elapsed().as_millis() as u64;
+                let single = self.planner().single(&plan, &new_query_id(), reason);
                 tracing::warn!(
                     query_id = %plan.query_id,
                     replanned_as = %single.query_id,

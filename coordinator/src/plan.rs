@@ -96,18 +96,6 @@ pub struct Planner<'a> {
 impl Planner<'_> {
     /// Plans `sql` under query id `query_id`.
     pub fn plan(&self, query_id: &str, sql: &str) -> Result<Plan> {
-        self.plan_as(query_id, sql, None)
-    }
-
-    /// Plans `sql` as one task running the whole query over all its files, exact by
-    /// definition, for `reason` (used when a split plan's task hit a DuckDB bug that the
-    /// query as written does not reach). A query without a partitioned table is planned as
-    /// [`Planner::plan`] plans it.
-    pub fn plan_single(&self, query_id: &str, sql: &str, reason: String) -> Result<Plan> {
-        self.plan_as(query_id, sql, Some(reason))
-    }
-
-    fn plan_as(&self, query_id: &str, sql: &str, single: Option<String>) -> Result<Plan> {
         let sql = sql.trim().trim_end_matches(';').trim_end();
         if sql.is_empty() {
             return Err(Error::Unsupported { reason: "the query is empty".into() });
@@ -134,9 +122,6 @@ impl Planner<'_> {
         let mut all_files = Vec::new();
         for scan in &scans {
             all_files.extend(partitions::discover(self.lister, &scan.paths)?);
-        }
-        if let Some(reason) = single {
-            return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
         }
         if scans.len() > 1 {
             let reason = format!("the query reads {} hive-partitioned tables; only one can be split", scans.len());
@@ -292,6 +277,19 @@ impl Planner<'_> {
             output_columns,
             final_sql,
         })
+    }
+
+    /// `split`'s query as one task running it as written over all the files its table listed,
+    /// exact by definition, for `reason` (a task of the split hit a DuckDB bug that the query as
+    /// written does not reach). Nothing is listed or bound again: the files and the output
+    /// columns are the split plan's.
+    pub fn single(&self, split: &Plan, query_id: &str, reason: String) -> Plan {
+        let files = split
+            .scan
+            .iter()
+            .flat_map(|scan| scan.partitions.partitions.iter().flat_map(|p| p.files.iter().cloned()))
+            .collect();
+        self.whole_query(query_id, &split.sql, Strategy::Single { reason }, files, split.output_columns.clone())
     }
 
     fn describe_original(&self, sql: &str) -> Result<Vec<Column>> {

@@ -88,10 +88,7 @@ fn a_tasks_internal_duckdb_error_reruns_the_query_as_one_task() {
         let mut config = Config::with_concurrency(2);
         config.target_task_bytes = Some(1);
         // Workers on a database of their own, with ICU as the coordinator's (it runs in `TZ`).
-        let database = duckdb::Connection::open_in_memory().unwrap();
-        let icu = std::env::var_os("QUACK_ICU_EXTENSION").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
-        quack_lambda::extension::load(&database, "icu", icu.as_deref()).unwrap();
-        let workers = InProcessInvoker::new(2, database);
+        let workers = InProcessInvoker::new(2, common::database_with_icu());
         let faulty = FaultInjection::new(workers, ErrorType::EngineInternal, fail_tasks, u32::MAX);
         let invoker = invoke::stack(Arc::new(faulty), &config.stack());
         let lister = Arc::new(quack::partitions::LocalLister);

@@ -147,6 +147,9 @@ pub enum InitError {
     Extension(#[from] crate::extension::ExtensionError),
     #[error("setting up the worker's DuckDB ({step}): {source}")]
     Setup { step: &'static str, source: duckdb::Error },
+    /// DuckDB does not know the time zone, or has no ICU to work in it.
+    #[error("this worker cannot run in the time zone {zone:?}: {source}")]
+    TimeZone { zone: String, source: duckdb::Error },
 }
 
 /// What a warm container keeps between invocations.
@@ -208,7 +211,7 @@ impl WorkerState {
         conn.execute_batch(&settings).map_err(|source| InitError::Setup { step: "directories", source })?;
         s3::load_httpfs(conn, Some(&env.httpfs))?;
         crate::extension::load(conn, "icu", Some(&env.icu))?;
-        worker.set_time_zone(zone).map_err(|source| InitError::Setup { step: "time zone", source })?;
+        worker.set_time_zone(zone).map_err(|source| InitError::TimeZone { zone: zone.to_string(), source })?;
         let conn = worker.connection();
         conn.execute_batch(&access.secret_sql()).map_err(|source| InitError::Setup { step: "S3 secret", source })?;
         sandbox.lock_down(conn).map_err(|source| InitError::Setup { step: "sandbox", source })?;
@@ -226,11 +229,7 @@ impl WorkerState {
         }
         let access = self.access.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let fresh = Self::open(&self.env, &self.sandbox, &access, zone).map_err(|e| match e {
-            InitError::Setup { step: "time zone", source } => TaskFailure::new(
-                task,
-                ErrorType::BadEvent,
-                format!("this worker cannot run in the time zone {zone:?}: {source}"),
-            ),
+            InitError::TimeZone { .. } => TaskFailure::new(task, ErrorType::BadEvent, e.to_string()),
             other => {
                 TaskFailure::new(task, ErrorType::Internal, format!("rebuilding the worker for {zone:?}: {other}"))
             }

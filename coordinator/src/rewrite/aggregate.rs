@@ -155,7 +155,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
         let _ = reduce_select.qualify.visit(&mut rewriter);
         let key_columns: Vec<Expr> = (0..keys.len()).map(|i| col(format!("__quack_k{i}"))).collect();
         reduce_select.from = if has_variance {
-            build::from_partials_with(group_means(&aggregates, &key_columns), "__quack_p")
+            build::from_partials_with(group_means(&aggregates, &key_columns))
         } else {
             build::from_partials(None)
         };
@@ -400,16 +400,21 @@ fn merge_expr(index: usize, aggregate: &Aggregate) -> Expr {
             &[("s", a("_s")), ("c", a("_c"))],
         ),
         Merge::Variance { sample, sqrt } => {
-            // Chan et al.: M2 = sum(n * var_pop + n * (mean - group mean)^2).
+            // Chan et al.: M2 = sum(n * var_pop + n * (mean - group mean)^2), over the count
+            // less one (sample) or the count (population).
+            let m2 = fill(
+                expr_template(
+                    "sum(__quack_hole_n * __quack_hole_v + __quack_hole_n * (__quack_hole_m - __quack_hole_g) * \
+                     (__quack_hole_m - __quack_hole_g))",
+                ),
+                &[("n", a("_n")), ("m", a("_m")), ("v", a("_v")), ("g", a("_g"))],
+            );
             let template = if *sample {
-                "CASE WHEN sum(__quack_hole_n) > 1 THEN sum(__quack_hole_n * __quack_hole_v + __quack_hole_n * \
-                 (__quack_hole_m - __quack_hole_g) * (__quack_hole_m - __quack_hole_g)) / (sum(__quack_hole_n) - 1) END"
+                "CASE WHEN sum(__quack_hole_n) > 1 THEN __quack_hole_m2 / (sum(__quack_hole_n) - 1) END"
             } else {
-                "CASE WHEN sum(__quack_hole_n) > 0 THEN sum(__quack_hole_n * __quack_hole_v + __quack_hole_n * \
-                 (__quack_hole_m - __quack_hole_g) * (__quack_hole_m - __quack_hole_g)) / sum(__quack_hole_n) END"
+                "CASE WHEN sum(__quack_hole_n) > 0 THEN __quack_hole_m2 / sum(__quack_hole_n) END"
             };
-            let holes = [("n", a("_n")), ("m", a("_m")), ("v", a("_v")), ("g", a("_g"))];
-            let value = fill(expr_template(template), &holes);
+            let value = fill(expr_template(template), &[("n", a("_n")), ("m2", m2)]);
             if *sqrt {
                 fill(expr_template("sqrt(__quack_hole_x)"), &[("x", value)])
             } else {
@@ -417,14 +422,9 @@ fn merge_expr(index: usize, aggregate: &Aggregate) -> Expr {
             }
         }
         Merge::Distinct { function, key, filtered } => {
-            let distinct = col(format!("__quack_d{key}"));
-            let template = if *filtered {
-                expr_template("f(DISTINCT __quack_hole_d) FILTER (WHERE __quack_hole_f)")
-            } else {
-                expr_template("f(DISTINCT __quack_hole_d)")
-            };
-            let Expr::Function(call) = template else { unreachable!() };
-            let call = fill(build::renamed(&call, function), &[("d", distinct), ("f", a("_f"))]);
+            let Expr::Function(mut call) = expr_template("f(DISTINCT __quack_hole_d)") else { unreachable!() };
+            call.filter = filtered.then(|| Box::new(a("_f")));
+            let call = fill(build::renamed(&call, function), &[("d", col(format!("__quack_d{key}")))]);
             if function == "count" {
                 fill(expr_template("CAST(__quack_hole_x AS BIGINT)"), &[("x", call)])
             } else {

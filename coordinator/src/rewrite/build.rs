@@ -58,19 +58,12 @@ pub(crate) fn from_partials(alias: Option<Ident>) -> Vec<TableWithJoins> {
     from
 }
 
-/// `FROM (SELECT *, <items> FROM __quack_partials__) AS alias`.
-pub(crate) fn from_partials_with(items: Vec<SelectItem>, alias: &str) -> Vec<TableWithJoins> {
-    let mut inner = template("SELECT * FROM __quack_partials__");
-    if let SetExpr::Select(select) = inner.body.as_mut() {
-        select.projection.extend(items);
-    }
-    let mut outer = select_of(template("SELECT 1 FROM (SELECT 1) AS __quack_hole_alias"));
-    if let Some(TableWithJoins { relation: TableFactor::Derived { subquery, alias: slot, .. }, .. }) =
-        outer.from.first_mut()
-    {
-        **subquery = inner;
-        if let Some(slot) = slot {
-            slot.name = Ident::new(alias);
+/// `FROM (SELECT *, <items> FROM __quack_partials__) AS __quack_p`.
+pub(crate) fn from_partials_with(items: Vec<SelectItem>) -> Vec<TableWithJoins> {
+    let mut outer = select_of(template("SELECT 1 FROM (SELECT * FROM __quack_partials__) AS __quack_p"));
+    if let Some(TableWithJoins { relation: TableFactor::Derived { subquery, .. }, .. }) = outer.from.first_mut() {
+        if let SetExpr::Select(inner) = subquery.body.as_mut() {
+            inner.projection.extend(items);
         }
     }
     outer.from
@@ -162,7 +155,7 @@ mod tests {
         assert_eq!(q.to_string(), "SELECT 1 FROM __quack_partials__ AS t");
         let SetExpr::Select(s) = q.body.as_mut() else { unreachable!() };
         let g = partition_windows(expr_template("sum(x) OVER ()"), &[column("__quack_k0")]);
-        s.from = from_partials_with(vec![aliased(g, "__quack_a0_g")], "__quack_p");
+        s.from = from_partials_with(vec![aliased(g, "__quack_a0_g")]);
         assert_eq!(
             q.to_string(),
             "SELECT 1 FROM (SELECT *, sum(x) OVER (PARTITION BY __quack_k0) AS __quack_a0_g FROM __quack_partials__) AS __quack_p"

@@ -70,12 +70,18 @@ pub fn truth(sql: &str) -> Vec<Vec<String>> {
 pub fn truth_in_zone(sql: &str, zone: &str) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("truth.csv");
-    let conn = duckdb::Connection::open_in_memory().unwrap();
-    let icu = std::env::var_os("QUACK_ICU_EXTENSION").filter(|v| !v.is_empty()).map(PathBuf::from);
-    quack_lambda::extension::load(&conn, "icu", icu.as_deref()).unwrap();
+    let conn = database_with_icu();
     conn.execute_batch(&format!("SET TimeZone = '{zone}'")).unwrap();
     conn.execute(&format!("COPY ({sql}) TO '{}' (FORMAT csv, HEADER)", path.display()), []).unwrap();
     read_csv(&path)
+}
+
+/// A fresh in-memory DuckDB with ICU (`QUACK_ICU_EXTENSION`, or the fetch script's cache).
+pub fn database_with_icu() -> duckdb::Connection {
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let icu = std::env::var_os("QUACK_ICU_EXTENSION").filter(|v| !v.is_empty()).map(PathBuf::from);
+    quack_lambda::extension::load(&conn, "icu", icu.as_deref()).unwrap();
+    conn
 }
 
 /// quack's answer as CSV rows (header first), with `concurrency` in-process workers.
