@@ -1,5 +1,8 @@
 //! `quack-fuzz`: the differential fuzzer's long mode.
-//!   quack-fuzz --queries 100000 --seed 7 [--lake DIR] [--packings 3] [--show-mismatches]
+//!   quack-fuzz --queries 100000 --seed 7 [--skip N] [--lake DIR] [--packings 3]
+//! `--skip N` generates and discards the first N queries of the seed's sequence, so a long run
+//! that was stopped resumes on exactly the queries it had not run yet (the generator depends only
+//! on the seed and the lake, which the seed also decides).
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -19,6 +22,9 @@ struct Args {
     /// Task packings per query: 1 (one file per task), 2 (+ default packing), 3 (+ one task).
     #[arg(long, default_value_t = 3)]
     packings: usize,
+    /// Generate and discard this many queries first: resume a stopped run of the same seed.
+    #[arg(long, default_value_t = 0)]
+    skip: usize,
     /// Print a progress line every this many queries.
     #[arg(long, default_value_t = 1000)]
     every: usize,
@@ -31,6 +37,9 @@ fn main() -> anyhow::Result<()> {
     let lake = quack_fuzz::FuzzLake::generate(&root, args.seed).context("generating the fuzz lake")?;
     let judge = quack_fuzz::Judge::new(args.packings)?.for_lake(&lake);
     let mut generator = quack_fuzz::Generator::new(args.seed, &lake);
+    for _ in 0..args.skip {
+        generator.query();
+    }
     let mut total = quack_fuzz::Report::default();
     let mut done = 0;
     while done < args.queries {
@@ -42,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         }
         total.absorb(report);
         done += batch;
-        eprintln!("{}", total.summary());
+        eprintln!("{} (queries {}..{} of seed {})", total.summary(), args.skip, args.skip + done, args.seed);
     }
     println!("{}", total.summary());
     if !total.mismatches.is_empty() {
