@@ -41,7 +41,10 @@ impl Engine {
     /// is UTC: in another zone, opening fails with a message that says how to get ICU, rather
     /// than showing every time in UTC.
     pub fn open(config: &crate::Config) -> Result<Self> {
-        let conn = duckdb::Connection::open_in_memory().map_err(|source| Error::Engine { source })?;
+        // Planned: ICU now, httpfs when a query reads s3:// (see quack_lambda::extension).
+        let planned = [("icu", config.icu_extension.as_deref()), ("httpfs", config.httpfs_extension.as_deref())];
+        let conn = quack_lambda::extension::open_in_memory(duckdb::Config::default(), &planned)
+            .map_err(|source| Error::Engine { source })?;
         let mut settings =
             format!("SET threads = {}; SET autoinstall_known_extensions = false;", config.engine_threads.max(1));
         if let Some(limit) = &config.memory_limit {

@@ -5,8 +5,25 @@
 //! environment variable), then the cache `scripts/fetch-extension.sh` fills
 //! (`$QUACK_CACHE` or `~/.cache/quack`, `<name>/v1.5.5/<arch>/<name>.duckdb_extension`), then
 //! DuckDB's own extension directory (`LOAD <name>`, where `INSTALL` puts it).
+//!
+//! DuckDB checks an extension's signature when it loads it: an RSA signature over SHA-256
+//! hashes of the whole file, computed by mbedtls in software. For the 20 MB icu and httpfs files
+//! that is about 100 ms of CPU per file, per process, which is most of a short query's overhead
+//! and of a Lambda worker's cold start. quack instead pins the SHA-256 of the exact official
+//! files it ships ([`PINNED`], from PyPI's `duckdb-extension-<name>` wheels, which
+//! `scripts/fetch-extension.sh` unpacks) and hashes them itself (SHA-NI, a few ms). A database
+//! skips DuckDB's check (`allow_unsigned_extensions`) only when every extension it will load is
+//! a pinned file ([`open_in_memory`]), and such a database then loads nothing else: [`load`]
+//! refuses a file whose hash is not pinned. Any other file still loads in a database that
+//! checks signatures. As with DuckDB's own check, the file is read again by the loader after it
+//! was checked; replacing it in between takes write access to it, which is already enough to
+//! replace quack itself.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use sha2::Digest as _;
 
 /// The DuckDB release whose extensions are loaded (the bundled library's).
 pub const RELEASE: &str = "v1.5.5";
@@ -25,6 +42,15 @@ pub struct ExtensionError {
     pub message: String,
 }
 
+/// The official extension files of [`RELEASE`] that quack loads without DuckDB's signature
+/// check: (name, architecture, SHA-256 of the file).
+pub const PINNED: &[(&str, &str, &str)] = &[
+    ("httpfs", "x86_64", "887c392b1e49128d11667c81e3698d8b00dfdeb456771acf66d05a0f74f7b7d8"),
+    ("httpfs", "aarch64", "eba6e263e395a83966090f1f11ade63630b1b21422f0f2813858d179d42ea1e9"),
+    ("icu", "x86_64", "fe6196ede9037cc01d43cad5e55a3d2503118de9169d2a25f1b787779b5d02e6"),
+    ("icu", "aarch64", "8e754ef7d1a545cea9be2bb1f63374f2f7c96296d9342b5dc712994b7d3dd11c"),
+];
+
 /// Where `scripts/fetch-extension.sh <name>` keeps the file for this machine's architecture,
 /// when it is there.
 pub fn cached(name: &str) -> Option<PathBuf> {
@@ -36,15 +62,93 @@ pub fn cached(name: &str) -> Option<PathBuf> {
     file.is_file().then_some(file)
 }
 
+/// The file [`load`] would load for `name`: `path` when given, else [`cached`]; `None` means
+/// DuckDB's extension directory.
+pub fn resolve(name: &str, path: Option<&Path>) -> Option<PathBuf> {
+    path.map(Path::to_path_buf).or_else(|| cached(name))
+}
+
+/// The file's SHA-256, lowercase hex.
+pub fn sha256(file: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut reader = std::fs::File::open(file)?;
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match reader.read(&mut buffer)? {
+            0 => break,
+            n => hasher.update(&buffer[..n]),
+        }
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether `file` is the official `name` extension of [`RELEASE`] that quack pins (for any
+/// architecture: DuckDB itself refuses one built for another). Each file is hashed once per
+/// process while its size, inode and change time stay the same.
+pub fn is_pinned(name: &str, file: &Path) -> bool {
+    type Seen = HashMap<PathBuf, ((u64, u64, u64, i64, i64), Option<String>)>;
+    static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
+    let Ok(meta) = std::fs::metadata(file) else { return false };
+    let stamp = {
+        use std::os::unix::fs::MetadataExt as _;
+        (meta.dev(), meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec())
+    };
+    let seen = SEEN.get_or_init(Default::default);
+    let known = seen.lock().unwrap_or_else(|p| p.into_inner()).get(file).filter(|(s, _)| *s == stamp).cloned();
+    let hash = match known {
+        Some((_, hash)) => hash,
+        None => {
+            let hash = sha256(file).ok();
+            seen.lock().unwrap_or_else(|p| p.into_inner()).insert(file.to_path_buf(), (stamp, hash.clone()));
+            hash
+        }
+    };
+    hash.is_some_and(|hash| PINNED.iter().any(|(n, _, pin)| *n == name && *pin == hash))
+}
+
+/// Opens an in-memory DuckDB with `config` that will load the extensions `planned` (name and
+/// the path given for it, resolved as [`load`] resolves it). When every one of them is a pinned
+/// file, the database skips DuckDB's own signature check (`allow_unsigned_extensions`), never
+/// autoloads an extension (an autoloaded file would skip the check too), and [`load`] then loads
+/// only pinned files into it; otherwise DuckDB checks every signature.
+pub fn open_in_memory(
+    config: duckdb::Config,
+    planned: &[(&'static str, Option<&Path>)],
+) -> duckdb::Result<duckdb::Connection> {
+    let all_pinned = !planned.is_empty()
+        && planned.iter().all(|(name, path)| resolve(name, *path).is_some_and(|file| is_pinned(name, &file)));
+    let config =
+        if all_pinned { config.allow_unsigned_extensions()?.enable_autoload_extension(false)? } else { config };
+    duckdb::Connection::open_in_memory_with_flags(config)
+}
+
+/// Whether `conn`'s database skips DuckDB's signature check (see [`open_in_memory`]).
+pub fn skips_signature_check(conn: &duckdb::Connection) -> bool {
+    conn.query_row("SELECT current_setting('allow_unsigned_extensions')", [], |row| row.get::<_, bool>(0))
+        .unwrap_or(true) // unknown: treat as skipping, so only pinned files load
+}
+
 /// Loads extension `name` into `conn`'s database: from `path` when given (an error when that
 /// fails), else from [`cached`], else from DuckDB's extension directory. Never downloads.
+/// In a database that skips DuckDB's signature check, only a pinned file loads.
 /// Returns the file it loaded, `None` for DuckDB's directory.
 pub fn load(
     conn: &duckdb::Connection,
     name: &'static str,
     path: Option<&Path>,
 ) -> Result<Option<PathBuf>, ExtensionError> {
-    let file = path.map(Path::to_path_buf).or_else(|| cached(name));
+    let file = resolve(name, path);
+    if skips_signature_check(conn) && !file.as_deref().is_some_and(|f| is_pinned(name, f)) {
+        return Err(ExtensionError {
+            name,
+            path: file,
+            message: format!(
+                "this DuckDB skips its signature check, so it loads only the official {RELEASE} files whose \
+                 SHA-256 quack pins, and this is not one of them"
+            ),
+        });
+    }
     let sql = match &file {
         Some(file) => format!("LOAD {}", crate::quote::literal(&file.to_string_lossy())),
         None => format!("LOAD {}", crate::quote::ident(name)),
@@ -65,5 +169,56 @@ mod tests {
         assert!(message.contains("/nonexistent/icu.duckdb_extension"), "{message}");
         assert!(message.contains("scripts/fetch-extension.sh icu"), "{message}");
         assert!(message.contains("QUACK_ICU_EXTENSION"), "{message}");
+    }
+
+    /// A file of the fetch script's, when this machine has it (CI fetches both).
+    fn fetched(name: &str) -> Option<PathBuf> {
+        let file = cached(name);
+        if file.is_none() {
+            eprintln!("skipping: no {name} extension fetched (scripts/fetch-extension.sh {name})");
+        }
+        file
+    }
+
+    #[test]
+    fn pinned_files_load_without_duckdbs_check_and_nothing_else_does() {
+        let (Some(icu), Some(httpfs)) = (fetched("icu"), fetched("httpfs")) else { return };
+        assert!(is_pinned("icu", &icu) && is_pinned("httpfs", &httpfs));
+        assert!(!is_pinned("httpfs", &icu), "a pin is for its own name");
+
+        let conn = open_in_memory(duckdb::Config::default(), &[("icu", Some(&icu))]).unwrap();
+        assert!(skips_signature_check(&conn));
+        let autoload =
+            conn.query_row("SELECT current_setting('autoload_known_extensions')", [], |r| r.get::<_, bool>(0));
+        assert!(!autoload.unwrap(), "nothing loads behind load()'s back");
+        assert_eq!(load(&conn, "icu", Some(&icu)).unwrap(), Some(icu.clone()));
+        conn.query_row("SELECT current_setting('TimeZone')", [], |r| r.get::<_, String>(0)).unwrap();
+
+        // Any other file is refused in that database, even one DuckDB would accept...
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("httpfs.duckdb_extension");
+        let mut bytes = std::fs::read(&httpfs).unwrap();
+        bytes.push(0);
+        std::fs::write(&copy, &bytes).unwrap();
+        let error = load(&conn, "httpfs", Some(&copy)).unwrap_err().to_string();
+        assert!(error.contains("pins") && error.contains(&*copy.to_string_lossy()), "{error}");
+        // ...and a database planning an unpinned file checks signatures, as DuckDB does.
+        let conn = open_in_memory(duckdb::Config::default(), &[("icu", Some(&icu)), ("httpfs", Some(&copy))]).unwrap();
+        assert!(!skips_signature_check(&conn));
+        let error = load(&conn, "httpfs", Some(&copy)).unwrap_err().to_string();
+        assert!(!error.contains("pins"), "DuckDB's own check refuses it: {error}");
+        load(&conn, "icu", Some(&icu)).unwrap();
+    }
+
+    #[test]
+    fn a_changed_file_is_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("icu.duckdb_extension");
+        std::fs::write(&file, b"not an extension").unwrap();
+        assert!(!is_pinned("icu", &file));
+        let Some(icu) = fetched("icu") else { return };
+        std::fs::copy(&icu, &file).unwrap();
+        assert!(is_pinned("icu", &file), "the copy's new size and change time are noticed");
+        assert!(!is_pinned("icu", &dir.path().join("missing")));
     }
 }

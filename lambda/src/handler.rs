@@ -195,7 +195,8 @@ impl WorkerState {
     /// (after which no setting, the time zone included, can change).
     fn open(env: &LambdaEnv, sandbox: &Sandbox, access: &S3Access, zone: &str) -> Result<Worker, InitError> {
         let memory_limit = env.memory_mb.map(|mb| format!("{}MB", mb * 3 / 4));
-        let mut worker = Worker::new(&WorkerConfig { threads: env.threads, memory_limit })?;
+        let extensions = vec![("httpfs", Some(env.httpfs.clone())), ("icu", Some(env.icu.clone()))];
+        let mut worker = Worker::new(&WorkerConfig { threads: env.threads, memory_limit, extensions })?;
         let conn = worker.connection();
         let tmp = std::env::temp_dir();
         let tmp = tmp.to_string_lossy();

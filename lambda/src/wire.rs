@@ -151,10 +151,11 @@ pub enum ErrorType {
     ResultTooLarge,
     /// The query failed on the data deterministically (a failed cast, an out-of-range value).
     QueryError,
-    /// DuckDB failed one of its own internal checks on this task (an `INTERNAL Error`: a DuckDB
-    /// bug that this task's SQL and files trigger). Running the same task again fails the same
-    /// way, so it is not retried; the coordinator runs the query another way. Added in wire
-    /// version 3.
+    /// DuckDB failed one of its own internal checks on this task, or met a case it does not
+    /// implement (an `INTERNAL` or `Not implemented` error: a DuckDB limit that this task's SQL
+    /// and files reach, in SQL that was bound before it was sent). Running the same task again
+    /// fails the same way, so it is not retried; the coordinator runs the query another way.
+    /// Added in wire version 3.
     EngineInternal,
     /// Anything else raised while running the query.
     Internal,
