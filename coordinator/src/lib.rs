@@ -305,8 +305,8 @@ impl Quack {
     }
 
     /// Plans `sql` and runs its map. When a task of a split plan fails with DuckDB's internal
-    /// error ([`ErrorType::EngineInternal`]: a DuckDB bug that the split SQL or a task's share of
-    /// the files reaches), the query is planned again as one task running it as written over all
+    /// or not-implemented error ([`ErrorType::EngineInternal`]: a DuckDB bug or limit that the
+    /// split SQL or a task's share of the files reaches), the query is planned again as one task running it as written over all
     /// its files, which is exact by definition; its own failure, if any, is the answer.
     async fn run_map(
         &self,
@@ -324,8 +324,8 @@ impl Quack {
                     && matches!(plan.strategy, plan::Strategy::Split { .. }) =>
             {
                 let reason = format!(
-                    "task {task_id} ({label}) of the split plan hit DuckDB's internal error ({}), \
-                     which the query as written does not reach",
+                    "task {task_id} ({label}) of the split plan hit DuckDB's own error ({}), which \
+                     the query as written need not reach",
                     failure.message.lines().next().unwrap_or_default()
                 );
                 let single = self.planner().single(&plan, &new_query_id(), reason);
