@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """quack vs one DuckDB process: same lake, same queries, same run.
 
-For each query: the median wall time of `quack query --format csv` (a whole process: planning,
-fan-out to in-process workers, reduce, CSV output) and the median time of the same query in one
-DuckDB process (Python duckdb 1.5.5, all cores, result fetched), after one warm-up run each so
-both read from the page cache. Prints the ratio quack / DuckDB per query.
+For each query: the median wall time and peak memory of `quack query --format csv` (a whole
+process: planning, fan-out to in-process workers, reduce, CSV output) and of the DuckDB CLI
+(`duckdb -csv -c SQL`, from PyPI's duckdb-cli, all cores) on the same query, also a whole process,
+after one warm-up run each so both read from the page cache. Both write CSV into a pipe that is
+drained. Prints the ratios quack / DuckDB per query: time and peak resident memory (the process
+tree's maximum RSS, from wait4).
 """
-import argparse, os, statistics, subprocess, sys, time
-
-import duckdb
+import argparse, os, statistics, subprocess, sys, tempfile, time
 
 QUERIES = {
     "tpch_q1": """SELECT l_returnflag, l_linestatus, sum(l_quantity) AS sum_qty, sum(l_extendedprice) AS sum_base_price,
@@ -29,6 +29,11 @@ WHERE date >= DATE '2024-03-20' GROUP BY 1 ORDER BY trips DESC, 1 LIMIT 10""",
 FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true) GROUP BY 1 ORDER BY 1""",
     "median_ship_rows": """SELECT payment_type, median(fare_amount) AS m
 FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY 1 ORDER BY 1""",
+    "window_top_per_day": """SELECT date, pickup_location_id, trips FROM (
+  SELECT date, pickup_location_id, count(*) AS trips,
+    row_number() OVER (PARTITION BY date ORDER BY count(*) DESC, pickup_location_id) AS rank
+  FROM read_parquet('{lake}/trips/*/*.parquet', hive_partitioning = true) GROUP BY 1, 2)
+WHERE rank <= 3 ORDER BY date, rank""",
     "du_root": """SELECT common_prefix, sum(size) AS size FROM (
   SELECT CASE WHEN strpos(key, '/') = 0 THEN key ELSE split_part(key, '/', 1) || '/' END AS common_prefix, size
   FROM read_parquet('{lake}/inventory/*/*.parquet', hive_partitioning = true)
@@ -55,9 +60,27 @@ ORDER BY abs(diff) DESC, size_left DESC, size_right DESC"""),
 }
 
 
+def run(argv):
+    """Runs argv with its stdout drained through a pipe; returns (seconds, peak RSS in MiB).
+    Exits with the process's stderr if it fails."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
+        while p.stdout.read(1 << 16):
+            pass
+        _, status, usage = os.wait4(p.pid, 0)  # the child's own rusage: its peak RSS
+        seconds = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            err.seek(0)
+            sys.exit(f"{argv[0]} failed ({p.returncode}): {err.read().decode(errors='replace')}")
+    return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quack", required=True)
+    ap.add_argument("--duckdb", required=True, help="the DuckDB CLI (pip install duckdb-cli==1.5.6)")
     ap.add_argument("--cache", required=True)
     ap.add_argument("--shared", default="../shared")
     ap.add_argument("--scale", type=int, default=4)
@@ -76,37 +99,35 @@ def main():
     cmd = [a.quack, "query", "--format", "csv"]
     if a.concurrency:
         cmd += ["--concurrency", str(a.concurrency)]
-    con = duckdb.connect()
-    print(f"cores: {os.cpu_count()}, runs per query: {a.runs} (median), lake: {lake}")
-    print(f"{'query':<26}{'quack s':>10}{'duckdb s':>10}{'ratio':>8}")
-    ratios = []
+    duck = [a.duckdb, "-csv", "-c"]
+    version = subprocess.run([a.duckdb, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    print(f"cores: {os.cpu_count()}, runs per query: {a.runs} (median), lake: {lake}, DuckDB CLI {version}")
+    print(f"{'query':<26}{'quack s':>9}{'duckdb s':>9}{'ratio':>7}{'quack MiB':>11}{'duckdb MiB':>11}{'ratio':>7}")
+    ratios, memory = [], []
     cases = [(name, cmd + [sql.replace("{lake}", lake)], sql.replace("{lake}", lake)) for name, sql in QUERIES.items()]
     du_cmd = [a.quack, "du", "--format", "csv", "--inventory", os.path.join(lake, "inventory")]
     if a.concurrency:
         du_cmd += ["--concurrency", str(a.concurrency)]
-    objects = con.execute(f"SELECT count(*) FROM read_parquet('{lake}/inventory/dt=2024-03-04-00-00/*.parquet')").fetchone()[0]
+    count = f"SELECT count(*) FROM read_parquet('{lake}/inventory/dt=2024-03-04-00-00/*.parquet')"
+    objects = int(subprocess.run([a.duckdb, "-noheader", "-list", "-c", count], capture_output=True, text=True, check=True).stdout)
     cases += [(f"{name} ({objects / 1e6:.1f}M obj)", du_cmd + extra, sql.replace("{lake}", lake)) for name, (extra, sql) in DU.items()]
     for name, argv, sql in cases:
         if a.only and not name.startswith(a.only):
             continue
-        quack_times, duck_times = [], []
-        for run in range(a.runs + 1):
-            t0 = time.perf_counter()
-            p = subprocess.run(argv, capture_output=True, text=True)
-            t_quack = time.perf_counter() - t0
-            if p.returncode != 0:
-                sys.exit(f"{name}: quack failed: {p.stderr}")
-            t0 = time.perf_counter()
-            con.execute(sql).fetchall()
-            t_duck = time.perf_counter() - t0
-            if run > 0:  # the first run of each warms the page cache
-                quack_times.append(t_quack)
-                duck_times.append(t_duck)
-        q, d = statistics.median(quack_times), statistics.median(duck_times)
-        ratios.append(q / d)
-        print(f"{name:<26}{q:>10.3f}{d:>10.3f}{q / d:>8.2f}", flush=True)
+        quack, duckdb = [], []
+        for i in range(a.runs + 1):
+            q, d = run(argv), run(duck + [sql])
+            if i > 0:  # the first run of each warms the page cache
+                quack.append(q)
+                duckdb.append(d)
+        qt, dt = (statistics.median(t for t, _ in runs) for runs in (quack, duckdb))
+        qm, dm = (statistics.median(m for _, m in runs) for runs in (quack, duckdb))
+        ratios.append(qt / dt)
+        memory.append(qm / dm)
+        print(f"{name:<26}{qt:>9.3f}{dt:>9.3f}{qt / dt:>7.2f}{qm:>11.0f}{dm:>11.0f}{qm / dm:>7.2f}", flush=True)
     if ratios:
-        print(f"geometric mean ratio: {statistics.geometric_mean(ratios):.2f}")
+        print(f"time ratio: geometric mean {statistics.geometric_mean(ratios):.2f}, worst {max(ratios):.2f}; "
+              f"memory ratio: geometric mean {statistics.geometric_mean(memory):.2f}, worst {max(memory):.2f}")
 
 
 if __name__ == "__main__":

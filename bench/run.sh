@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Times quack (release binary, in-process workers) against one DuckDB process on the same lake
-# and queries, in the same run, and prints the ratio per query.
+# Times quack (release binary, in-process workers) against the DuckDB CLI, each a whole process, on
+# the same lake and queries in the same run, and prints the time and peak-memory ratios per query.
 #   bash bench/run.sh [--scale 4] [--runs 5] [--concurrency N]
 # The lake comes from ../shared/lakecheck/gen_lake.py and is cached next to the build cache.
 set -euo pipefail
@@ -9,7 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd .. && pwd)/.quack-target}"  # 
 cache="${QUACK_CACHE:-$HOME/.cache/quack}"  # Python venv and generated lakes
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5
+# duckdb (the Python module) generates the lake; duckdb-cli is the whole-process DuckDB we time against.
+"$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5 duckdb-cli==1.5.6
 cargo build --release --workspace --all-targets  # one unit: -p unifies features differently
-exec "$venv/bin/python" bench/bench.py --quack "$CARGO_TARGET_DIR/release/quack" --cache "$cache" \
+exec "$venv/bin/python" bench/bench.py --quack "$CARGO_TARGET_DIR/release/quack" --duckdb "$venv/bin/duckdb" --cache "$cache" \
   --shared "${QUACK_SHARED:-../shared}" "$@"
