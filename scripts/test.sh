@@ -61,6 +61,11 @@ fi
   --queries "$shared/lakecheck/queries/visible.sql" \
   --queries tests/queries/extra.sql \
   -- "$CARGO_TARGET_DIR/release/quack" query --format csv
+step "lakecheck again, every block split (--split always: the ship-rows path Lambda runs, in process)"
+"$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
+  --queries "$shared/lakecheck/queries/visible.sql" \
+  --queries tests/queries/extra.sql \
+  -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always
 step "quack du against lakeview's SQL (hive, AWS Parquet and AWS CSV inventories, bad inputs)"
 "$venv/bin/python" tests/du/check_du.py --quack "$CARGO_TARGET_DIR/release/quack" --lake "$lake" \
   --work "$cache/du-check"

@@ -20,6 +20,20 @@ pub enum Backend {
     Lambda { function: String },
 }
 
+/// Whether a block that cannot be merged from partial states is split ([`crate::plan`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitPolicy {
+    /// By cost. In process, a block whose map ships its rows to the reduce runs as one DuckDB
+    /// query over all its files instead: the workers share one DuckDB thread pool, so splitting
+    /// adds the reduce's pass over every row and parallelizes nothing DuckDB does not. Through
+    /// Lambda, it splits (one function cannot read a whole lake).
+    #[default]
+    Auto,
+    /// Split whenever the rewriter can (what Lambda runs; tests use it to exercise the split
+    /// path in process).
+    Always,
+}
+
 /// AWS Lambda prices used for the cost estimate (USD).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pricing {
@@ -109,6 +123,8 @@ pub struct Config {
     /// DuckDB threads of the coordinator's database, whose pool in-process workers share:
     /// the cores, so workers never oversubscribe the machine.
     pub engine_threads: usize,
+    /// When a block whose map ships rows is split.
+    pub split: SplitPolicy,
 }
 
 /// Cores available to this process.
@@ -147,6 +163,7 @@ impl Config {
             task_timeout: None,
             spill_prefix: None,
             engine_threads: cores,
+            split: SplitPolicy::Auto,
         }
     }
 
@@ -220,6 +237,7 @@ pub struct FileConfig {
     pub max_attempts: Option<u64>,
     pub memory_limit: Option<String>,
     pub lambda_memory_mb: Option<u64>,
+    pub split: Option<String>,
 }
 
 /// The config file could not be used.

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use quack_lambda::{Task, WIRE_VERSION};
 
-use crate::config::Config;
+use crate::config::{Backend, Config, SplitPolicy};
 use crate::engine::{Column, Engine};
 use crate::error::{Error, Result};
 use crate::partitions::{self, Lister, Partitions};
@@ -170,6 +170,16 @@ impl Planner<'_> {
                 }
                 Err(other) => return Err(Error::Unsupported { reason: other.to_string() }),
             };
+            if rewritten.strategy == rewrite::Strategy::ShipRows && self.one_query_is_cheaper() {
+                let mut reason = "in process, one DuckDB query over all files with all cores is cheaper than \
+                                  shipping the rows of a block that partial states cannot merge to one reduce \
+                                  (--split always splits it)"
+                    .to_string();
+                if let Some(note) = &fallback_note {
+                    let _ = write!(reason, "; partial aggregates not used: {note}");
+                }
+                return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+            }
             let probe = substitute_scan(&rewritten.map, &scan, &one_file, &layout).to_string();
             let bound = self.engine.describe(&probe).and_then(|columns| {
                 self.engine.check_reduce(&columns, &final_sql(&rewritten.reduce_sql, &output_columns)).map(|_| columns)
@@ -290,6 +300,13 @@ impl Planner<'_> {
             .flat_map(|scan| scan.partitions.partitions.iter().flat_map(|p| p.files.iter().cloned()))
             .collect();
         self.whole_query(query_id, &split.sql, Strategy::Single { reason }, files, split.output_columns.clone())
+    }
+
+    /// Whether a block whose map ships rows runs as one query ([`SplitPolicy::Auto`] in process):
+    /// the in-process workers share one DuckDB thread pool, so a split adds the reduce's pass
+    /// over every shipped row and parallelizes nothing that one DuckDB query does not.
+    fn one_query_is_cheaper(&self) -> bool {
+        self.config.split == SplitPolicy::Auto && self.config.backend == Backend::Local
     }
 
     fn describe_original(&self, sql: &str) -> Result<Vec<Column>> {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aws::AwsSettings;
-use crate::config::{Backend, Config, Environment, FileConfig};
+use crate::config::{Backend, Config, Environment, FileConfig, SplitPolicy};
 use crate::invoke::limit::MAX_CONCURRENCY;
 use crate::invoke::{FaultRates, HedgePolicy};
 use crate::Error;
@@ -49,7 +49,7 @@ pub struct EngineArgs {
     pub endpoint_url: Option<String>,
     /// Config file (TOML: backend, function, region, endpoint_url, concurrency,
     /// httpfs_extension, icu_extension, time_zone, spill_prefix, hedge_after, task_timeout, deadline, max_attempts,
-    /// memory_limit, lambda_memory_mb); default QUACK_CONFIG or ~/.config/quack/config.toml.
+    /// memory_limit, lambda_memory_mb, split); default QUACK_CONFIG or ~/.config/quack/config.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Tasks in flight at once (1 to 100000); default: the cores (local) or 100 (lambda).
@@ -101,6 +101,11 @@ pub struct EngineArgs {
     /// Function memory (MB, 128 to 10240) assumed when a worker does not report it.
     #[arg(long, env = "QUACK_LAMBDA_MEMORY_MB", value_parser = parse_memory_mb)]
     pub lambda_memory_mb: Option<u64>,
+    /// When a query whose map would ship its rows to the reduce (median, count DISTINCT,
+    /// windows, ...) is split: auto (in process, one DuckDB query over all files, which is
+    /// cheaper there; through Lambda, split) or always.
+    #[arg(long, env = "QUACK_SPLIT", value_enum)]
+    pub split: Option<SplitPolicy>,
     /// Inject faults around the invoker, e.g. fail=0.2,delay=0.1 (testing).
     #[arg(long, env = "QUACK_INJECT_FAULTS", hide = true)]
     pub inject_faults: Option<FaultRates>,
@@ -260,6 +265,12 @@ impl EngineArgs {
             (Some(mb), _) => mb,
             (None, Some(mb)) => parse_memory_mb(&mb.to_string()).map_err(|m| bad("lambda_memory_mb", m))?,
             (None, None) => config.lambda_memory_mb,
+        };
+        config.split = match (self.split, file.split.as_deref()) {
+            (Some(policy), _) => policy,
+            (None, None) | (None, Some("auto")) => SplitPolicy::Auto,
+            (None, Some("always")) => SplitPolicy::Always,
+            (None, Some(other)) => return Err(bad("split", format!("{other:?} is not auto or always"))),
         };
         config.inject_faults = self.inject_faults;
         Ok(config)

@@ -100,6 +100,36 @@ fn explain_shows_partitions_tasks_and_sql() {
     }
 }
 
+/// In process, a block that ships its rows (median) runs as one DuckDB query by default, and
+/// splits when asked; through Lambda the same query splits (planned with --dry-run, which
+/// invokes nothing).
+#[test]
+fn ship_rows_blocks_run_as_one_query_in_process_unless_split_always() {
+    let sql = format!("SELECT payment_type, median(fare_amount) AS m FROM {} GROUP BY 1 ORDER BY 1", lake().trips());
+    let explain = |args: &[&str]| {
+        let out = quack(&[&["explain", "-j", "2"], args, &[sql.as_str()]].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let auto = explain(&[]);
+    assert!(auto.contains("strategy: single task over all files: in process, one DuckDB query"), "{auto}");
+    assert!(auto.contains("tasks: 1"), "{auto}");
+    let split = explain(&["--split", "always", "--target-task-bytes", "1"]);
+    assert!(split.contains("strategy: ship rows"), "{split}");
+    assert!(!split.contains("tasks: 1\n"), "{split}");
+    let lambda = explain(&["--backend", "lambda", "--function", "f", "--target-task-bytes", "1"]);
+    assert!(lambda.contains("strategy: ship rows"), "{lambda}");
+    let bad = quack(&["explain", "--split", "sometimes", &sql]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--split"));
+    // Both ways give DuckDB's answer.
+    for args in [&[][..], &["--split", "always", "--target-task-bytes", "1"]] {
+        let out = quack(&[&["query", "--format", "csv"], args, &[sql.as_str()]].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let got = quack_fuzz::judge::parse_csv(&String::from_utf8(out.stdout).unwrap());
+        common::assert_rows("median", &sql, got, common::truth(&sql), true);
+    }
+}
+
 #[test]
 fn explain_says_when_a_query_runs_directly() {
     let sql = format!("SELECT count(*) FROM read_parquet('{}/zones.parquet')", lake().path());

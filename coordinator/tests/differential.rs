@@ -4,6 +4,7 @@
 mod common;
 
 use common::{assert_same, lake};
+use quack::config::SplitPolicy;
 use quack::Config;
 
 /// (name, SQL with `{t}` for the trips scan and `{lake}` for the lake path, ordered?)
@@ -59,15 +60,18 @@ fn run_all(config: Config) {
     }
 }
 
+/// The defaults, as a user runs quack: in process, blocks that ship rows run as one query.
 #[test]
 fn every_case_matches_duckdb_with_default_packing() {
     run_all(Config::with_concurrency(2));
 }
 
+/// Every block the rewriter can split is split (`--split always`), one file per task.
 #[test]
 fn every_case_matches_duckdb_with_one_file_per_task() {
     let mut config = Config::with_concurrency(3);
     config.target_task_bytes = Some(1);
+    config.split = SplitPolicy::Always;
     run_all(config);
 }
 
@@ -75,5 +79,6 @@ fn every_case_matches_duckdb_with_one_file_per_task() {
 fn every_case_matches_duckdb_with_one_big_task() {
     let mut config = Config::with_concurrency(1);
     config.target_task_bytes = Some(u64::MAX / 2);
+    config.split = SplitPolicy::Always;
     run_all(config);
 }
