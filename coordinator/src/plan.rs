@@ -170,11 +170,17 @@ impl Planner<'_> {
                 }
                 Err(other) => return Err(Error::Unsupported { reason: other.to_string() }),
             };
-            if rewritten.strategy == rewrite::Strategy::ShipRows && self.one_query_is_cheaper() {
-                let mut reason = "in process, one DuckDB query over all files with all cores is cheaper than \
-                                  shipping the rows of a block that partial states cannot merge to one reduce \
-                                  (--split always splits it)"
-                    .to_string();
+            let ships_rows = rewritten.strategy == rewrite::Strategy::ShipRows || rewritten.distinct_keys;
+            if ships_rows && self.one_query_is_cheaper() {
+                let what = if rewritten.distinct_keys {
+                    "a row per distinct value of a DISTINCT aggregate"
+                } else {
+                    "the rows of a block that partial states cannot merge"
+                };
+                let mut reason = format!(
+                    "in process, one DuckDB query over all files with all cores is cheaper than shipping {what} \
+                     to one reduce (--split always splits it)"
+                );
                 if let Some(note) = &fallback_note {
                     let _ = write!(reason, "; partial aggregates not used: {note}");
                 }
@@ -302,7 +308,8 @@ impl Planner<'_> {
         self.whole_query(query_id, &split.sql, Strategy::Single { reason }, files, split.output_columns.clone())
     }
 
-    /// Whether a block whose map ships rows runs as one query ([`SplitPolicy::Auto`] in process):
+    /// Whether a block whose map ships rows (or a row per distinct value) runs as one query
+    /// ([`SplitPolicy::Auto`] in process):
     /// the in-process workers share one DuckDB thread pool, so a split adds the reduce's pass
     /// over every shipped row and parallelizes nothing that one DuckDB query does not.
     fn one_query_is_cheaper(&self) -> bool {

@@ -119,6 +119,10 @@ fn ship_rows_blocks_run_as_one_query_in_process_unless_split_always() {
     assert!(!split.contains("tasks: 1\n"), "{split}");
     let lambda = explain(&["--backend", "lambda", "--function", "f", "--target-task-bytes", "1"]);
     assert!(lambda.contains("strategy: ship rows"), "{lambda}");
+    // A DISTINCT aggregate's map ships a row per distinct value: one query too, by default.
+    let distinct = format!("SELECT count(DISTINCT pickup_location_id) AS n FROM {}", lake().trips());
+    let text = String::from_utf8(quack(&["explain", "-j", "2", &distinct]).stdout).unwrap();
+    assert!(text.contains("cheaper than shipping a row per distinct value"), "{text}");
     let bad = quack(&["explain", "--split", "sometimes", &sql]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--split"));
     // Both ways give DuckDB's answer.

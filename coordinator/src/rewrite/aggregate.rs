@@ -176,7 +176,13 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     // Substitute each aggregate placeholder by its merge expression.
     let merges: Vec<Expr> = aggregates.iter().enumerate().map(|(i, a)| merge_expr(i, a)).collect();
     let _ = reduce.visit(&mut Substitute { merges: &merges });
-    Ok(BlockSplit { strategy: Strategy::PartialAggregate, map, reduce, top_n_pushdown: false })
+    Ok(BlockSplit {
+        strategy: Strategy::PartialAggregate,
+        map,
+        reduce,
+        top_n_pushdown: false,
+        distinct_keys: !distinct_keys.is_empty(),
+    })
 }
 
 /// The block's grouping keys with GROUP BY ALL, ordinals and select aliases resolved.

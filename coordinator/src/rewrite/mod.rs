@@ -129,6 +129,10 @@ pub struct Rewritten {
     pub reduce_sql: String,
     /// Whether the map pushes ORDER BY + LIMIT down (top-N).
     pub top_n_pushdown: bool,
+    /// Whether the map also groups by the arguments of DISTINCT aggregates, so that its
+    /// partials hold a row per distinct value: up to one per input row, shipped as ship rows
+    /// ships them.
+    pub distinct_keys: bool,
 }
 
 /// Parses DuckDB SQL.
@@ -338,6 +342,8 @@ pub(crate) struct BlockSplit {
     pub map: Query,
     pub reduce: Query,
     pub top_n_pushdown: bool,
+    /// See [`Rewritten::distinct_keys`].
+    pub distinct_keys: bool,
 }
 
 struct BlockSplitter<'a> {
@@ -520,6 +526,7 @@ pub fn rewrite(query: &Query, ctx: &Context, allow_partial_aggregate: bool) -> R
         map,
         reduce_sql: query.to_string(),
         top_n_pushdown: block.top_n_pushdown,
+        distinct_keys: block.distinct_keys,
     })
 }
 

@@ -126,7 +126,7 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
             }
         }
     }
-    Ok(BlockSplit { strategy: Strategy::ShipRows, map, reduce, top_n_pushdown })
+    Ok(BlockSplit { strategy: Strategy::ShipRows, map, reduce, top_n_pushdown, distinct_keys: false })
 }
 
 /// With `SELECT *`, the reduce reads the partials under the scan's alias so qualified references
