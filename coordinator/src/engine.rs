@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::catalog::FunctionCatalog;
 use crate::error::{Error, Result};
@@ -20,7 +20,11 @@ pub struct Column {
 /// The coordinator's DuckDB connection.
 pub struct Engine {
     conn: Mutex<duckdb::Connection>,
-    catalog: FunctionCatalog,
+    /// DuckDB's aggregates ([`Engine::aggregates`]), once read.
+    catalog: OnceLock<FunctionCatalog>,
+    /// The thread reading them while the process starts: `duckdb_functions()` takes ~20 ms,
+    /// which overlaps with listing and binding instead of adding to them.
+    catalog_loading: Mutex<Option<std::thread::JoinHandle<duckdb::Result<FunctionCatalog>>>>,
     time_zone: Option<String>,
 }
 
@@ -79,8 +83,16 @@ impl Engine {
                 .map_err(|e| Error::Config { message: format!("--time-zone {zone:?}: {e}") })?;
         }
         let time_zone = quack_lambda::runner::current_time_zone(&conn);
-        let catalog = FunctionCatalog::load(&conn).map_err(|source| Error::Engine { source })?;
-        Ok(Engine { conn: Mutex::new(conn), catalog, time_zone })
+        // After ICU, whose functions the catalog includes; a failure here is read again, and
+        // reported, by the first call of `aggregates`.
+        let catalog_loading =
+            conn.try_clone().ok().map(|second| std::thread::spawn(move || FunctionCatalog::load(&second)));
+        Ok(Engine {
+            conn: Mutex::new(conn),
+            catalog: OnceLock::new(),
+            catalog_loading: Mutex::new(catalog_loading),
+            time_zone,
+        })
     }
 
     /// The session's time zone (DuckDB's `TimeZone`) that every task runs in; `None` without
@@ -107,8 +119,17 @@ impl Engine {
 
     /// Lowercase names that aggregate in this DuckDB: its aggregate functions and the macros
     /// whose bodies aggregate ([`FunctionCatalog`]).
-    pub fn aggregates(&self) -> &HashSet<String> {
-        self.catalog.aggregates()
+    pub fn aggregates(&self) -> Result<&HashSet<String>> {
+        if let Some(catalog) = self.catalog.get() {
+            return Ok(catalog.aggregates());
+        }
+        let loading = self.catalog_loading.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let catalog = match loading.map(|thread| thread.join()) {
+            Some(Ok(Ok(catalog))) => catalog,
+            // The thread failed (or another call took it): read the catalog here, reporting errors.
+            _ => FunctionCatalog::load(&self.lock()).map_err(|source| Error::Engine { source })?,
+        };
+        Ok(self.catalog.get_or_init(|| catalog).aggregates())
     }
 
     /// Exclusive access to the connection (for the reduce).
@@ -235,9 +256,9 @@ mod tests {
         let columns = engine.describe("SELECT 1::BIGINT AS a, 'x' AS b").unwrap();
         assert_eq!(columns[0], Column { name: "a".into(), data_type: "BIGINT".into() });
         assert_eq!(columns[1].data_type, "VARCHAR");
-        assert!(engine.aggregates().contains("median"));
-        assert!(engine.aggregates().contains("geomean"), "an aggregating macro");
-        assert!(!engine.aggregates().contains("lower"));
+        assert!(engine.aggregates().unwrap().contains("median"));
+        assert!(engine.aggregates().unwrap().contains("geomean"), "an aggregating macro");
+        assert!(!engine.aggregates().unwrap().contains("lower"));
         assert!(engine.describe("SELECT nope").unwrap_err().contains("nope"));
     }
 

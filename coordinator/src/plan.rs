@@ -153,7 +153,7 @@ impl Planner<'_> {
             self.engine.describe(&sql).map(|columns| columns.into_iter().map(|c| c.name).collect())
         };
         let ctx = Context {
-            aggregates: self.engine.aggregates().clone(),
+            aggregates: self.engine.aggregates()?.clone(),
             scan_columns: scan_columns.iter().map(|c| c.name.to_ascii_lowercase()).collect(),
             binder: Some(&binder),
         };

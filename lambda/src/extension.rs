@@ -116,8 +116,15 @@ pub fn open_in_memory(
     config: duckdb::Config,
     planned: &[(&'static str, Option<&Path>)],
 ) -> duckdb::Result<duckdb::Connection> {
+    // One thread per file: hashing is the cost (20 MB each).
     let all_pinned = !planned.is_empty()
-        && planned.iter().all(|(name, path)| resolve(name, *path).is_some_and(|file| is_pinned(name, &file)));
+        && std::thread::scope(|scope| {
+            let checks: Vec<_> = planned
+                .iter()
+                .map(|(name, path)| scope.spawn(move || resolve(name, *path).is_some_and(|f| is_pinned(name, &f))))
+                .collect();
+            checks.into_iter().all(|check| check.join().unwrap_or(false))
+        });
     let config =
         if all_pinned { config.allow_unsigned_extensions()?.enable_autoload_extension(false)? } else { config };
     duckdb::Connection::open_in_memory_with_flags(config)
