@@ -108,3 +108,11 @@ SELECT date_trunc('day', ts::TIMESTAMPTZ) AS d, strftime(min(ts::TIMESTAMPTZ), '
 -- of the drifted files only, while DuckDB over all the files answers. A task's "Not implemented"
 -- is engine_internal: the query reruns as one task, as one DuckDB runs it.
 SELECT (strftime(t.ts, '%H:%M:%S') || '+05:30')::TIMETZ AS k0 FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true, union_by_name = true) t JOIN read_parquet('{lake}/dim.parquet') d ON t.a = d.a WHERE (abs(d.w) <> 5 AND (t.a % 3) = 3);
+
+-- name: ordinal_of_a_constant_in_a_pushed_top_n
+-- Found by the long run (seed 16): ORDER BY 2 names the constant `1 AS q`; the map's pushed
+-- ORDER BY must not read that constant back as ordinal 1 (d.a), or each task keeps the wrong top 4.
+SELECT d.a, 1 AS q, name FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) t INNER JOIN read_parquet('{lake}/dim.parquet') d ON t.a = d.a ORDER BY 2 ASC NULLS FIRST, t.id LIMIT 4;
+
+-- name: alias_of_a_constant_in_a_pushed_top_n
+SELECT d.a, 1 AS q, name FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) t INNER JOIN read_parquet('{lake}/dim.parquet') d ON t.a = d.a ORDER BY q, t.id LIMIT 4;

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, TableFactor, Value,
-    VisitMut, VisitorMut,
+    Distinct, Expr, GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, TableFactor,
+    UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use super::scan::is_placeholder;
@@ -212,7 +212,24 @@ fn pushed_order_by(
             e.expr = expr;
         }
     }
+    // A key that is a literal orders nothing, and the map would read it as an ordinal (`SELECT
+    // d.a, 1 AS q ... ORDER BY 2` must not become the map's `ORDER BY 1`) or refuse it (a string):
+    // dropped.
+    exprs.retain(|e| !is_literal(&e.expr));
+    if exprs.is_empty() {
+        return None;
+    }
     Some(order_by)
+}
+
+/// Whether `expr` is a literal as DuckDB's parser sees one: `1`, `(1)`, `-1`, `'x'`, `NULL`.
+fn is_literal(expr: &Expr) -> bool {
+    match expr {
+        Expr::Value(_) => true,
+        Expr::Nested(inner) => is_literal(inner),
+        Expr::UnaryOp { op: UnaryOperator::Minus | UnaryOperator::Plus, expr } => is_literal(expr),
+        _ => false,
+    }
 }
 
 /// Collects column references (outside lambdas and not select aliases) and renames them __quack_r{i}.

@@ -129,6 +129,20 @@ fn top_n_is_pushed_into_the_map() {
 }
 
 #[test]
+fn top_n_drops_literal_keys_which_the_map_would_read_as_ordinals() {
+    // `ORDER BY 2` and `ORDER BY q` name the constant `1`; as the map's key it would be ordinal 1.
+    let r = golden(
+        "top_n_literal_key",
+        &format!("SELECT date, 1 AS q, -1 AS m, fare_amount FROM {T} ORDER BY 2, q DESC, m, 4 LIMIT 3"),
+    );
+    assert!(r.top_n_pushdown);
+    assert!(!r.map_sql().contains("ORDER BY 1"), "{}", r.map_sql());
+    // With no key left, nothing is pushed down.
+    let r = golden("top_n_only_literal_keys", &format!("SELECT date, 'x' AS q FROM {T} ORDER BY q LIMIT 3"));
+    assert!(!r.top_n_pushdown);
+}
+
+#[test]
 fn select_distinct_dedupes_in_the_map() {
     golden("select_distinct", &format!("SELECT DISTINCT payment_type FROM {T} ORDER BY 1"));
 }
