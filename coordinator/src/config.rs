@@ -105,8 +105,12 @@ pub struct Config {
     pub concurrency: usize,
     /// DuckDB `memory_limit` of the embedded database (shared by in-process workers), e.g. `"8GB"`.
     pub memory_limit: Option<String>,
-    /// Bytes of input per task; derived from the data and `concurrency` when `None`.
+    /// Work per task, as bytes of input plus `file_open_bytes` per file; derived from the data
+    /// and `concurrency` when `None`.
     pub target_task_bytes: Option<u64>,
+    /// What opening one file costs a task, counted as bytes read in the same time; `None`: 8 MiB
+    /// for `s3://` files (request latency), 64 KiB for local ones. See [`crate::tasks::FileCost`].
+    pub file_open_bytes: Option<u64>,
     /// Tasks per worker when the task size is derived: more evens out skew, fewer saves the
     /// per-task setup (~1 ms in process; much more per Lambda invocation).
     pub tasks_per_worker: usize,
@@ -125,7 +129,13 @@ pub struct Config {
     pub engine_threads: usize,
     /// When a block whose map ships rows is split.
     pub split: SplitPolicy,
+    /// Bytes of partial results the coordinator may hold for one query (`None`: any); a query
+    /// whose partials would pass it stops with [`crate::Error::GatherLimit`].
+    pub max_gather_bytes: Option<u64>,
 }
+
+/// The default of [`Config::max_gather_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_GATHER_BYTES: u64 = 256 << 20;
 
 /// Cores available to this process.
 pub fn available_cores() -> usize {
@@ -156,6 +166,7 @@ impl Config {
             concurrency: concurrency.max(1),
             memory_limit: None,
             target_task_bytes: None,
+            file_open_bytes: None,
             tasks_per_worker: 2,
             min_task_bytes: 1 << 20,
             max_task_bytes: 256 << 20,
@@ -164,6 +175,7 @@ impl Config {
             spill_prefix: None,
             engine_threads: cores,
             split: SplitPolicy::Auto,
+            max_gather_bytes: Some(DEFAULT_MAX_GATHER_BYTES),
         }
     }
 
@@ -238,6 +250,8 @@ pub struct FileConfig {
     pub memory_limit: Option<String>,
     pub lambda_memory_mb: Option<u64>,
     pub split: Option<String>,
+    pub file_open_bytes: Option<u64>,
+    pub max_gather_bytes: Option<u64>,
 }
 
 /// The config file could not be used.

@@ -39,6 +39,13 @@ pub enum Error {
     /// The query's tasks did not all finish before the overall deadline.
     #[error("the query's tasks did not finish within the {seconds} s deadline ({done} of {total} done)")]
     Deadline { seconds: u64, done: usize, total: usize },
+    /// The workers' partial results would pass what the coordinator may hold.
+    #[error(
+        "the partial results reached {gathered} bytes with {done} of {total} tasks done, more than the {limit} bytes \
+         --max-gather-bytes lets the coordinator hold; aggregate or filter more, add a LIMIT, or raise \
+         --max-gather-bytes (0: no limit)"
+    )]
+    GatherLimit { limit: u64, gathered: u64, done: usize, total: usize },
     /// An S3 Inventory location or report is missing or unreadable.
     #[error("inventory {location}: {message}")]
     Inventory { location: String, message: String },

@@ -316,7 +316,7 @@ impl Quack {
         let started = Instant::now();
         let plan = self.plan(sql)?;
         let plan_ms = started.elapsed().as_millis() as u64;
-        let run = Arc::new(QueryRun::default());
+        let run = Arc::new(QueryRun::with_gather_limit(self.config.max_gather_bytes));
         let map_started = Instant::now();
         let (plan, partials) = match self.invoke_plan(&plan, run.clone(), on_progress).await {
             Err(Error::Task { task_id, label, source: InvokeError::Task(failure) })
@@ -335,6 +335,8 @@ impl Quack {
                     strategy = %single.strategy.describe(),
                     "replanned after an internal DuckDB error in a task"
                 );
+                // The split plan's partials were dropped with its error.
+                run.gather.release_all();
                 let partials = self.invoke_plan(&single, run.clone(), on_progress).await?;
                 (single, partials)
             }

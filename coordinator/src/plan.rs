@@ -235,7 +235,8 @@ impl Planner<'_> {
             None => ((0..parts.partitions.len()).collect(), None),
         };
         let kept_parts: Vec<&partitions::Partition> = kept.iter().map(|&i| &parts.partitions[i]).collect();
-        let total: u64 = kept_parts.iter().map(|p| p.bytes()).sum();
+        let cost = tasks::FileCost { open_bytes: self.config.file_open_bytes };
+        let total: u64 = kept_parts.iter().map(|p| cost.of_files(&p.files)).fold(0, u64::saturating_add);
         let target = self.config.target_task_bytes.unwrap_or_else(|| {
             tasks::target_bytes(
                 total,
@@ -250,9 +251,9 @@ impl Planner<'_> {
             let files = all_files.iter().take(if one_file_tasks_fail { 2 } else { 1 }).cloned().collect();
             vec![TaskSpec { label: "all partitions pruned: the empty result".into(), files, partitions: 0 }]
         } else if one_file_tasks_fail {
-            tasks::at_least_two_files(tasks::pack(&kept_parts, target))
+            tasks::at_least_two_files(tasks::pack(&kept_parts, target, cost))
         } else {
-            tasks::pack(&kept_parts, target)
+            tasks::pack(&kept_parts, target, cost)
         };
         let tasks = specs
             .iter()

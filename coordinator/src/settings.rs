@@ -23,6 +23,8 @@ pub const MAX_HEDGE_FACTOR: f64 = 1000.0;
 pub const MAX_ATTEMPTS: u64 = 100;
 /// Largest task size, in bytes (1 TiB).
 pub const MAX_TASK_BYTES: u64 = 1 << 40;
+/// Largest `--max-gather-bytes`.
+pub const MAX_GATHER_BYTES: u64 = 1 << 50;
 
 /// Where tasks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,15 +51,24 @@ pub struct EngineArgs {
     pub endpoint_url: Option<String>,
     /// Config file (TOML: backend, function, region, endpoint_url, concurrency,
     /// httpfs_extension, icu_extension, time_zone, spill_prefix, hedge_after, task_timeout, deadline, max_attempts,
-    /// memory_limit, lambda_memory_mb, split); default QUACK_CONFIG or ~/.config/quack/config.toml.
+    /// memory_limit, lambda_memory_mb, split, file_open_bytes, max_gather_bytes); default QUACK_CONFIG or ~/.config/quack/config.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Tasks in flight at once (1 to 100000); default: the cores (local) or 100 (lambda).
     #[arg(long, short = 'j', env = "QUACK_CONCURRENCY", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
-    /// Input bytes per task (1 to 2^40); default: derived from the data size and the concurrency.
+    /// Input bytes per task (1 to 2^40), each file counting --file-open-bytes more; default:
+    /// derived from the data size and the concurrency.
     #[arg(long, env = "QUACK_TARGET_TASK_BYTES", value_parser = parse_task_bytes)]
     pub target_task_bytes: Option<u64>,
+    /// What opening one file costs a task, as bytes read in the same time (0 to 2^40), so that
+    /// many small files spread over tasks; default 8 MiB for s3:// files, 64 KiB for local ones.
+    #[arg(long, env = "QUACK_FILE_OPEN_BYTES", value_parser = parse_file_open_bytes)]
+    pub file_open_bytes: Option<u64>,
+    /// Bytes of partial results the coordinator may hold for one query (0: no limit; at most
+    /// 2^50); default 256 MiB. A query that would hold more stops with a message that says so.
+    #[arg(long, env = "QUACK_MAX_GATHER_BYTES", value_parser = parse_gather_bytes)]
+    pub max_gather_bytes: Option<u64>,
     /// Per-attempt timeout in seconds; default 900 (local) or the function's own (lambda).
     #[arg(long, env = "QUACK_TASK_TIMEOUT", value_parser = parse_seconds)]
     pub task_timeout: Option<Duration>,
@@ -131,6 +142,16 @@ pub fn parse_concurrency(text: &str) -> Result<usize, String> {
 /// Bytes per task: 1 to [`MAX_TASK_BYTES`].
 pub fn parse_task_bytes(text: &str) -> Result<u64, String> {
     in_range(number::<u64>(text)?, 1, MAX_TASK_BYTES)
+}
+
+/// The cost of a file's open: 0 to [`MAX_TASK_BYTES`].
+pub fn parse_file_open_bytes(text: &str) -> Result<u64, String> {
+    in_range(number::<u64>(text)?, 0, MAX_TASK_BYTES)
+}
+
+/// The gather limit: 0 (no limit) to [`MAX_GATHER_BYTES`].
+pub fn parse_gather_bytes(text: &str) -> Result<u64, String> {
+    in_range(number::<u64>(text)?, 0, MAX_GATHER_BYTES)
 }
 
 /// A duration in seconds (fractions allowed): more than 0, at most [`MAX_SECONDS`].
@@ -229,6 +250,17 @@ impl EngineArgs {
         config.time_zone = self.time_zone.clone().or(file.time_zone.clone()).filter(|z| !z.trim().is_empty());
         config.spill_prefix = self.spill_prefix.clone().or(file.spill_prefix.clone());
         config.target_task_bytes = self.target_task_bytes;
+        config.max_gather_bytes = match (self.max_gather_bytes, file.max_gather_bytes) {
+            (Some(bytes), _) => Some(bytes),
+            (None, Some(bytes)) => Some(in_range(bytes, 0, MAX_GATHER_BYTES).map_err(|m| bad("max_gather_bytes", m))?),
+            (None, None) => Some(crate::config::DEFAULT_MAX_GATHER_BYTES),
+        }
+        .filter(|&bytes| bytes > 0);
+        config.file_open_bytes = match (self.file_open_bytes, file.file_open_bytes) {
+            (Some(bytes), _) => Some(bytes),
+            (None, Some(bytes)) => Some(in_range(bytes, 0, MAX_TASK_BYTES).map_err(|m| bad("file_open_bytes", m))?),
+            (None, None) => None,
+        };
         config.task_timeout = match (self.task_timeout, file.task_timeout) {
             (Some(t), _) => Some(t),
             (None, Some(s)) => Some(seconds(s).map_err(|m| bad("task_timeout", m))?),
@@ -307,6 +339,10 @@ mod tests {
             &["--task-timeout", "0"],
             &["--max-attempts", "1000000"],
             &["--target-task-bytes", "0"],
+            &["--file-open-bytes", "8MiB"],
+            &["--file-open-bytes", "1099511627777"],
+            &["--max-gather-bytes", "1125899906842625"],
+            &["--max-gather-bytes", "lots"],
             &["--price-per-gb-second", "inf"],
             &["--lambda-memory-mb", "99999999"],
         ] {
@@ -316,6 +352,7 @@ mod tests {
         }
         let ok = parse(&["-j", "64", "--deadline", "2.5", "--hedge-after", "0"]).unwrap();
         assert_eq!(ok.deadline, Some(Duration::from_millis(2500)));
+        assert_eq!(parse(&["--file-open-bytes", "0"]).unwrap().file_open_bytes, Some(0));
     }
 
     #[test]
@@ -339,6 +376,11 @@ mod tests {
         assert_eq!(config.concurrency, 3);
         let defaults = EngineArgs::default().resolve_with(&FileConfig::default(), &environment).unwrap();
         assert_eq!((defaults.backend, defaults.hedge), (Backend::Local, None));
+        assert_eq!(defaults.max_gather_bytes, Some(256 << 20));
+        let unlimited = EngineArgs { max_gather_bytes: Some(0), ..EngineArgs::default() };
+        assert_eq!(unlimited.resolve_with(&file, &environment).unwrap().max_gather_bytes, None);
+        let from_file = FileConfig { max_gather_bytes: Some(1000), ..FileConfig::default() };
+        assert_eq!(EngineArgs::default().resolve_with(&from_file, &environment).unwrap().max_gather_bytes, Some(1000));
     }
 
     #[test]
@@ -350,6 +392,8 @@ mod tests {
             FileConfig { deadline: Some(1e30), ..FileConfig::default() },
             FileConfig { task_timeout: Some(f64::NAN), ..FileConfig::default() },
             FileConfig { backend: Some("cloud".into()), ..FileConfig::default() },
+            FileConfig { file_open_bytes: Some(u64::MAX), ..FileConfig::default() },
+            FileConfig { max_gather_bytes: Some(u64::MAX), ..FileConfig::default() },
         ] {
             let error = EngineArgs::default().resolve_with(&file, &environment).unwrap_err();
             assert!(error.to_string().starts_with("configuration: config file:"), "{error}");

@@ -1,8 +1,44 @@
 //! Packing partitions into tasks so workers get even work: one task per partition by default,
 //! a partition larger than the target split by file, and small partitions packed together up to
 //! the target. Files keep their order, so partials concatenate in the table's file order.
+//!
+//! Work is measured by [`FileCost`]: a file's bytes plus what opening it costs, counted as the
+//! bytes read in the same time. On S3 every file costs a few requests of first-byte latency, so
+//! 1,000 small objects are not one task of 1,000 sequential opens.
 
 use crate::partitions::{FileEntry, Partition};
+
+/// Default cost of opening an `s3://` (or other remote) file: DuckDB makes ~3 requests per
+/// Parquet file (size, footer, row groups) at ~25 ms of first-byte latency each, in which a
+/// Lambda worker reads ~8 MiB.
+pub const REMOTE_FILE_OPEN_BYTES: u64 = 8 << 20;
+/// Default cost of opening a local file (open, footer, metadata: ~0.1 ms at ~1 GB/s).
+pub const LOCAL_FILE_OPEN_BYTES: u64 = 64 << 10;
+
+/// What a file costs a task: its size plus the cost of opening it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileCost {
+    /// The cost of one open, in bytes; `None`: by where the file is
+    /// ([`REMOTE_FILE_OPEN_BYTES`] for URLs, [`LOCAL_FILE_OPEN_BYTES`] for paths).
+    pub open_bytes: Option<u64>,
+}
+
+impl FileCost {
+    /// The cost of `file`.
+    pub fn of(&self, file: &FileEntry) -> u64 {
+        let open = self.open_bytes.unwrap_or(if file.path.contains("://") {
+            REMOTE_FILE_OPEN_BYTES
+        } else {
+            LOCAL_FILE_OPEN_BYTES
+        });
+        file.size.saturating_add(open)
+    }
+
+    /// The cost of `files`.
+    pub fn of_files<'a>(&self, files: impl IntoIterator<Item = &'a FileEntry>) -> u64 {
+        files.into_iter().fold(0u64, |sum, f| sum.saturating_add(self.of(f)))
+    }
+}
 
 /// The files of one task and what they cover.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +64,14 @@ impl TaskSpec {
     }
 }
 
-/// Target bytes per task: the total spread over `slots` tasks (a few per worker), clamped to
-/// `[min, max]`.
+/// Target cost per task: the total ([`FileCost`]) spread over `slots` tasks (a few per worker),
+/// clamped to `[min, max]`.
 pub fn target_bytes(total: u64, slots: usize, min: u64, max: u64) -> u64 {
     (total / slots.max(1) as u64).clamp(min, max.max(min))
 }
 
-/// Packs `partitions` (in order) into tasks of about `target` bytes each.
-pub fn pack(partitions: &[&Partition], target: u64) -> Vec<TaskSpec> {
+/// Packs `partitions` (in order) into tasks of about `target` each, as `cost` counts.
+pub fn pack(partitions: &[&Partition], target: u64, cost: FileCost) -> Vec<TaskSpec> {
     let target = target.max(1);
     let mut tasks = Vec::new();
     let mut open: Vec<&Partition> = Vec::new();
@@ -58,37 +94,38 @@ pub fn pack(partitions: &[&Partition], target: u64) -> Vec<TaskSpec> {
         *open_bytes = 0;
     };
     for partition in partitions {
-        let bytes = partition.bytes();
+        let bytes = cost.of_files(&partition.files);
         if bytes > target && partition.files.len() > 1 {
             flush(&mut open, &mut open_bytes, &mut tasks);
-            split_partition(partition, target, &mut tasks);
+            split_partition(partition, target, cost, &mut tasks);
             continue;
         }
         // Close the open task when this partition would take it further past the target than
         // stopping short does: tasks come out close to the target on both sides, so
         // total / target tasks of equal size, not n full ones and a small remainder.
-        if !open.is_empty() && open_bytes + bytes / 2 > target {
+        if !open.is_empty() && open_bytes.saturating_add(bytes / 2) > target {
             flush(&mut open, &mut open_bytes, &mut tasks);
         }
         open.push(partition);
-        open_bytes += bytes;
+        open_bytes = open_bytes.saturating_add(bytes);
     }
     flush(&mut open, &mut open_bytes, &mut tasks);
     tasks
 }
 
-fn split_partition(partition: &Partition, target: u64, tasks: &mut Vec<TaskSpec>) {
+fn split_partition(partition: &Partition, target: u64, cost: FileCost, tasks: &mut Vec<TaskSpec>) {
     let mut chunks: Vec<Vec<FileEntry>> = Vec::new();
     let mut bytes = 0u64;
     for file in &partition.files {
+        let file_cost = cost.of(file);
         match chunks.last_mut() {
-            Some(chunk) if bytes + file.size <= target => {
+            Some(chunk) if bytes.saturating_add(file_cost) <= target => {
                 chunk.push(file.clone());
-                bytes += file.size;
+                bytes += file_cost;
             }
             _ => {
                 chunks.push(vec![file.clone()]);
-                bytes = file.size;
+                bytes = file_cost;
             }
         }
     }
@@ -137,6 +174,9 @@ pub fn at_least_two_files(specs: Vec<TaskSpec>) -> Vec<TaskSpec> {
 mod tests {
     use super::*;
 
+    /// Bytes only, as the tests before file costs were written.
+    const BYTES: FileCost = FileCost { open_bytes: Some(0) };
+
     fn partition(name: &str, sizes: &[u64]) -> Partition {
         Partition {
             name: name.into(),
@@ -152,7 +192,7 @@ mod tests {
     #[test]
     fn one_task_per_partition_of_the_target_size() {
         let parts = [partition("d=1", &[100]), partition("d=2", &[100])];
-        let tasks = pack(&parts.iter().collect::<Vec<_>>(), 100);
+        let tasks = pack(&parts.iter().collect::<Vec<_>>(), 100, BYTES);
         assert_eq!(tasks.len(), 2);
         assert_eq!(tasks[0].label, "d=1");
     }
@@ -179,7 +219,7 @@ mod tests {
             partition("d=4", &[60, 60, 60]),
             partition("d=5", &[1]),
         ];
-        let tasks = pack(&parts.iter().collect::<Vec<_>>(), 100);
+        let tasks = pack(&parts.iter().collect::<Vec<_>>(), 100, BYTES);
         let labels: Vec<_> = tasks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -193,14 +233,47 @@ mod tests {
     #[test]
     fn tasks_come_out_even_around_the_target() {
         let parts: Vec<Partition> = (0..9).map(|i| partition(&format!("d={i}"), &[10 + i % 2])).collect();
-        let sizes: Vec<u64> = pack(&parts.iter().collect::<Vec<_>>(), 32).iter().map(|t| t.bytes()).collect();
+        let sizes: Vec<u64> = pack(&parts.iter().collect::<Vec<_>>(), 32, BYTES).iter().map(|t| t.bytes()).collect();
         assert_eq!(sizes, vec![31, 32, 31], "no small remainder task");
     }
 
     #[test]
     fn a_single_huge_file_is_one_task() {
         let parts = [partition("d=1", &[10_000])];
-        assert_eq!(pack(&parts.iter().collect::<Vec<_>>(), 100).len(), 1);
+        assert_eq!(pack(&parts.iter().collect::<Vec<_>>(), 100, BYTES).len(), 1);
+    }
+
+    #[test]
+    fn many_small_remote_files_are_spread_by_their_open_cost() {
+        // 1,000 objects of 1 KiB on S3: by bytes alone (1 MiB in all) they are one task of 1,000
+        // sequential opens; with the open cost, tasks of about 32 files each.
+        let files: Vec<FileEntry> =
+            (0..1000).map(|i| FileEntry { path: format!("s3://b/t/d=1/{i:04}.parquet"), size: 1024 }).collect();
+        let parts = [Partition { name: "d=1".into(), values: vec![Some("1".into())], files }];
+        let cost = FileCost::default();
+        let total = cost.of_files(&parts[0].files);
+        let target = target_bytes(total, 8, 1 << 20, 256 << 20);
+        assert_eq!(target, 256 << 20, "the total cost is ~8 GB: the target hits its ceiling");
+        let tasks = pack(&parts.iter().collect::<Vec<_>>(), target, cost);
+        // 31 files of 8 MiB + 1 KiB fit in 256 MiB: 32 tasks of 31 and one of 8.
+        assert_eq!(tasks.len(), 33);
+        assert!(tasks[..32].iter().all(|t| t.files.len() == 31));
+        assert_eq!(tasks.iter().map(|t| t.files.len()).sum::<usize>(), 1000);
+        // By bytes only, the same files are one task.
+        let target = target_bytes(1000 * 1024, 8, 1 << 20, 256 << 20);
+        assert_eq!(pack(&parts.iter().collect::<Vec<_>>(), target, BYTES).len(), 1);
+    }
+
+    #[test]
+    fn local_files_cost_less_to_open_than_remote_ones() {
+        let local = FileEntry { path: "/lake/t/d=1/a.parquet".into(), size: 10 };
+        let remote = FileEntry { path: "s3://lake/t/d=1/a.parquet".into(), size: 10 };
+        let cost = FileCost::default();
+        assert_eq!(cost.of(&local), 10 + LOCAL_FILE_OPEN_BYTES);
+        assert_eq!(cost.of(&remote), 10 + REMOTE_FILE_OPEN_BYTES);
+        assert_eq!(FileCost { open_bytes: Some(5) }.of(&remote), 15);
+        let huge = FileEntry { path: "x".into(), size: u64::MAX };
+        assert_eq!(cost.of(&huge), u64::MAX, "saturates");
     }
 
     #[test]

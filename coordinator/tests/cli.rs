@@ -208,3 +208,41 @@ fn times_are_in_the_session_time_zone() {
         assert!(table.contains(&first[..10]) && table.contains(&first[11..16]), "{zone}: not {first:?}:\n{table}");
     }
 }
+
+/// `--max-gather-bytes` bounds the partial results the coordinator holds: a query whose partials
+/// pass it stops with a message that names the flag; under a larger limit, or none, it answers.
+#[test]
+fn the_gather_limit_stops_a_query_that_would_hold_too_much() {
+    let sql = format!("SELECT fare_amount FROM {} WHERE fare_amount > 0", lake().trips());
+    for args in [&["--max-gather-bytes", "100000"][..], &["--split", "always", "--max-gather-bytes", "100000"]] {
+        let out = quack(&[&["query", "-j", "2", "--format", "csv"], args, &[sql.as_str()]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} answered");
+        assert!(stderr.contains("more than the 100000 bytes --max-gather-bytes lets the coordinator hold"), "{stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: a partial answer was written");
+    }
+    for args in [&["--max-gather-bytes", "0"][..], &[]] {
+        let out = quack(&[&["query", "-j", "2", "--format", "csv"], args, &[sql.as_str()]].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Every file costs a task `--file-open-bytes` more than its size: when opening costs more than
+/// a task's ceiling, every file is a task of its own; when it costs nothing, small files pack.
+#[test]
+fn the_cost_of_opening_a_file_spreads_small_files_over_tasks() {
+    let sql = format!("SELECT count(*) AS n FROM {}", lake().trips());
+    let tasks = |args: &[&str]| -> usize {
+        let out = quack(&[&["explain", "-j", "2"], args, &[sql.as_str()]].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().find_map(|l| l.strip_prefix("tasks: ")).unwrap_or_else(|| panic!("{text}"));
+        line.trim().parse().unwrap()
+    };
+    let per_file = tasks(&["--target-task-bytes", "1"]);
+    assert!(per_file > 10, "{per_file}");
+    assert_eq!(tasks(&["--file-open-bytes", "1099511627776"]), per_file);
+    assert!(tasks(&["--file-open-bytes", "0"]) < per_file);
+    let bad = quack(&["explain", "--file-open-bytes", "-5", &sql]);
+    assert!(!bad.status.success());
+}

@@ -401,10 +401,12 @@ async fn large_partials_spill_to_s3_and_the_coordinator_deletes_them() {
     let PartialData::Spilled { url } = &partial.data else { panic!("not spilled: {:?}", partial.stats) };
     assert!(url.starts_with("s3://spill/partials/q-forged/"), "{url}");
     let s3 = stack.s3();
-    let bytes = quack_lambda::spill::take(&s3, url).await.unwrap();
+    let refused = quack_lambda::spill::take(&s3, url, Some(10)).await.unwrap_err();
+    assert_eq!(refused.too_large, Some(partial.stats.result_bytes), "{refused}");
+    let bytes = quack_lambda::spill::take(&s3, url, None).await.unwrap();
     let (_, batches) = quack_lambda::ipc::decode(&bytes).unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows() as u64).sum::<u64>(), partial.stats.rows);
-    assert!(quack_lambda::spill::take(&s3, url).await.is_err(), "the spilled object was not deleted");
+    assert!(quack_lambda::spill::take(&s3, url, None).await.is_err(), "the spilled object was not deleted");
 
     // Through the coordinator: every partial spills, the answer is exact, nothing is left behind.
     let sql = format!(

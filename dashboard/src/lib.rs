@@ -234,9 +234,12 @@ impl ApiError {
         let redacted = || redact_paths(&error.to_string(), &state.public_prefixes());
         match &error {
             E::Forbidden { .. } => ApiError::Forbidden(redacted()),
-            E::Syntax { .. } | E::Unsupported { .. } | E::Bind { .. } | E::NoFiles { .. } | E::Inventory { .. } => {
-                ApiError::BadRequest(redacted())
-            }
+            E::Syntax { .. }
+            | E::Unsupported { .. }
+            | E::Bind { .. }
+            | E::NoFiles { .. }
+            | E::Inventory { .. }
+            | E::GatherLimit { .. } => ApiError::BadRequest(redacted()),
             E::Task { source: InvokeError::Task(failure), .. } => match failure.error_type {
                 ErrorType::Forbidden => ApiError::Forbidden(redacted()),
                 ErrorType::BadSql | ErrorType::QueryError | ErrorType::MissingFile | ErrorType::CorruptFile => {

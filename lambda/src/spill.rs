@@ -18,6 +18,8 @@ use crate::s3::split_url;
 pub struct SpillError {
     pub url: String,
     pub message: String,
+    /// The object's size, when it was larger than the reader allowed (and was not read).
+    pub too_large: Option<u64>,
 }
 
 /// Where a worker writes its spilled partials.
@@ -33,8 +35,11 @@ impl SpillTarget {
     /// and task and a random suffix, so a retried or hedged task never overwrites another's.
     pub async fn put(&self, query_id: &str, task_id: usize, bytes: Vec<u8>) -> Result<String, SpillError> {
         let url = object_url(&self.prefix, query_id, task_id, random_u64());
-        let (bucket, key) = split_url(&url)
-            .ok_or_else(|| SpillError { url: url.clone(), message: "the spill prefix is not an s3:// URL".into() })?;
+        let (bucket, key) = split_url(&url).ok_or_else(|| SpillError {
+            url: url.clone(),
+            message: "the spill prefix is not an s3:// URL".into(),
+            too_large: None,
+        })?;
         self.client
             .put_object()
             .bucket(bucket)
@@ -46,6 +51,7 @@ impl SpillTarget {
             .map_err(|e| SpillError {
                 url: url.clone(),
                 message: format!("{}", aws_sdk_s3::error::DisplayErrorContext(e)),
+                too_large: None,
             })?;
         Ok(url)
     }
@@ -78,9 +84,15 @@ pub fn is_object_of(prefix: &str, query_id: &str, task_id: usize, url: &str) -> 
     nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// Reads a spilled partial.
-pub async fn read(client: &aws_sdk_s3::Client, url: &str) -> Result<Vec<u8>, SpillError> {
-    let error = |message: String| SpillError { url: url.to_string(), message };
+/// Reads a spilled partial of at most `max_bytes` (`None`: any size). A larger object is not
+/// read: the error's `too_large` has its size.
+pub async fn read(client: &aws_sdk_s3::Client, url: &str, max_bytes: Option<u64>) -> Result<Vec<u8>, SpillError> {
+    let error = |message: String| SpillError { url: url.to_string(), message, too_large: None };
+    let too_large = |bytes: u64| SpillError {
+        url: url.to_string(),
+        message: format!("{bytes} bytes, more than the {} bytes it may have", max_bytes.unwrap_or_default()),
+        too_large: Some(bytes),
+    };
     let (bucket, key) = split_url(url).ok_or_else(|| error("not an s3:// URL".into()))?;
     let object = client
         .get_object()
@@ -89,12 +101,20 @@ pub async fn read(client: &aws_sdk_s3::Client, url: &str) -> Result<Vec<u8>, Spi
         .send()
         .await
         .map_err(|e| error(format!("{}", aws_sdk_s3::error::DisplayErrorContext(e))))?;
-    Ok(object.body.collect().await.map_err(|e| error(format!("reading the body: {e}")))?.into_bytes().to_vec())
+    let declared = object.content_length().unwrap_or(0).max(0) as u64;
+    if max_bytes.is_some_and(|max| declared > max) {
+        return Err(too_large(declared));
+    }
+    let bytes = object.body.collect().await.map_err(|e| error(format!("reading the body: {e}")))?.into_bytes().to_vec();
+    if max_bytes.is_some_and(|max| bytes.len() as u64 > max) {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Deletes one spilled partial.
 pub async fn delete(client: &aws_sdk_s3::Client, url: &str) -> Result<(), SpillError> {
-    let error = |message: String| SpillError { url: url.to_string(), message };
+    let error = |message: String| SpillError { url: url.to_string(), message, too_large: None };
     let (bucket, key) = split_url(url).ok_or_else(|| error("not an s3:// URL".into()))?;
     client
         .delete_object()
@@ -106,10 +126,10 @@ pub async fn delete(client: &aws_sdk_s3::Client, url: &str) -> Result<(), SpillE
     Ok(())
 }
 
-/// Reads a spilled partial and deletes it; a failed delete is logged, not an error (the
-/// query's prefix is deleted at its end anyway, and the rows were read).
-pub async fn take(client: &aws_sdk_s3::Client, url: &str) -> Result<Vec<u8>, SpillError> {
-    let bytes = read(client, url).await?;
+/// Reads a spilled partial of at most `max_bytes` and deletes it; a failed delete is logged, not
+/// an error (the query's prefix is deleted at its end anyway, and the rows were read).
+pub async fn take(client: &aws_sdk_s3::Client, url: &str, max_bytes: Option<u64>) -> Result<Vec<u8>, SpillError> {
+    let bytes = read(client, url, max_bytes).await?;
     if let Err(e) = delete(client, url).await {
         tracing::warn!(error = %e, "could not delete a spilled partial; the query's cleanup will retry");
     }
@@ -119,7 +139,7 @@ pub async fn take(client: &aws_sdk_s3::Client, url: &str) -> Result<Vec<u8>, Spi
 /// Deletes every object under `<prefix>/<query_id>/`; the number deleted.
 pub async fn delete_query(client: &aws_sdk_s3::Client, prefix: &str, query_id: &str) -> Result<usize, SpillError> {
     let url = query_prefix(prefix, query_id);
-    let error = |message: String| SpillError { url: url.clone(), message };
+    let error = |message: String| SpillError { url: url.clone(), message, too_large: None };
     if !crate::wire::valid_query_id(query_id) {
         return Err(error("not a valid query id".into()));
     }

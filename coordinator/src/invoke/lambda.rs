@@ -168,9 +168,11 @@ impl LambdaInvoker {
                 });
             }
             QueryRun::add(&run.s3_requests, 2);
-            let arrow_ipc = quack_lambda::spill::take(&self.s3, url)
-                .await
-                .map_err(|e| InvokeError::Transport { message: e.to_string(), retry: Retryable::Yes })?;
+            let room = run.gather.room();
+            let arrow_ipc = quack_lambda::spill::take(&self.s3, url, room).await.map_err(|e| match e.too_large {
+                Some(bytes) => InvokeError::GatherLimit { bytes, room: room.unwrap_or_default() },
+                None => InvokeError::Transport { message: e.to_string(), retry: Retryable::Yes },
+            })?;
             partial.data = PartialData::Inline { arrow_ipc };
         }
         Ok(partial)

@@ -62,6 +62,10 @@ pub enum InvokeError {
     /// The invocation itself failed (network, service error, worker crash, a forged answer).
     #[error("{message}")]
     Transport { message: String, retry: Retryable },
+    /// The answer is larger than what the query may still gather (`--max-gather-bytes`); it
+    /// was not read.
+    #[error("its partial result is {bytes} bytes, more than the {room} bytes left of the gather limit")]
+    GatherLimit { bytes: u64, room: u64 },
 }
 
 impl InvokeError {
@@ -76,6 +80,7 @@ impl InvokeError {
             },
             InvokeError::Timeout { .. } => Retryable::Once,
             InvokeError::Transport { retry, .. } => *retry,
+            InvokeError::GatherLimit { .. } => Retryable::No,
         }
     }
 
@@ -108,9 +113,69 @@ pub struct QueryRun {
     pub abandoned_ms: AtomicU64,
     /// S3 requests the coordinator made for the query (spilled partials read and deleted).
     pub s3_requests: AtomicU64,
+    /// The partial results the coordinator holds for the query, and its limit.
+    pub gather: GatherBudget,
+}
+
+/// The bytes of partial results one query may hold in the coordinator (`--max-gather-bytes`).
+/// [`invoke_all`] counts every answer it keeps; an invoker that downloads a partial (a spilled
+/// one) first checks it against [`GatherBudget::room`], so it never reads what cannot be kept.
+/// The coordinator then holds at most the limit, plus the answers in flight (in Lambda, at most
+/// 6 MB each inline).
+#[derive(Debug, Default)]
+pub struct GatherBudget {
+    limit: Option<u64>,
+    held: AtomicU64,
+}
+
+impl GatherBudget {
+    /// A budget of `limit` bytes; `None`: unlimited.
+    pub fn new(limit: Option<u64>) -> Self {
+        GatherBudget { limit, held: AtomicU64::new(0) }
+    }
+
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// Bytes held so far.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Bytes that may still be held (`None`: any).
+    pub fn room(&self) -> Option<u64> {
+        self.limit.map(|limit| limit.saturating_sub(self.held()))
+    }
+
+    /// Counts `bytes` as held; `Err(total)` when the total held would pass the limit (then
+    /// nothing is counted).
+    pub fn hold(&self, bytes: u64) -> Result<u64, u64> {
+        let mut current = self.held();
+        loop {
+            let total = current.saturating_add(bytes);
+            if self.limit.is_some_and(|limit| total > limit) {
+                return Err(total);
+            }
+            match self.held.compare_exchange_weak(current, total, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Ok(total),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Forgets everything held (the partials were dropped).
+    pub fn release_all(&self) {
+        self.held.store(0, Ordering::Relaxed);
+    }
 }
 
 impl QueryRun {
+    /// The figures of a query that may hold `max_gather_bytes` of partial results (`None`: any).
+    pub fn with_gather_limit(max_gather_bytes: Option<u64>) -> Self {
+        QueryRun { gather: GatherBudget::new(max_gather_bytes), ..QueryRun::default() }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -235,11 +300,25 @@ async fn run_all(
             None => running.next().await,
         };
         let Some((position, result)) = next else { break };
+        let gather_error = |gathered: u64| crate::Error::GatherLimit {
+            limit: run.gather.limit().unwrap_or_default(),
+            gathered,
+            done,
+            total,
+        };
         match result {
             Ok(partial) => {
+                let bytes = match &partial.data {
+                    quack_lambda::PartialData::Inline { arrow_ipc } => arrow_ipc.len() as u64,
+                    quack_lambda::PartialData::Spilled { .. } => 0,
+                };
+                run.gather.hold(bytes).map_err(gather_error)?;
                 partials[position] = Some(partial);
                 done += 1;
                 on_progress(Progress { done, total, retries: QueryRun::get(&run.retries) });
+            }
+            Err(InvokeError::GatherLimit { bytes, .. }) => {
+                return Err(gather_error(run.gather.held().saturating_add(bytes)));
             }
             Err(source) => {
                 return Err(crate::Error::Task { task_id: position, label: labels[position].clone(), source });
@@ -314,6 +393,40 @@ pub(crate) mod tests {
         let tasks = vec![task(0, "SELECT 1"), task(1, "SELECT * FROM read_parquet('/nonexistent/x.parquet')")];
         let err = invoke_all(&invoker, tasks, run(), None, &|_| {}).await.unwrap_err();
         assert!(err.to_string().starts_with("task 1 (t1): missing_file"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn partials_past_the_gather_limit_stop_the_query() {
+        let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
+        let tasks = || (0..4).map(|i| task(i, "SELECT range AS x FROM range(10000)")).collect::<Vec<_>>();
+        let all = invoke_all(&invoker, tasks(), run(), None, &|_| {}).await.unwrap();
+        let one: u64 = match &all[0].data {
+            quack_lambda::PartialData::Inline { arrow_ipc } => arrow_ipc.len() as u64,
+            other => panic!("{other:?}"),
+        };
+        // Room for two partials and a half: the third one stops the query.
+        let limited = Arc::new(QueryRun::with_gather_limit(Some(one * 5 / 2)));
+        let err = invoke_all(&invoker, tasks(), limited.clone(), None, &|_| {}).await.unwrap_err();
+        let crate::Error::GatherLimit { limit, gathered, done: 2, total: 4 } = err else { panic!("{err}") };
+        assert_eq!((limit, gathered), (one * 5 / 2, one * 3));
+        assert!(err.to_string().contains("--max-gather-bytes"), "{err}");
+        assert!(limited.gather.held() <= one * 5 / 2);
+        // Exactly the limit is allowed.
+        let exact = Arc::new(QueryRun::with_gather_limit(Some(one * 4)));
+        assert_eq!(invoke_all(&invoker, tasks(), exact.clone(), None, &|_| {}).await.unwrap().len(), 4);
+        assert_eq!(exact.gather.held(), one * 4);
+    }
+
+    #[test]
+    fn the_gather_budget_never_counts_past_its_limit() {
+        let budget = GatherBudget::new(Some(10));
+        assert_eq!(budget.hold(6), Ok(6));
+        assert_eq!(budget.hold(5), Err(11));
+        assert_eq!((budget.held(), budget.room()), (6, Some(4)));
+        assert_eq!(budget.hold(u64::MAX), Err(u64::MAX));
+        budget.release_all();
+        assert_eq!(budget.room(), Some(10));
+        assert_eq!(GatherBudget::default().hold(u64::MAX), Ok(u64::MAX));
     }
 
     #[tokio::test]
