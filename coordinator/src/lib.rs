@@ -10,12 +10,14 @@
 pub mod aws;
 pub mod catalog;
 pub mod config;
+pub mod conformance;
 pub mod demo;
 pub mod du;
 pub mod engine;
 pub mod error;
 pub mod inventory;
 pub mod invoke;
+pub mod memory;
 pub mod output;
 pub mod partitions;
 pub mod plan;

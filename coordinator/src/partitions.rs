@@ -2,8 +2,8 @@
 //! `key=value` segments from their paths, grouping files into partitions, and pruning partitions
 //! with the query's predicates on partition columns.
 //!
-//! Listing is behind the [`Lister`] trait (local directories here; object stores implement the
-//! same trait). Pruning evaluates the predicate in DuckDB over one row per partition, so its
+//! Listing is behind the [`Lister`] trait: local directories here, S3 in [`crate::s3`], an
+//! in-memory map in [`crate::memory`]; all pass [`crate::conformance::lister`]. Pruning evaluates the predicate in DuckDB over one row per partition, so its
 //! semantics (casts, NULLs, functions) are DuckDB's own; it is an optimization only, since the
 //! map SQL keeps the full WHERE clause.
 
@@ -221,6 +221,18 @@ pub fn value_literal(raw: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_lister_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        for (path, contents) in crate::conformance::LISTER_FILES {
+            let path = format!("{root}/{path}");
+            std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+            std::fs::write(&path, contents).unwrap();
+        }
+        crate::conformance::lister(&LocalLister, &root);
+    }
 
     fn touch(root: &Path, rel: &str, bytes: usize) {
         let path = root.join(rel);

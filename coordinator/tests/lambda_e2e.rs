@@ -439,6 +439,40 @@ async fn lists_s3_globs_like_local_ones() {
     assert!(lister.list(&format!("{lake}/trips")).is_err(), "a prefix is not a file");
 }
 
+/// The S3 lister keeps the contract of every lister: the shared suite, over objects written
+/// through the S3 API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_lister_passes_the_conformance_suite() {
+    let stack = Stack::get();
+    let s3 = stack.s3();
+    let prefix = format!("conformance-{}", std::process::id());
+    for (path, contents) in quack::conformance::LISTER_FILES {
+        s3.put_object()
+            .bucket("lake")
+            .key(format!("{prefix}/{path}"))
+            .body(contents.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", aws_sdk_s3::error::DisplayErrorContext(e)));
+    }
+    quack::conformance::lister(&quack::s3::S3Lister::new(s3), &format!("s3://lake/{prefix}"));
+}
+
+/// The Lambda invoker keeps the contract of every invoker (the in-process one passes the same
+/// suite), through the emulator and real workers, with and without spilling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_invoker_passes_the_conformance_suite() {
+    let stack = Stack::get();
+    let lake = upload_lake(stack).await;
+    for function in ["quack-worker", "quack-worker-spill"] {
+        let invoker =
+            quack::invoke::lambda::LambdaInvoker::new(stack.lambda(), function, stack.s3(), Some(SPILL_PREFIX.into()))
+                .with_attempt_timeout(Some(std::time::Duration::from_secs(600)));
+        quack::conformance::invoker(&invoker, &format!("{lake}/zones.parquet"), &format!("{lake}/missing.parquet"))
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_answers_equal_duckdb_answers() {
     let stack = Stack::get();

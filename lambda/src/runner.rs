@@ -232,15 +232,21 @@ pub fn exception_class(message: &str) -> Option<&'static str> {
     EXCEPTION_CLASSES.iter().copied().find(|class| *class == head)
 }
 
-/// The HTTP status httpfs appends to a failed request's message: `... (HTTP 404)` at the end of
-/// the first line, the structured part of its format (digits elsewhere in a message, as in a
-/// file name, do not count).
+/// The HTTP status httpfs appends to a failed request's message: `... (HTTP 404)` or, as httpfs
+/// 1.5.5 writes it for S3, `... (HTTP 404 Not Found)` at the end of the first line, the
+/// structured part of its format (digits elsewhere in a message, as in a file name, do not
+/// count).
 pub fn http_status(message: &str) -> Option<u16> {
     let line = message.lines().next()?.trim_end();
     let rest = line.strip_suffix(')')?;
     let start = rest.rfind("(HTTP ")?;
-    let digits = &rest[start + "(HTTP ".len()..];
-    (digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+    let status = &rest[start + "(HTTP ".len()..];
+    let (digits, reason) = status.split_at_checked(3)?;
+    let reason_ok = reason.is_empty()
+        || reason
+            .strip_prefix(' ')
+            .is_some_and(|r| r.bytes().all(|b| b.is_ascii_alphabetic() || b == b' ' || b == b'-'));
+    (reason_ok && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
 }
 
 fn classify_message(message: &str) -> ErrorType {
@@ -434,6 +440,15 @@ mod tests {
             ErrorType::Throttled
         );
         assert_eq!(classify_message("HTTP Error: HTTP GET error on 's3://lake/x' (HTTP 404)"), ErrorType::MissingFile);
+        // httpfs 1.5.5 against S3 adds the reason phrase (found by the invoker conformance suite).
+        let not_found = "HTTP Error: HTTP GET error reading 's3://lake/e2e/missing.parquet' in region 'us-east-1' \
+                         (HTTP 404 Not Found)\n\nLINE 1: SELECT * FROM read_parquet('s3://lake/e2e/missing.parquet')";
+        assert_eq!(classify_message(not_found), ErrorType::MissingFile);
+        assert_eq!(http_status("... (HTTP 503 Service Unavailable)"), Some(503));
+        assert_eq!(http_status("... (HTTP 403 Forbidden)"), Some(403));
+        assert_eq!(http_status("file (HTTP 404x)"), None);
+        assert_eq!(http_status("file (HTTP 40)"), None);
+        assert_eq!(http_status("file (HTTP 404 Not Found; retry))"), None);
         // Digits in a file name are not a status.
         assert_eq!(
             classify_message("IO Error: No files found that match the pattern \"s3://lake/429/503.parquet\""),

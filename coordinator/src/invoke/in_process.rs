@@ -78,3 +78,19 @@ impl Invoker for InProcessInvoker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_invoker_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.parquet").display().to_string();
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!("COPY (SELECT range AS id FROM range(10)) TO '{file}'")).unwrap();
+        let missing = dir.path().join("missing.parquet").display().to_string();
+        let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
+        crate::conformance::invoker(&invoker, &file, &missing).await;
+    }
+}

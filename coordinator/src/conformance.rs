@@ -1,0 +1,159 @@
+//! Shared conformance suites, in object_store's habit: every [`Lister`] and every [`Invoker`]
+//! implementation runs the same checks from its own tests (local, S3 and in-memory listers;
+//! the in-process and Lambda invokers), so a backend cannot drift from the contract the planner
+//! and the runner rely on. The suites panic on the first broken promise, naming it.
+
+use std::sync::Arc;
+
+use quack_lambda::{ipc, ErrorType, PartialData, Task, WIRE_VERSION};
+
+use crate::invoke::{invoke_all, InvokeError, Invoker, QueryRun};
+use crate::partitions::Lister;
+
+/// The objects a lister under test must hold under its root, as `(relative path, contents)`:
+/// hive directories, a nested file, a name with a space and a non-ASCII character, and a file
+/// of another extension. The caller writes them; [`lister`] checks the listing.
+pub const LISTER_FILES: &[(&str, &str)] = &[
+    ("t/d=1/a.parquet", "a"),
+    ("t/d=1/b.parquet", "bb"),
+    ("t/d=10/x.csv", "ccc"),
+    ("t/d=2/a.parquet", "dddd"),
+    ("t/d=2/sub/deep.parquet", "eeeee"),
+    ("t/with space/é.parquet", "ffffff"),
+    ("manifest.json", "{\"files\": 2}"),
+];
+
+/// Checks `lister` over [`LISTER_FILES`] written under `root` (no trailing `/`): glob semantics
+/// (`*` and `?` within a segment, `[...]`, `**` across segments), DuckDB's sorted order, sizes,
+/// literal paths, no match, a directory named as a file, and reading a small text object.
+pub fn lister(lister: &dyn Lister, root: &str) {
+    let list = |pattern: &str| -> Vec<(String, u64)> {
+        let pattern = format!("{root}/{pattern}");
+        lister
+            .list(&pattern)
+            .unwrap_or_else(|e| panic!("listing {pattern}: {e}"))
+            .into_iter()
+            .map(|f| {
+                let relative = f
+                    .path
+                    .strip_prefix(&format!("{root}/"))
+                    .unwrap_or_else(|| panic!("listing {pattern}: {} is not under the root {root}", f.path));
+                (relative.to_string(), f.size)
+            })
+            .collect()
+    };
+    let expect = |paths: &[&str]| -> Vec<(String, u64)> {
+        paths
+            .iter()
+            .map(|p| {
+                let (_, contents) = LISTER_FILES.iter().find(|(path, _)| path == p).expect("a suite file");
+                (p.to_string(), contents.len() as u64)
+            })
+            .collect()
+    };
+    assert_eq!(
+        list("t/*/*.parquet"),
+        expect(&["t/d=1/a.parquet", "t/d=1/b.parquet", "t/d=2/a.parquet", "t/with space/é.parquet"]),
+        "`*` matches within one segment, in sorted order, with sizes"
+    );
+    assert_eq!(
+        list("t/**/*.parquet"),
+        expect(&[
+            "t/d=1/a.parquet",
+            "t/d=1/b.parquet",
+            "t/d=2/a.parquet",
+            "t/d=2/sub/deep.parquet",
+            "t/with space/é.parquet"
+        ]),
+        "`**` crosses segments"
+    );
+    assert_eq!(list("t/d=?/a.parquet"), expect(&["t/d=1/a.parquet", "t/d=2/a.parquet"]), "`?` is one character");
+    assert_eq!(
+        list("t/d=[12]/*.parquet"),
+        expect(&["t/d=1/a.parquet", "t/d=1/b.parquet", "t/d=2/a.parquet"]),
+        "`[...]` is a class"
+    );
+    assert_eq!(list("t/*/*.csv"), expect(&["t/d=10/x.csv"]), "the extension is matched");
+    assert_eq!(list("t/d=1/b.parquet"), expect(&["t/d=1/b.parquet"]), "a literal path is the one file");
+    assert_eq!(list("t/with space/é.parquet"), expect(&["t/with space/é.parquet"]), "names are not decoded");
+    assert!(list("t/nothing/*.parquet").is_empty(), "no match is an empty list");
+    assert!(list("t/d=1/missing.parquet").is_empty(), "a missing literal path is an empty list");
+    let directory = format!("{root}/t/d=1");
+    assert!(lister.list(&directory).is_err(), "{directory} is a directory, not a file: an error");
+    let manifest = format!("{root}/manifest.json");
+    assert_eq!(lister.read_to_string(&manifest).unwrap_or_else(|e| panic!("{e}")), "{\"files\": 2}");
+    assert!(lister.read_to_string(&format!("{root}/absent.json")).is_err(), "reading a missing object fails");
+}
+
+fn task(query_id: &str, task_id: usize, sql: &str, files: &[&str]) -> Task {
+    Task {
+        version: WIRE_VERSION,
+        query_id: query_id.into(),
+        task_id,
+        label: format!("conformance {task_id}"),
+        sql: sql.into(),
+        files: files.iter().map(|f| f.to_string()).collect(),
+        time_zone: None,
+    }
+}
+
+/// The one failure of a one-task fan-out, as the invoker reports it.
+async fn failure(invoker: &dyn Invoker, task: Task) -> InvokeError {
+    let sql = task.sql.clone();
+    match invoke_all(invoker, vec![task], Arc::new(QueryRun::default()), None, &|_| {}).await {
+        Err(crate::Error::Task { source, .. }) => source,
+        Err(other) => panic!("{sql}: failed outside the task: {other}"),
+        Ok(_) => panic!("{sql}: answered"),
+    }
+}
+
+/// Checks `invoker` against the contract of every backend: answers carry the task's identity
+/// and come back in task order through [`invoke_all`], an inline or spilled Arrow partial decodes
+/// to the task's rows, and failures are classified as data (bad SQL, a missing file, a failed
+/// query; none retryable). `file` is a Parquet file the invoker's workers can read; `missing`
+/// one in the same store that does not exist.
+pub async fn invoker(invoker: &dyn Invoker, file: &str, missing: &str) {
+    let query_id = crate::new_query_id();
+    let tasks = (0..5).map(|i| task(&query_id, i, &format!("SELECT {i}::BIGINT AS x, 'é' AS s"), &[])).collect();
+    let partials = invoke_all(invoker, tasks, Arc::new(QueryRun::default()), None, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("five constant tasks: {e}"));
+    assert_eq!(partials.len(), 5);
+    for (i, partial) in partials.iter().enumerate() {
+        assert_eq!((partial.version, partial.query_id.as_str(), partial.task_id), (WIRE_VERSION, query_id.as_str(), i));
+        let PartialData::Inline { arrow_ipc } = &partial.data else {
+            panic!("task {i}: the invoker must read a spilled partial itself: {:?}", partial.data)
+        };
+        let (_, batches) = ipc::decode(arrow_ipc).unwrap_or_else(|e| panic!("task {i}: {e}"));
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!((rows as u64, partial.stats.rows), (1, 1), "task {i}: one row");
+        let x = batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().expect("x is BIGINT");
+        assert_eq!(x.value(0), i as i64, "task {i}'s own answer");
+    }
+
+    let count = task(&query_id, 0, &format!("SELECT count(*) AS n FROM read_parquet('{file}')"), &[file]);
+    let partials = invoke_all(invoker, vec![count], Arc::new(QueryRun::default()), None, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("counting {file}: {e}"));
+    assert_eq!(partials[0].stats.rows, 1, "a count is one row");
+
+    let classified = [
+        ("SELEC 1".to_string(), vec![], ErrorType::BadSql),
+        (format!("SELECT * FROM read_parquet('{missing}')"), vec![missing], ErrorType::MissingFile),
+        ("SELECT CAST('not a number' AS INTEGER) AS n".to_string(), vec![], ErrorType::QueryError),
+    ];
+    for (sql, files, expected) in classified {
+        let error = failure(invoker, task(&query_id, 0, &sql, &files)).await;
+        let InvokeError::Task(failure) = &error else { panic!("{sql}: not the worker's failure: {error}") };
+        assert_eq!(failure.error_type, expected, "{sql}: {}", failure.message);
+        assert!(!error.is_retryable(), "{sql}: the same task fails the same way");
+        assert_eq!(
+            (failure.query_id.as_str(), failure.task_id),
+            (query_id.as_str(), 0),
+            "{sql}: the failure's identity"
+        );
+    }
+    // Releasing a finished query is always allowed, and so is releasing it twice.
+    invoker.finish(&query_id).await;
+    invoker.finish(&query_id).await;
+}
