@@ -68,10 +68,13 @@ impl Aws {
     }
 
     /// A Lambda client without the SDK's own retries: quack's retry wrapper decides, so a
-    /// failing handler is not run three times behind its back.
+    /// failing handler is not run three times behind its back. Without stalled-stream
+    /// protection either: every attempt has a timeout of its own, and the protection's
+    /// per-response timer and interceptor are coordinator CPU on every task.
     pub fn lambda(&self) -> aws_sdk_lambda::Client {
         let config = aws_sdk_lambda::config::Builder::from(self.sdk())
             .retry_config(aws_config::retry::RetryConfig::disabled())
+            .stalled_stream_protection(aws_sdk_lambda::config::StalledStreamProtectionConfig::disabled())
             .build();
         aws_sdk_lambda::Client::from_conf(config)
     }

@@ -7,7 +7,8 @@
 //! spilled is removed with the query's spill prefix at [`Invoker::finish`]. Hedges count in the
 //! query's `hedges`; the durations it learns from are the query's own.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,46 @@ pub struct Hedge<I> {
     inner: I,
     policy: HedgePolicy,
     slots: Option<LimitHandle>,
-    finished: Mutex<HashMap<String, Vec<Duration>>>,
+    finished: Mutex<HashMap<String, RunningMedian>>,
+}
+
+/// The median of a growing set of durations in O(log n) per insert and O(1) per read (two
+/// heaps: the lower half as a max-heap, the upper half as a min-heap, the lower at most one
+/// larger), so a query of 100,000 tasks does not sort its durations on every check.
+#[derive(Debug, Default)]
+struct RunningMedian {
+    lower: BinaryHeap<Duration>,
+    upper: BinaryHeap<Reverse<Duration>>,
+}
+
+impl RunningMedian {
+    fn len(&self) -> usize {
+        self.lower.len() + self.upper.len()
+    }
+
+    fn insert(&mut self, value: Duration) {
+        if self.lower.peek().is_none_or(|&top| value <= top) {
+            self.lower.push(value);
+        } else {
+            self.upper.push(Reverse(value));
+        }
+        if self.lower.len() > self.upper.len() + 1 {
+            let moved = self.lower.pop().expect("not empty");
+            self.upper.push(Reverse(moved));
+        } else if self.upper.len() > self.lower.len() {
+            let Reverse(moved) = self.upper.pop().expect("not empty");
+            self.lower.push(moved);
+        }
+    }
+
+    /// The element at index `len / 2` of the sorted values (the upper median of an even count).
+    fn median(&self) -> Option<Duration> {
+        if self.len().is_multiple_of(2) {
+            self.upper.peek().map(|Reverse(d)| *d)
+        } else {
+            self.lower.peek().copied()
+        }
+    }
 }
 
 impl<I> Hedge<I> {
@@ -54,9 +94,7 @@ impl<I> Hedge<I> {
         if durations.len() < self.policy.min_samples.max(1) {
             return None;
         }
-        let mut sorted = durations.clone();
-        sorted.sort();
-        let median = sorted[sorted.len() / 2];
+        let median = durations.median()?;
         let after = Duration::try_from_secs_f64(median.as_secs_f64() * self.policy.factor).unwrap_or(Duration::MAX);
         Some(after.max(self.policy.min_delay))
     }
@@ -64,9 +102,11 @@ impl<I> Hedge<I> {
     fn record(&self, query_id: &str, took: Duration) {
         let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(durations) = finished.get_mut(query_id) {
-            durations.push(took);
+            durations.insert(took);
         } else {
-            finished.insert(query_id.to_string(), vec![took]);
+            let mut durations = RunningMedian::default();
+            durations.insert(took);
+            finished.insert(query_id.to_string(), durations);
         }
     }
 }
@@ -76,6 +116,9 @@ impl<I: Invoker> Invoker for Hedge<I> {
         Box::pin(async move {
             let started = Instant::now();
             let mut primary = self.inner.invoke(task.clone(), run.clone());
+            // No task is hedged before `min_delay`: the first check waits that long, so the
+            // many tasks shorter than that set no timer but this one. Then every 50 ms.
+            let mut wait = self.policy.min_delay.max(Duration::from_millis(1));
             loop {
                 tokio::select! {
                     result = &mut primary => {
@@ -84,10 +127,11 @@ impl<I: Invoker> Invoker for Hedge<I> {
                         }
                         return result;
                     }
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    _ = tokio::time::sleep(wait) => {
                         if self.hedge_after(&task.query_id).is_some_and(|after| started.elapsed() >= after) {
                             break;
                         }
+                        wait = Duration::from_millis(50);
                     }
                 }
             }
@@ -177,6 +221,23 @@ mod tests {
         assert_eq!(QueryRun::get(&run.hedges), 1);
         assert!(QueryRun::get(&run.abandoned_ms) >= 100, "the loser's time is counted");
         assert!(hedge.finished.lock().unwrap().is_empty(), "finish forgets the query");
+    }
+
+    #[test]
+    fn the_running_median_is_the_sorted_middle() {
+        let mut median = RunningMedian::default();
+        assert_eq!(median.median(), None);
+        let mut values = Vec::new();
+        let mut seed = 7u64;
+        for _ in 0..500 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let value = Duration::from_micros(seed >> 54);
+            median.insert(value);
+            values.push(value);
+            let mut sorted = values.clone();
+            sorted.sort();
+            assert_eq!(median.median(), Some(sorted[sorted.len() / 2]), "after {} values", values.len());
+        }
     }
 
     #[tokio::test]
