@@ -116,3 +116,13 @@ SELECT d.a, 1 AS q, name FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partit
 
 -- name: alias_of_a_constant_in_a_pushed_top_n
 SELECT d.a, 1 AS q, name FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) t INNER JOIN read_parquet('{lake}/dim.parquet') d ON t.a = d.a ORDER BY q, t.id LIMIT 4;
+
+-- name: order_by_alias_named_like_a_group_key_column
+-- Found by the long run (seed 17): at the top level of ORDER BY, DuckDB binds `s` to the alias
+-- (the distinct count), not to the grouped column t.s; the reduce must not rewrite it as the key.
+SELECT t.s AS d0, count(DISTINCT abs(t.b)) AS s FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) AS t GROUP BY ALL ORDER BY s, 1;
+
+-- name: order_by_expression_and_having_bind_the_column_before_the_alias
+-- Inside an ORDER BY expression, and in HAVING, DuckDB binds `a` to the column t.a, not to the
+-- alias of the sum.
+SELECT t.a AS k, sum(t.b) AS a FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) AS t GROUP BY t.a HAVING a > 1 ORDER BY -a;

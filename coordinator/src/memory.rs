@@ -5,10 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use globset::GlobBuilder;
-
 use crate::error::{Error, Result};
-use crate::partitions::{has_glob, FileEntry, Lister};
+use crate::partitions::{glob_matcher, has_glob, FileEntry, Lister};
 
 /// Objects by path (any string: `mem://bucket/key`, `/a/b`), listed as files.
 #[derive(Debug, Default)]
@@ -42,11 +40,7 @@ impl Lister for InMemoryLister {
             }
             return Ok(vec![]);
         }
-        let matcher = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| list_error(format!("bad glob: {e}")))?
-            .compile_matcher();
+        let matcher = glob_matcher(pattern).map_err(list_error)?;
         // BTreeMap order is byte order of the paths: DuckDB's sorted order.
         Ok(objects.iter().filter(|(path, _)| matcher.is_match(path.as_str())).map(entry).collect())
     }

@@ -89,11 +89,14 @@ fn local_glob(pattern: &str) -> std::result::Result<(String, GlobMatcher), Strin
     } else {
         literal.join("/")
     };
-    let glob = GlobBuilder::new(pattern.strip_prefix("./").unwrap_or(pattern))
-        .literal_separator(true)
-        .build()
-        .map_err(|e| format!("bad glob: {e}"))?;
-    Ok((root, glob.compile_matcher()))
+    Ok((root, glob_matcher(pattern.strip_prefix("./").unwrap_or(pattern))?))
+}
+
+/// The matcher every [`Lister`] uses for a glob, with DuckDB's semantics: `*` and `?` stay within
+/// one path segment, `**` crosses segments, `[...]` is a class. An error says what is wrong with it.
+pub(crate) fn glob_matcher(pattern: &str) -> std::result::Result<GlobMatcher, String> {
+    let glob = GlobBuilder::new(pattern).literal_separator(true).build().map_err(|e| format!("bad glob: {e}"))?;
+    Ok(glob.compile_matcher())
 }
 
 /// Files for all the scan's paths, in order, each pattern's matches sorted; an error naming the

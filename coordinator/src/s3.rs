@@ -2,11 +2,9 @@
 //! pruning code as local files. Glob semantics match the local lister and DuckDB: `*` and `?`
 //! stay within one path segment, `**` crosses segments.
 
-use globset::GlobBuilder;
-
 use crate::aws::block_on;
 use crate::error::{Error, Result};
-use crate::partitions::{has_glob, FileEntry, Lister, LocalLister};
+use crate::partitions::{glob_matcher, has_glob, FileEntry, Lister, LocalLister};
 
 /// Lists objects of S3 (or an S3-compatible store).
 #[derive(Clone, Debug)]
@@ -63,11 +61,7 @@ impl Lister for S3Lister {
         let prefix = &key_pattern[..glob_at];
         let objects = block_on(self.list_prefix(bucket, prefix)).map_err(list_error)?;
         let mut files: Vec<FileEntry> = if has_glob(key_pattern) {
-            let matcher = GlobBuilder::new(key_pattern)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| list_error(format!("bad glob: {e}")))?
-                .compile_matcher();
+            let matcher = glob_matcher(key_pattern).map_err(list_error)?;
             objects
                 .into_iter()
                 .filter(|(key, _)| matcher.is_match(key))

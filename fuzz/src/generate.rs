@@ -67,6 +67,13 @@ fn unique_alias(alias: &str, items: &[&Item]) -> bool {
     !column && items.iter().filter(|item| item.alias.as_deref().is_some_and(|a| name(a) == name(alias))).count() == 1
 }
 
+/// Whether `sql` is a bare name that some item's alias also names (up to case and quotes).
+fn shadowed_by_alias(sql: &str, items: &[&Item]) -> bool {
+    let name = |a: &str| a.trim_matches('"').to_lowercase();
+    let bare = !sql.is_empty() && sql.trim_matches('"').chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    bare && items.iter().any(|item| item.alias.as_deref().is_some_and(|a| name(a) == name(sql)))
+}
+
 /// The fact table's columns, qualified by `qualifier` when given.
 fn fact_columns(qualifier: Option<&str>) -> Vec<(String, Kind)> {
     FACT_COLUMNS
@@ -482,7 +489,10 @@ impl Generator {
                 let item = exact[self.rng.usize(0..exact.len())];
                 let form = match (&item.alias, self.rng.u32(0..3)) {
                     (Some(alias), 0) => alias.clone(),
-                    (_, 1) => item.sql.clone(),
+                    // A bare column that another item's alias names would order by that alias
+                    // (DuckDB binds a top-level ORDER BY name to an alias first): the ordinal
+                    // says what is meant (seed 17: `p AS r1, geomean(..) AS p ... ORDER BY p`).
+                    (_, 1) if !shadowed_by_alias(&item.sql, &items) => item.sql.clone(),
                     _ => position(&item.sql).to_string(),
                 };
                 let direction = self.direction();
@@ -712,5 +722,17 @@ mod tests {
         // Found by seed 16: `sum(t.a) AS p` shares its name with the partition column `p`.
         let p = item("sum(t.a)", "p");
         assert!(!unique_alias("p", &[&p, &n]));
+    }
+
+    /// Found by seed 17: `p AS r1, geomean(..) AS p ... ORDER BY p` orders by the alias, a float
+    /// aggregate, in DuckDB; the generator meant the column and now writes its ordinal.
+    #[test]
+    fn a_bare_column_named_by_an_alias_is_shadowed() {
+        let item = |sql: &str, alias: Option<&str>| Item { sql: sql.into(), alias: alias.map(Into::into) };
+        let (column, mean) = (item("p", Some("r1")), item("geomean(t.b)", Some("\"P\"")));
+        assert!(shadowed_by_alias("p", &[&column, &mean]));
+        assert!(!shadowed_by_alias("t.p", &[&column, &mean]));
+        assert!(!shadowed_by_alias("p", &[&column]));
+        assert!(!shadowed_by_alias("lower(p)", &[&column, &mean]));
     }
 }

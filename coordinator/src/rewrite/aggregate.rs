@@ -166,6 +166,15 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     if let Some(order_by) = &mut reduce.order_by {
         if let OrderByKind::Expressions(exprs) = &mut order_by.kind {
             for e in exprs.iter_mut() {
+                // At the top level of ORDER BY, DuckDB binds a bare name to a select alias
+                // before a column (inside an expression, and in HAVING and QUALIFY, the column
+                // wins). The reduce keeps every alias, so the name is left for DuckDB to bind
+                // the same way, even when it also names a group key's column.
+                if let Expr::Identifier(ident) = &e.expr {
+                    if aliases.contains_key(&ident.value.to_ascii_lowercase()) {
+                        continue;
+                    }
+                }
                 let _ = e.expr.visit(&mut rewriter);
             }
         }
