@@ -66,6 +66,13 @@ step "lakecheck again, every block split (--split always: the ship-rows path Lam
   --queries "$shared/lakecheck/queries/visible.sql" \
   --queries tests/queries/extra.sql \
   -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always
+step "lakecheck again through a second stage: reduces that group shuffled through the exchange (1 and 16 buckets)"
+for buckets in 1 16; do
+  "$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
+    --queries "$shared/lakecheck/queries/visible.sql" \
+    --queries tests/queries/extra.sql \
+    -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always --buckets "$buckets"
+done
 step "quack du against lakeview's SQL (hive, AWS Parquet and AWS CSV inventories, bad inputs)"
 "$venv/bin/python" tests/du/check_du.py --quack "$CARGO_TARGET_DIR/release/quack" --lake "$lake" \
   --work "$cache/du-check"

@@ -132,6 +132,13 @@ pub struct Config {
     /// Bytes of partial results the coordinator may hold for one query (`None`: any); a query
     /// whose partials would pass it stops with [`crate::Error::GatherLimit`].
     pub max_gather_bytes: Option<u64>,
+    /// Buckets of the exchange between the map and a second stage (`None`: no second stage).
+    /// A reduce that groups is then shuffled on its keys: see [`crate::rewrite::stage`].
+    pub buckets: Option<u32>,
+    /// Where stages exchange rows (a directory, ending in `/`); `None`: `quack-exchange/` under
+    /// the system's temporary directory. Each query's files go under `<exchange><query_id>/` and
+    /// are deleted when the query ends.
+    pub exchange: Option<String>,
 }
 
 /// The default of [`Config::max_gather_bytes`]: 256 MiB.
@@ -176,6 +183,22 @@ impl Config {
             engine_threads: cores,
             split: SplitPolicy::Auto,
             max_gather_bytes: Some(DEFAULT_MAX_GATHER_BYTES),
+            buckets: None,
+            exchange: None,
+        }
+    }
+
+    /// The exchange's root, ending in `/`: [`Config::exchange`] or `quack-exchange/` in the
+    /// system's temporary directory.
+    pub fn exchange_root(&self) -> String {
+        let root = self
+            .exchange
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("quack-exchange").to_string_lossy().into_owned());
+        if root.ends_with('/') {
+            root
+        } else {
+            format!("{root}/")
         }
     }
 
@@ -252,6 +275,8 @@ pub struct FileConfig {
     pub split: Option<String>,
     pub file_open_bytes: Option<u64>,
     pub max_gather_bytes: Option<u64>,
+    pub buckets: Option<u64>,
+    pub exchange: Option<String>,
 }
 
 /// The config file could not be used.

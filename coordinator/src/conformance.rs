@@ -94,6 +94,7 @@ fn task(query_id: &str, task_id: usize, sql: &str, files: &[&str]) -> Task {
         sql: sql.into(),
         files: files.iter().map(|f| f.to_string()).collect(),
         time_zone: None,
+        exchange: None,
     }
 }
 
@@ -156,4 +157,53 @@ pub async fn invoker(invoker: &dyn Invoker, file: &str, missing: &str) {
     // Releasing a finished query is always allowed, and so is releasing it twice.
     invoker.finish(&query_id).await;
     invoker.finish(&query_id).await;
+}
+
+/// Checks `invoker`, whose workers write a stage's rows under the exchange root `root` (ending
+/// in `/`), against the exchange's contract: a task with an exchange writes one Parquet file per
+/// bucket that has rows and answers with their manifest, a later task reads a bucket's file back,
+/// and an exchange outside the task's query or with no buckets is refused as forbidden. Returns
+/// the query id whose files it left under `root`, for the caller to delete.
+pub async fn exchange(invoker: &dyn Invoker, root: &str) -> String {
+    let query_id = crate::new_query_id();
+    let prefix = format!("{root}{query_id}/s1/");
+    let mut write =
+        task(&query_id, 0, "SELECT range AS k, CAST(range % 3 AS INTEGER) AS __quack_bucket FROM range(10)", &[]);
+    write.exchange = Some(quack_lambda::ExchangeWrite { prefix: prefix.clone(), buckets: 4 });
+    let partials = invoke_all(invoker, vec![write.clone()], Arc::new(QueryRun::default()), None, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("a task writing to the exchange: {e}"));
+    let PartialData::Inline { arrow_ipc } = &partials[0].data else { panic!("a manifest is answered inline") };
+    let (_, batches) = ipc::decode(arrow_ipc).unwrap_or_else(|e| panic!("the manifest: {e}"));
+    let files: Vec<_> = batches
+        .iter()
+        .flat_map(|b| quack_lambda::exchange::read_manifest(b).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let mut buckets: Vec<(u32, u64)> = files.iter().map(|f| (f.bucket, f.rows)).collect();
+    buckets.sort();
+    assert_eq!(buckets, [(0, 4), (1, 3), (2, 3)], "one file per bucket with rows, none for the empty bucket 3");
+    assert!(files.iter().all(|f| f.path.starts_with(&prefix) && f.path.ends_with(".parquet")), "{files:?}");
+    assert_eq!(partials[0].stats.rows, 10, "the task's rows are counted");
+
+    let one = files.iter().find(|f| f.bucket == 1).expect("bucket 1");
+    let sql = format!("SELECT CAST(list(k ORDER BY k) AS VARCHAR) AS ks FROM read_parquet('{}')", one.path);
+    let partials =
+        invoke_all(invoker, vec![task(&query_id, 1, &sql, &[&one.path])], Arc::new(QueryRun::default()), None, &|_| {})
+            .await
+            .unwrap_or_else(|e| panic!("reading bucket 1 back: {e}"));
+    let PartialData::Inline { arrow_ipc } = &partials[0].data else { panic!("inline") };
+    let (_, batches) = ipc::decode(arrow_ipc).unwrap_or_else(|e| panic!("{e}"));
+    let ks = batches[0].column(0).as_any().downcast_ref::<arrow::array::StringArray>().expect("VARCHAR");
+    assert_eq!(ks.value(0), "[1, 4, 7]", "bucket 1 holds its rows, without the bucket column");
+
+    let mut forged = write.clone();
+    forged.exchange = Some(quack_lambda::ExchangeWrite { prefix: format!("{root}another-query/s1/"), buckets: 4 });
+    let mut no_buckets = write.clone();
+    no_buckets.exchange = Some(quack_lambda::ExchangeWrite { prefix, buckets: 0 });
+    for forged in [forged, no_buckets] {
+        let error = failure(invoker, forged).await;
+        let InvokeError::Task(failure) = &error else { panic!("not the worker's failure: {error}") };
+        assert_eq!(failure.error_type, ErrorType::Forbidden, "{}", failure.message);
+    }
+    query_id
 }

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod du;
 pub mod engine;
 pub mod error;
+pub mod exchange;
 pub mod inventory;
 pub mod invoke;
 pub mod memory;
@@ -140,7 +141,10 @@ impl Quack {
         let engine = engine::Engine::open(&config)?;
         let aws = Arc::new(aws::Aws::new(config.aws.clone()));
         let base: Arc<dyn Invoker> = match &config.backend {
-            Backend::Local => Arc::new(InProcessInvoker::new(config.concurrency, engine.connect()?)),
+            Backend::Local => Arc::new(
+                InProcessInvoker::new(config.concurrency, engine.connect()?)
+                    .with_exchange(Arc::new(quack_lambda::exchange::LocalExchange::new(config.exchange_root()))),
+            ),
             Backend::Lambda { function } => {
                 if function.trim().is_empty() {
                     return Err(Error::Config {
@@ -320,6 +324,30 @@ impl Quack {
         let plan_ms = started.elapsed().as_millis() as u64;
         let run = Arc::new(QueryRun::with_gather_limit(self.config.max_gather_bytes));
         let map_started = Instant::now();
+        // The query's exchange files go when it ends, answered or not.
+        let cleanup = match &plan.shuffle {
+            None => exchange::ExchangeCleanup::none(),
+            Some(shuffle) if shuffle.root.starts_with("s3://") => {
+                exchange::ExchangeCleanup::s3(self.aws.s3(), shuffle.root.clone(), plan.query_id.clone())
+            }
+            Some(shuffle) => exchange::ExchangeCleanup::local(shuffle.query_dir.clone()),
+        };
+        let ran = self.run_stages(plan, run.clone(), on_progress).await;
+        cleanup.finish().await;
+        let (plan, partials) = ran?;
+        let report = self.report(&plan, &partials, &run, plan_ms, map_started.elapsed().as_millis() as u64);
+        Ok((plan, partials, report))
+    }
+
+    /// Runs `plan`'s map, and its second stage when it has one. When a task of a split plan
+    /// fails with DuckDB's internal or not-implemented error, the query is planned again as one
+    /// task (see [`Quack::run_map`]).
+    async fn run_stages(
+        &self,
+        plan: Plan,
+        run: Arc<QueryRun>,
+        on_progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<(Plan, Vec<PartialResult>)> {
         let (plan, partials) = match self.invoke_plan(&plan, run.clone(), on_progress).await {
             Err(Error::Task { task_id, label, source: InvokeError::Task(failure) })
                 if failure.error_type == ErrorType::EngineInternal
@@ -344,8 +372,16 @@ impl Quack {
             }
             other => (plan, other?),
         };
-        let report = self.report(&plan, &partials, &run, plan_ms, map_started.elapsed().as_millis() as u64);
-        Ok((plan, partials, report))
+        let partials = match &plan.shuffle {
+            None => partials,
+            Some(shuffle) => {
+                let tasks = shuffle.tasks(&plan.query_id, &partials, self.engine.time_zone())?;
+                // The manifests are read; stage 2's rows are what the coordinator holds.
+                run.gather.release_all();
+                self.invoke_tasks(&plan.query_id, "stage 2", tasks, run.clone(), on_progress).await?
+            }
+        };
+        Ok((plan, partials))
     }
 
     /// Runs `plan`'s tasks through the invoker, under the query's tracing span.
@@ -360,6 +396,20 @@ impl Quack {
         invoke::invoke_all(self.invoker.as_ref(), plan.tasks.clone(), run, self.config.deadline, on_progress)
             .instrument(span)
             .await
+    }
+
+    /// Runs the tasks of a later stage (`stage`, for the logs) of query `query_id`.
+    async fn invoke_tasks(
+        &self,
+        query_id: &str,
+        stage: &str,
+        tasks: Vec<quack_lambda::Task>,
+        run: Arc<QueryRun>,
+        on_progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Vec<PartialResult>> {
+        let span = tracing::info_span!("query", query_id = %query_id);
+        span.in_scope(|| tracing::info!(stage, tasks = tasks.len(), "running a stage"));
+        invoke::invoke_all(self.invoker.as_ref(), tasks, run, self.config.deadline, on_progress).instrument(span).await
     }
 
     fn planner(&self) -> plan::Planner<'_> {

@@ -8,11 +8,13 @@
 
 use std::fmt::Write as _;
 
-use quack_lambda::{Task, WIRE_VERSION};
+use quack_lambda::exchange::BUCKET_COLUMN;
+use quack_lambda::{ExchangeWrite, Task, WIRE_VERSION};
 
 use crate::config::{Backend, Config, SplitPolicy};
 use crate::engine::{Column, Engine};
 use crate::error::{Error, Result};
+use crate::exchange::{self, Shuffle};
 use crate::partitions::{self, Lister, Partitions};
 use crate::rewrite::scan::{collect_fan_scans, substitute_scan, TableLayout};
 use crate::rewrite::{self, Context, FanScan, RewriteError, PARTIALS_TABLE};
@@ -84,6 +86,12 @@ pub struct Plan {
     pub output_columns: Vec<Column>,
     /// The SQL that produces the answer from [`PARTIALS_TABLE`].
     pub final_sql: String,
+    /// The second stage, when the map's rows are shuffled through the exchange
+    /// (`partial_columns`, `reduce_sql` and `final_sql` are then those of the final reduce
+    /// over stage 2's rows).
+    pub shuffle: Option<Shuffle>,
+    /// Why `--buckets` did not give this plan a second stage, when it did not.
+    pub shuffle_note: Option<String>,
 }
 
 /// Plans queries against one engine and lister.
@@ -255,6 +263,44 @@ impl Planner<'_> {
         } else {
             tasks::pack(&kept_parts, target, cost)
         };
+        let (shuffle, shuffle_note) = match self.config.buckets {
+            None => (None, None),
+            Some(_)
+                if !matches!(self.config.backend, Backend::Local)
+                    && !self.config.exchange_root().starts_with("s3://") =>
+            {
+                (
+                    None,
+                    Some(
+                        "a second stage through Lambda needs an S3 exchange: --exchange s3://bucket/prefix/, the \
+                     workers' QUACK_EXCHANGE_PREFIX"
+                            .to_string(),
+                    ),
+                )
+            }
+            Some(_) if matches!(self.config.backend, Backend::Local) && self.config.exchange_root().contains("://") => {
+                (None, Some("in process, the exchange is a local directory, not a URL (--exchange)".to_string()))
+            }
+            Some(buckets) => {
+                let probe = |map: &sqlparser::ast::Query| substitute_scan(map, &scan, &one_file, &layout).to_string();
+                match self.plan_shuffle(query_id, &rewritten, &partial_columns, &ctx, buckets, &output_columns, &probe)
+                {
+                    Ok(shuffle) => (Some(shuffle), None),
+                    Err(reason) => (None, Some(reason)),
+                }
+            }
+        };
+        let (map, map_columns) = match &shuffle {
+            Some((shuffle, bucketed)) => {
+                let mut columns = shuffle.map_columns.clone();
+                columns.push(Column { name: BUCKET_COLUMN.to_string(), data_type: "INTEGER".into() });
+                (bucketed.clone(), columns)
+            }
+            None => (rewritten.map.clone(), partial_columns.clone()),
+        };
+        let exchange = shuffle
+            .as_ref()
+            .map(|(shuffle, _)| ExchangeWrite { prefix: shuffle.map_prefix(), buckets: shuffle.buckets });
         let tasks = specs
             .iter()
             .enumerate()
@@ -265,15 +311,20 @@ impl Planner<'_> {
                     query_id: query_id.to_string(),
                     task_id: i,
                     label: spec.label.clone(),
-                    sql: transport::wrap_map(substitute_scan(&rewritten.map, &scan, &files, &layout), &partial_columns)
-                        .to_string(),
+                    sql: transport::wrap_map(substitute_scan(&map, &scan, &files, &layout), &map_columns).to_string(),
                     files,
                     time_zone: self.engine.time_zone().map(String::from),
+                    exchange: exchange.clone(),
                 }
             })
             .collect();
+        let shuffle = shuffle.map(|(shuffle, _)| shuffle);
+        let (partial_columns, reduce_sql) = match &shuffle {
+            Some(shuffle) => (shuffle.columns.clone(), shuffle.split.upper.to_string()),
+            None => (partial_columns, rewritten.reduce_sql.clone()),
+        };
         let note = fallback_note.or(rewritten.note.clone());
-        let final_sql = final_sql(&rewritten.reduce_sql, &output_columns);
+        let final_sql = final_sql(&reduce_sql, &output_columns);
         Ok(Plan {
             query_id: query_id.to_string(),
             sql: sql.to_string(),
@@ -290,10 +341,62 @@ impl Planner<'_> {
             specs,
             tasks,
             partial_columns,
-            reduce_sql: rewritten.reduce_sql,
+            reduce_sql,
             output_columns,
             final_sql,
+            shuffle,
+            shuffle_note,
         })
+    }
+
+    /// The second stage for `rewritten`'s reduce in `buckets` buckets, with the stage-1 map
+    /// (the map with each row's bucket), or why there is none. Every part binds in the
+    /// coordinator's DuckDB before it is used: stage 1 over one file (`probe` substitutes it),
+    /// stage 2 over no rows, the final reduce over stage 2's columns.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_shuffle(
+        &self,
+        query_id: &str,
+        rewritten: &rewrite::Rewritten,
+        partial_columns: &[Column],
+        ctx: &Context,
+        buckets: u32,
+        output_columns: &[Column],
+        probe: &dyn Fn(&sqlparser::ast::Query) -> String,
+    ) -> std::result::Result<(Shuffle, sqlparser::ast::Query), String> {
+        let names: Vec<String> = partial_columns.iter().map(|c| c.name.clone()).collect();
+        let split = rewrite::stage::split_reduce(&rewritten.reduce, &names, ctx).map_err(|e| e.to_string())?;
+        if let Some(column) = partial_columns.iter().find(|c| !transport::exchange_carries(&c.data_type)) {
+            return Err(format!(
+                "the map's column {} is of type {}, which the exchange does not carry yet",
+                quack_lambda::quote::ident(&column.name),
+                column.data_type
+            ));
+        }
+        let bucketed = split.bucketed(rewritten.map.clone(), buckets);
+        let described = self
+            .engine
+            .describe(&probe(&bucketed))
+            .map_err(|m| format!("stage 1 does not bind ({})", first_line(&m)))?;
+        if described.len() != partial_columns.len() + 1 {
+            return Err(format!(
+                "stage 1 gives {} columns, not the map's {} and a bucket",
+                described.len(),
+                partial_columns.len()
+            ));
+        }
+        let group = split.group_over(rewrite::stage::empty_source(&exchange::typed(partial_columns)));
+        let columns = self
+            .engine
+            .describe(&group.to_string())
+            .map_err(|m| format!("stage 2 does not bind ({})", first_line(&m)))?;
+        self.engine
+            .check_reduce(&columns, &final_sql(&split.upper.to_string(), output_columns))
+            .map_err(|m| format!("the reduce after stage 2 does not bind ({})", first_line(&m)))?;
+        let root = self.config.exchange_root();
+        let query_dir = format!("{root}{query_id}/");
+        let shuffle = Shuffle { buckets, root, query_dir, split, map_columns: partial_columns.to_vec(), columns };
+        Ok((shuffle, bucketed))
     }
 
     /// `split`'s query as one task running it as written over all the files its table listed,
@@ -314,7 +417,7 @@ impl Planner<'_> {
     /// the in-process workers share one DuckDB thread pool, so a split adds the reduce's pass
     /// over every shipped row and parallelizes nothing that one DuckDB query does not.
     fn one_query_is_cheaper(&self) -> bool {
-        self.config.split == SplitPolicy::Auto && self.config.backend == Backend::Local
+        self.config.split == SplitPolicy::Auto && self.config.backend == Backend::Local && self.config.buckets.is_none()
     }
 
     fn describe_original(&self, sql: &str) -> Result<Vec<Column>> {
@@ -349,6 +452,7 @@ impl Planner<'_> {
             sql: transport::wrap_sql(sql, &partial_columns),
             files: spec.files.iter().map(|f| f.path.clone()).collect(),
             time_zone: self.engine.time_zone().map(String::from),
+            exchange: None,
         };
         let reduce_sql = format!("SELECT * FROM {PARTIALS_TABLE}");
         Plan {
@@ -362,6 +466,8 @@ impl Planner<'_> {
             final_sql: final_sql(&reduce_sql, &output_columns),
             reduce_sql,
             output_columns,
+            shuffle: None,
+            shuffle_note: None,
         }
     }
 }
@@ -447,6 +553,23 @@ impl Plan {
         }
         if let Some(task) = self.tasks.first() {
             let _ = writeln!(out, "map SQL (task 0):\n  {}", task.sql);
+        }
+        if let Some(shuffle) = &self.shuffle {
+            let keys = shuffle.split.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+            let _ = writeln!(
+                out,
+                "stage 1: the {} map tasks write their rows to the exchange ({}), in {} buckets by hash({keys})",
+                self.tasks.len(),
+                shuffle.map_prefix(),
+                shuffle.buckets
+            );
+            let _ = writeln!(
+                out,
+                "stage 2: one task per bucket with rows computes its groups whole; SQL over a bucket's files:\n  {}",
+                shuffle.group_sql(&["<bucket files>".to_string()])
+            );
+        } else if let Some(note) = &self.shuffle_note {
+            let _ = writeln!(out, "second stage not used: {note}");
         }
         let partials =
             self.partial_columns.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect::<Vec<_>>().join(", ");

@@ -51,7 +51,7 @@ pub struct EngineArgs {
     pub endpoint_url: Option<String>,
     /// Config file (TOML: backend, function, region, endpoint_url, concurrency,
     /// httpfs_extension, icu_extension, time_zone, spill_prefix, hedge_after, task_timeout, deadline, max_attempts,
-    /// memory_limit, lambda_memory_mb, split, file_open_bytes, max_gather_bytes); default QUACK_CONFIG or ~/.config/quack/config.toml.
+    /// memory_limit, lambda_memory_mb, split, file_open_bytes, max_gather_bytes, buckets, exchange); default QUACK_CONFIG or ~/.config/quack/config.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Tasks in flight at once (1 to 100000); default: the cores (local) or 100 (lambda).
@@ -69,6 +69,15 @@ pub struct EngineArgs {
     /// 2^50); default 256 MiB. A query that would hold more stops with a message that says so.
     #[arg(long, env = "QUACK_MAX_GATHER_BYTES", value_parser = parse_gather_bytes)]
     pub max_gather_bytes: Option<u64>,
+    /// Run a reduce that groups as a second stage (1 to 4096 buckets): the map writes its rows
+    /// to the exchange hashed on the group keys, and one task per bucket computes its groups
+    /// whole, so only a row per group reaches the coordinator. 0 or unset: no second stage.
+    #[arg(long, env = "QUACK_BUCKETS", value_parser = parse_buckets)]
+    pub buckets: Option<u32>,
+    /// Directory where the stages exchange rows; default quack-exchange/ in the system's
+    /// temporary directory. A query's files are deleted when it ends.
+    #[arg(long, env = "QUACK_EXCHANGE")]
+    pub exchange: Option<String>,
     /// Per-attempt timeout in seconds; default 900 (local) or the function's own (lambda).
     #[arg(long, env = "QUACK_TASK_TIMEOUT", value_parser = parse_seconds)]
     pub task_timeout: Option<Duration>,
@@ -152,6 +161,11 @@ pub fn parse_file_open_bytes(text: &str) -> Result<u64, String> {
 /// The gather limit: 0 (no limit) to [`MAX_GATHER_BYTES`].
 pub fn parse_gather_bytes(text: &str) -> Result<u64, String> {
     in_range(number::<u64>(text)?, 0, MAX_GATHER_BYTES)
+}
+
+/// A bucket count: 0 (no second stage) to [`quack_lambda::exchange::MAX_BUCKETS`].
+pub fn parse_buckets(text: &str) -> Result<u32, String> {
+    Ok(in_range(number::<u64>(text)?, 0, u64::from(quack_lambda::exchange::MAX_BUCKETS))? as u32)
 }
 
 /// A duration in seconds (fractions allowed): more than 0, at most [`MAX_SECONDS`].
@@ -256,6 +270,16 @@ impl EngineArgs {
             (None, None) => Some(crate::config::DEFAULT_MAX_GATHER_BYTES),
         }
         .filter(|&bytes| bytes > 0);
+        config.buckets = match (self.buckets, file.buckets) {
+            (Some(n), _) => Some(n),
+            (None, Some(n)) => {
+                Some(in_range(n, 0, u64::from(quack_lambda::exchange::MAX_BUCKETS)).map_err(|m| bad("buckets", m))?
+                    as u32)
+            }
+            (None, None) => None,
+        }
+        .filter(|&n| n > 0);
+        config.exchange = self.exchange.clone().or(file.exchange.clone()).filter(|e| !e.trim().is_empty());
         config.file_open_bytes = match (self.file_open_bytes, file.file_open_bytes) {
             (Some(bytes), _) => Some(bytes),
             (None, Some(bytes)) => Some(in_range(bytes, 0, MAX_TASK_BYTES).map_err(|m| bad("file_open_bytes", m))?),

@@ -39,6 +39,41 @@ pub fn carrier(data_type: &str) -> Option<&'static str> {
     (timetz || words.iter().any(|w| NOT_CARRIED.contains(&w.as_str()))).then_some("VARCHAR")
 }
 
+/// The types (as they travel, after [`carrier`]) that go through the exchange's Parquet files
+/// and read back exactly: scalars whose Arrow form Parquet stores. Others (INTERVAL, UUID,
+/// nested types) keep a plan to one stage for now.
+const EXCHANGE_TYPES: &[&str] = &[
+    "BOOLEAN",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "VARCHAR",
+    "BLOB",
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+    "TIMESTAMP_S",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_NS",
+    "TIMESTAMP WITH TIME ZONE",
+];
+
+/// Whether a column of `data_type` goes through the exchange between stages exactly.
+pub fn exchange_carries(data_type: &str) -> bool {
+    let travels = carrier(data_type).unwrap_or(data_type).trim().to_ascii_uppercase();
+    let decimal = travels.strip_prefix("DECIMAL(").is_some_and(|rest| {
+        rest.strip_suffix(')').is_some_and(|p| p.split(',').all(|n| n.trim().parse::<u8>().is_ok()))
+    });
+    decimal || EXCHANGE_TYPES.contains(&travels.as_str())
+}
+
 /// True when some column travels as another type.
 pub fn needs_carriers(columns: &[Column]) -> bool {
     columns.iter().any(|c| carrier(&c.data_type).is_some())
@@ -139,6 +174,16 @@ mod tests {
             "TIMESTAMP WITH TIME ZONE",
         ] {
             assert_eq!(carrier(ty), None, "{ty}");
+        }
+    }
+
+    #[test]
+    fn the_exchange_carries_scalars_and_text_carried_types() {
+        for ty in ["BIGINT", "DECIMAL(18,3)", "VARCHAR", "TIMESTAMP WITH TIME ZONE", "HUGEINT", "ENUM('a')", "BIT"] {
+            assert!(exchange_carries(ty), "{ty}");
+        }
+        for ty in ["INTERVAL", "UUID", "INTEGER[]", "STRUCT(a INTEGER)", "MAP(VARCHAR, INTEGER)", "UNION(a INTEGER)"] {
+            assert!(!exchange_carries(ty), "{ty}");
         }
     }
 

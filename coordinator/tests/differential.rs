@@ -82,3 +82,29 @@ fn every_case_matches_duckdb_with_one_big_task() {
     config.split = SplitPolicy::Always;
     run_all(config);
 }
+
+/// Every case through the exchange: a reduce that groups is shuffled on its keys into 1, 3 or 16
+/// buckets, one stage-2 task per bucket, one file per map task. The cases whose reduce groups
+/// (holistic aggregates, DISTINCT aggregates, ship-rows blocks) do get a second stage, and the
+/// exchange is empty once each query ends.
+#[test]
+fn every_case_matches_duckdb_through_the_exchange() {
+    let exchange = tempfile::tempdir().unwrap();
+    for buckets in [1, 3, 16] {
+        let mut config = Config::with_concurrency(3);
+        config.target_task_bytes = Some(1);
+        config.split = SplitPolicy::Always;
+        config.buckets = Some(buckets);
+        config.exchange = Some(exchange.path().to_string_lossy().into_owned());
+        run_all(config.clone());
+        let quack = quack::Quack::embedded(config).unwrap();
+        for name in ["median_quantile", "distinct_mixed", "ordered_string_agg", "having", "qualify"] {
+            let (_, template, _) = CASES.iter().find(|(n, _, _)| *n == name).unwrap();
+            let plan = quack.plan(&sql(template)).unwrap();
+            assert!(plan.shuffle.is_some(), "{name} at {buckets} buckets has no second stage: {}", plan.explain());
+            assert!(plan.explain().contains("stage 2: one task per bucket"), "{}", plan.explain());
+        }
+        let left: Vec<_> = std::fs::read_dir(exchange.path()).unwrap().collect();
+        assert!(left.is_empty(), "exchange files were left behind: {left:?}");
+    }
+}

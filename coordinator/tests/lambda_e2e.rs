@@ -470,8 +470,13 @@ async fn lambda_invoker_passes_the_conformance_suite() {
                 .with_attempt_timeout(Some(std::time::Duration::from_secs(600)));
         quack::conformance::invoker(&invoker, &format!("{lake}/zones.parquet"), &format!("{lake}/missing.parquet"))
             .await;
+        let query_id = quack::conformance::exchange(&invoker, EXCHANGE_ROOT).await;
+        quack_lambda::spill::delete_query(&stack.s3(), EXCHANGE_ROOT, &query_id).await.unwrap();
     }
 }
+
+/// The workers' QUACK_EXCHANGE_PREFIX in tests/e2e/stack.sh.
+const EXCHANGE_ROOT: &str = "s3://exchange/stages/";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_answers_equal_duckdb_answers() {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::Instrument;
 
+use crate::exchange::{ExchangeStore, S3Exchange};
 use crate::runner::{Worker, WorkerConfig, WorkerError};
 use crate::s3::{self, S3Access};
 use crate::sandbox::{check_envelope, Sandbox};
@@ -39,6 +40,10 @@ pub struct LambdaEnv {
     pub allowed_prefixes: Vec<String>,
     /// `QUACK_SPILL_PREFIX`: where partials too large to return inline go (`s3://b/spill/`).
     pub spill_prefix: Option<String>,
+    /// `QUACK_EXCHANGE_PREFIX`: where the stages of a multi-stage plan exchange rows
+    /// (`s3://b/exchange/`); tasks may write under it, and read it. Without it, exchange tasks
+    /// are refused.
+    pub exchange_prefix: Option<String>,
     /// `QUACK_SPILL_THRESHOLD_BYTES`: inline answers above this many bytes of JSON spill.
     pub spill_threshold: usize,
     /// `QUACK_WORKER_THREADS`: DuckDB threads; default twice the cores Lambda gives the function,
@@ -64,6 +69,8 @@ pub enum EnvError {
          absolute directory other than /, without URL parameters"
     )]
     BadPrefix { prefix: String },
+    #[error("QUACK_EXCHANGE_PREFIX: {prefix:?} is not an s3:// prefix naming a bucket, without URL parameters")]
+    BadExchangePrefix { prefix: String },
 }
 
 /// Whether `prefix` names a bucket (`s3://b/...`) or an absolute directory other than `/`, with
@@ -112,6 +119,11 @@ impl LambdaEnv {
                 dir.join(file)
             })
         };
+        let exchange_prefix = var("QUACK_EXCHANGE_PREFIX").map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+        if let Some(prefix) = exchange_prefix.as_ref().filter(|p| !p.starts_with("s3://") || !valid_prefix(p)) {
+            return Err(EnvError::BadExchangePrefix { prefix: prefix.clone() });
+        }
+        let exchange_prefix = exchange_prefix.map(|p| if p.ends_with('/') { p } else { format!("{p}/") });
         let httpfs = packaged("QUACK_HTTPFS_EXTENSION", s3::HTTPFS_FILE);
         let icu = packaged("QUACK_ICU_EXTENSION", ICU_FILE);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -120,6 +132,7 @@ impl LambdaEnv {
             icu,
             allowed_prefixes,
             spill_prefix: var("QUACK_SPILL_PREFIX").filter(|v| !v.trim().is_empty()),
+            exchange_prefix,
             spill_threshold: number("QUACK_SPILL_THRESHOLD_BYTES")?.map_or(DEFAULT_SPILL_THRESHOLD, |n| n as usize),
             threads: number("QUACK_WORKER_THREADS")?.map_or((2 * cores).max(4), |n| n.max(1) as usize),
             memory_mb: number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?,
@@ -159,6 +172,7 @@ pub struct WorkerState {
     access: Mutex<S3Access>,
     sandbox: Sandbox,
     spill: Option<SpillTarget>,
+    exchange: Option<Arc<dyn ExchangeStore>>,
     spill_threshold: usize,
     memory_mb: Option<u64>,
     started: Instant,
@@ -171,8 +185,17 @@ impl WorkerState {
     /// figure); `s3` is the client for spilling, built by the caller from the same environment.
     pub fn build(env: &LambdaEnv, started: Instant, s3: Option<aws_sdk_s3::Client>) -> Result<Self, InitError> {
         let access = LambdaEnv::s3_access();
-        let sandbox = Sandbox::new(&env.allowed_prefixes);
-        let worker = Self::open(env, &sandbox, &access, DEFAULT_TIME_ZONE)?;
+        // Stage 2 reads what stage 1 wrote to the exchange.
+        let readable: Vec<&String> = env.allowed_prefixes.iter().chain(&env.exchange_prefix).collect();
+        let sandbox = Sandbox::new(&readable);
+        let mut worker = Self::open(env, &sandbox, &access, DEFAULT_TIME_ZONE)?;
+        let exchange: Option<Arc<dyn ExchangeStore>> = match (&env.exchange_prefix, &s3) {
+            (Some(prefix), Some(client)) => tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|runtime| Arc::new(S3Exchange::new(client.clone(), prefix.clone(), runtime)) as _),
+            _ => None,
+        };
+        worker.set_exchange(exchange.clone());
         let spill = match (&env.spill_prefix, s3) {
             (Some(prefix), Some(client)) => Some(SpillTarget { client, prefix: prefix.clone() }),
             _ => None,
@@ -183,6 +206,7 @@ impl WorkerState {
             access: Mutex::new(access),
             sandbox,
             spill,
+            exchange,
             spill_threshold: env.spill_threshold,
             memory_mb: env.memory_mb,
             started,
@@ -229,13 +253,14 @@ impl WorkerState {
             return Ok(());
         }
         let access = self.access.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let fresh = Self::open(&self.env, &self.sandbox, &access, zone).map_err(|e| match e {
+        let mut fresh = Self::open(&self.env, &self.sandbox, &access, zone).map_err(|e| match e {
             InitError::TimeZone { .. } => TaskFailure::new(task, ErrorType::BadEvent, e.to_string()),
             other => {
                 TaskFailure::new(task, ErrorType::Internal, format!("rebuilding the worker for {zone:?}: {other}"))
             }
         })?;
         tracing::info!(zone, "the worker now runs in the task's time zone");
+        fresh.set_exchange(self.exchange.clone());
         *worker = fresh;
         Ok(())
     }
@@ -394,6 +419,7 @@ fn parse_event(event: serde_json::Value) -> Result<Task, TaskFailure> {
         sql: String::new(),
         files: vec![],
         time_zone: None,
+        exchange: None,
     };
     match field("version").and_then(|v| v.as_u64()) {
         Some(v) if v == WIRE_VERSION as u64 => {}
@@ -462,6 +488,14 @@ mod tests {
             LambdaEnv::from_vars(vars(&[("QUACK_ALLOWED_PREFIXES", "s3://x/"), ("QUACK_WORKER_THREADS", "many")])),
             Err(EnvError::NotANumber { .. })
         ));
+        let exchange = |prefix: &str| {
+            LambdaEnv::from_vars(vars(&[("QUACK_ALLOWED_PREFIXES", "s3://x/"), ("QUACK_EXCHANGE_PREFIX", prefix)]))
+        };
+        assert_eq!(exchange("s3://x/exchange").unwrap().exchange_prefix.as_deref(), Some("s3://x/exchange/"));
+        assert_eq!(exchange(" ").unwrap().exchange_prefix, None);
+        for bad in ["/tmp/exchange/", "s3://", "s3://x/?a=1", "s3://x/../y/"] {
+            assert!(matches!(exchange(bad), Err(EnvError::BadExchangePrefix { .. })), "{bad}");
+        }
     }
 
     #[test]

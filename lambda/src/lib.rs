@@ -5,6 +5,7 @@
 //! the sandbox ([`sandbox`]), S3 access through httpfs ([`s3`]) and spilled partials ([`spill`]). The wire types in
 //! [`wire`] are the only contract between the two sides.
 
+pub mod exchange;
 pub mod extension;
 pub mod handler;
 pub mod ipc;
@@ -17,5 +18,6 @@ pub mod wire;
 
 pub use runner::{Worker, WorkerConfig, WorkerError};
 pub use wire::{
-    valid_query_id, ErrorType, PartialData, PartialResult, Task, TaskFailure, TaskResponse, TaskStats, WIRE_VERSION,
+    valid_query_id, ErrorType, ExchangeWrite, PartialData, PartialResult, Task, TaskFailure, TaskResponse, TaskStats,
+    WIRE_VERSION,
 };

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use crate::exchange::{self, ExchangeStore};
 use crate::ipc;
 use crate::wire::{ErrorType, PartialData, PartialResult, Task, TaskFailure, TaskStats, WIRE_VERSION};
 
@@ -44,6 +45,8 @@ pub struct Worker {
     /// The connection's `TimeZone`; `None` without ICU (then DuckDB works in UTC).
     time_zone: Option<String>,
     tasks_run: u64,
+    /// Where tasks with an exchange write their rows; `None`: such tasks are refused.
+    exchange: Option<std::sync::Arc<dyn ExchangeStore>>,
 }
 
 impl Worker {
@@ -72,7 +75,7 @@ impl Worker {
             .query_row("SELECT library_version FROM pragma_version()", [], |row| row.get::<_, String>(0))
             .map_err(|source| WorkerError::Open { source })?;
         let time_zone = current_time_zone(&conn);
-        Ok(Worker { conn, duckdb_version, time_zone, tasks_run: 0 })
+        Ok(Worker { conn, duckdb_version, time_zone, tasks_run: 0, exchange: None })
     }
 
     /// The connection's time zone (`TimeZone`), `None` when ICU is not loaded.
@@ -90,6 +93,11 @@ impl Worker {
         self.conn.execute_batch(&format!("SET TimeZone = {}", crate::quote::literal(zone)))?;
         self.time_zone = current_time_zone(&self.conn);
         Ok(())
+    }
+
+    /// Lets this worker run tasks that write to an exchange, through `store`.
+    pub fn set_exchange(&mut self, store: Option<std::sync::Arc<dyn ExchangeStore>>) {
+        self.exchange = store;
     }
 
     /// The worker's connection (for set-up such as the S3 secret and the sandbox).
@@ -127,8 +135,34 @@ impl Worker {
         let cold_start = self.tasks_run == 0;
         self.tasks_run += 1;
         let started = Instant::now();
-        let (schema, batches) = self.query(&task.sql).map_err(|e| classify(task, &e))?;
+        let exchange = match &task.exchange {
+            None => None,
+            Some(exchange) => {
+                let store = self.exchange.as_deref().ok_or_else(|| {
+                    TaskFailure::new(
+                        task,
+                        ErrorType::Forbidden,
+                        "this worker has no exchange to write a stage's rows to",
+                    )
+                })?;
+                exchange::check(task, exchange, store)
+                    .map_err(|message| TaskFailure::new(task, ErrorType::Forbidden, message))?;
+                Some((exchange, store))
+            }
+        };
+        let (mut schema, mut batches) = self.query(&task.sql).map_err(|e| classify(task, &e))?;
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if let Some((exchange, store)) = exchange {
+            let manifest = exchange::write(task, exchange, store, &schema, &batches).map_err(|message| {
+                TaskFailure::new(
+                    task,
+                    ErrorType::Internal,
+                    format!("writing the stage's rows to the exchange: {message}"),
+                )
+            })?;
+            schema = manifest.schema();
+            batches = vec![manifest];
+        }
         let arrow_ipc = ipc::encode(&schema, &batches).map_err(|e| {
             TaskFailure::new(task, ErrorType::Internal, format!("encoding the result as Arrow IPC: {e}"))
         })?;
@@ -307,6 +341,7 @@ mod tests {
             sql: sql.into(),
             files,
             time_zone: None,
+            exchange: None,
         }
     }
 

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the task / partial-result wire format. Bump on any incompatible change.
-pub const WIRE_VERSION: u32 = 3;
+pub const WIRE_VERSION: u32 = 4;
 
 /// Whether `id` is a well-formed query id: 1 to 64 ASCII letters, digits, `-` or `_`, starting
 /// with a letter or digit. Ids name spill and exchange objects, so both sides check them.
@@ -40,6 +40,22 @@ pub struct Task {
     /// Lambda). Added in wire version 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// When set, the task is a stage of a multi-stage plan: it writes its rows to the exchange,
+    /// one Parquet file per bucket, and answers with a manifest of the files instead of the rows
+    /// ([`crate::exchange`]). Added in wire version 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<ExchangeWrite>,
+}
+
+/// Where and how a task writes its rows to the exchange between two stages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeWrite {
+    /// The stage's directory or URL prefix, ending in `/`:
+    /// `<exchange root><query_id>/<stage>/`. The worker checks it against its own root.
+    pub prefix: String,
+    /// How many buckets the rows are spread over; the SQL's last column,
+    /// [`crate::exchange::BUCKET_COLUMN`], holds each row's bucket in `0..buckets`.
+    pub buckets: u32,
 }
 
 /// Whether `zone` may name a time zone on the wire: 1 to 64 ASCII letters, digits and `/_+-:.`
@@ -242,6 +258,14 @@ mod tests {
         let task: Task = round_trip("task.json");
         assert_eq!(task.version, WIRE_VERSION);
         assert_eq!(task.files.len(), 2);
+    }
+
+    #[test]
+    fn exchange_task_fixture_round_trips() {
+        let task: Task = round_trip("task_exchange.json");
+        let exchange = task.exchange.expect("an exchange");
+        assert_eq!(exchange.buckets, 16);
+        assert!(exchange.prefix.ends_with(&format!("{}/s1/", task.query_id)));
     }
 
     #[test]

@@ -42,6 +42,7 @@ assert fn["EphemeralStorage"] == {"Size": 2048}, fn["EphemeralStorage"]
 env = fn["Environment"]["Variables"]
 assert env["QUACK_ALLOWED_PREFIXES"] == "s3://test-lake/trips/", env
 assert env["QUACK_SPILL_PREFIX"] == "s3://test-scratch/spill/", env
+assert env["QUACK_EXCHANGE_PREFIX"] == "s3://test-scratch/quack-exchange/", env
 # The default artifact follows the architecture.
 state = json.load(open(os.path.join(package_dir, "serverless-state.json")))
 artifact = state["service"]["functions"]["worker"]["package"]["artifact"]
@@ -68,6 +69,8 @@ assert s3 == sorted([
     (("s3:GetObject",), json.dumps("arn:aws:s3:::test-lake/trips/*"), "null"),
     # The worker writes spilled partials; it may not read or delete them.
     (("s3:PutObject",), json.dumps("arn:aws:s3:::test-scratch/spill/*"), "null"),
+    # Stages write and read the exchange; only the coordinator deletes.
+    (("s3:GetObject", "s3:PutObject"), json.dumps("arn:aws:s3:::test-scratch/quack-exchange/*"), "null"),
 ]), s3
 kms = [s for s in statements if any(a.startswith("kms:") for a in s["Action"])]
 if variant == "kms":
@@ -87,7 +90,9 @@ if variant == "plain":
     assert props["BucketName"] == "test-scratch", props
     rules = props["LifecycleConfiguration"]["Rules"]
     assert rules == [{"Id": "quack-spill-expiry", "Status": "Enabled", "Prefix": "spill/", "ExpirationInDays": 1,
-                      "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}], rules
+                      "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+                     {"Id": "quack-exchange-expiry", "Status": "Enabled", "Prefix": "quack-exchange/",
+                      "ExpirationInDays": 1, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}], rules
     assert all(props["PublicAccessBlockConfiguration"].values()), props
 else:
     assert not present(bucket), "manageSpillBucket=false leaves the bucket alone"

@@ -68,6 +68,7 @@ export QUACK_CONCURRENCY=$WORKERS
 export QUACK_HTTPFS_EXTENSION=$HTTPFS
 export QUACK_ICU_EXTENSION=$ICU
 export QUACK_SPILL_PREFIX=s3://spill/partials/
+export QUACK_EXCHANGE=s3://exchange/stages/
 export QUACK_TASK_TIMEOUT=600
 export QUACK_STACK_S3_DIR=$STACK/s3
 export QUACK_STACK_LAMBDA_PORT=$LAMBDA_PORT
@@ -85,6 +86,7 @@ start_workers() { # function-name count extra-env...
       AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET \
       AWS_ENDPOINT_URL_S3="http://127.0.0.1:$S3_PORT" \
       QUACK_ALLOWED_PREFIXES=s3://lake/,s3://demo-inventory/ QUACK_SPILL_PREFIX=s3://spill/partials/ \
+      QUACK_EXCHANGE_PREFIX=s3://exchange/stages/ \
       QUACK_HTTPFS_EXTENSION="$HTTPFS" QUACK_ICU_EXTENSION="$ICU" QUACK_WORKER_THREADS="${QUACK_STACK_WORKER_THREADS:-4}" RUST_LOG=info \
       "$@" "$BOOTSTRAP" >>"$STACK/$function-$i.log" 2>&1 &
     echo $! >>"$STACK/pids"
@@ -105,7 +107,7 @@ up() {
   fi
   mkdir -p "$STACK"
   rm -rf "$STACK/s3" "$STACK"/*.log "$STACK/pids" "$STACK/target"
-  mkdir -p "$STACK/s3/lake" "$STACK/s3/spill" "$STACK/s3/demo-inventory"
+  mkdir -p "$STACK/s3/lake" "$STACK/s3/spill" "$STACK/s3/demo-inventory" "$STACK/s3/exchange"
   S3_PORT="$(free_port)"; LAMBDA_PORT="$(free_port)"
   printf 'S3_PORT=%s\nLAMBDA_PORT=%s\nHTTPFS=%s\nICU=%s\nWORKERS=%s\n' "$S3_PORT" "$LAMBDA_PORT" "$HTTPFS" "$ICU" \
     "$WORKERS" >"$STACK/ports"

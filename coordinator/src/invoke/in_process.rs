@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use quack_lambda::exchange::ExchangeStore;
 use quack_lambda::{PartialResult, Task, Worker, WorkerConfig};
 use tokio::sync::Semaphore;
 
@@ -17,6 +18,7 @@ pub struct InProcessInvoker {
     database: Mutex<duckdb::Connection>,
     idle: Mutex<Vec<Worker>>,
     slots: Semaphore,
+    exchange: Option<Arc<dyn ExchangeStore>>,
 }
 
 impl InProcessInvoker {
@@ -26,7 +28,14 @@ impl InProcessInvoker {
             database: Mutex::new(database),
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(workers.clamp(1, Semaphore::MAX_PERMITS)),
+            exchange: None,
         }
+    }
+
+    /// Lets the workers run the tasks of a stage that writes to `store`.
+    pub fn with_exchange(mut self, store: Arc<dyn ExchangeStore>) -> Self {
+        self.exchange = Some(store);
+        self
     }
 
     /// A pool over its own in-memory database configured by `config`.
@@ -43,8 +52,10 @@ impl InProcessInvoker {
             message: format!("opening a worker connection: {e}"),
             retry: Retryable::Yes,
         })?;
-        Worker::from_connection(conn)
-            .map_err(|e| InvokeError::Transport { message: e.to_string(), retry: Retryable::Yes })
+        let mut worker = Worker::from_connection(conn)
+            .map_err(|e| InvokeError::Transport { message: e.to_string(), retry: Retryable::Yes })?;
+        worker.set_exchange(self.exchange.clone());
+        Ok(worker)
     }
 }
 
@@ -90,7 +101,22 @@ mod tests {
         let conn = duckdb::Connection::open_in_memory().unwrap();
         conn.execute_batch(&format!("COPY (SELECT range AS id FROM range(10)) TO '{file}'")).unwrap();
         let missing = dir.path().join("missing.parquet").display().to_string();
-        let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default()).unwrap();
+        let root = format!("{}/exchange/", dir.path().display());
+        let invoker = InProcessInvoker::standalone(2, &WorkerConfig::default())
+            .unwrap()
+            .with_exchange(Arc::new(quack_lambda::exchange::LocalExchange::new(root.clone())));
         crate::conformance::invoker(&invoker, &file, &missing).await;
+        crate::conformance::exchange(&invoker, &root).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_an_exchange_a_stage_task_is_refused() {
+        let invoker = InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap();
+        let mut task = crate::invoke::tests::task(0, "SELECT 1 AS k, 0 AS __quack_bucket");
+        task.exchange = Some(quack_lambda::ExchangeWrite { prefix: format!("/tmp/{}/s1/", task.query_id), buckets: 1 });
+        let Err(InvokeError::Task(failure)) = invoker.invoke(task, Arc::new(QueryRun::default())).await else {
+            panic!("a worker without an exchange ran a stage task")
+        };
+        assert_eq!(failure.error_type, quack_lambda::ErrorType::Forbidden, "{}", failure.message);
     }
 }

@@ -348,6 +348,7 @@ pub(crate) mod tests {
             sql: sql.into(),
             files: vec![],
             time_zone: None,
+            exchange: None,
         }
     }
 

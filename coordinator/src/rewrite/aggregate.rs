@@ -34,6 +34,8 @@ enum Merge {
     Variance { sample: bool, sqrt: bool },
     /// `f(DISTINCT x)`: x is map group key `__quack_d{index}`; `filtered` adds a bool_or partial.
     Distinct { function: String, key: usize, filtered: bool },
+    /// The call computed whole by the map, where each group has one partial row.
+    Whole,
 }
 
 struct Aggregate {
@@ -47,6 +49,18 @@ pub(crate) const NOT_AGGREGATING: &str = "the block does not aggregate";
 
 /// Splits an aggregating block, or says why this strategy does not apply.
 pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteError> {
+    split_with(block, ctx, false)
+}
+
+/// Splits an aggregating block into a map that computes every aggregate call whole per group
+/// (any aggregate, holistic ones too) and a reduce that takes each group's one value: exact
+/// when every group's rows reach one map, as a shuffle on the group keys makes them
+/// ([`super::stage`]).
+pub(crate) fn split_whole(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteError> {
+    split_with(block, ctx, true)
+}
+
+fn split_with(block: &Query, ctx: &Context, whole: bool) -> Result<BlockSplit, RewriteError> {
     let SetExpr::Select(select) = block.body.as_ref() else {
         return Err(RewriteError::unsupported("the block is not a plain SELECT"));
     };
@@ -85,7 +99,14 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
     let mut distinct_keys: Vec<Expr> = Vec::new();
     let mut aggregates: Vec<Aggregate> = Vec::new();
     for (index, call) in collector.calls.iter().enumerate() {
-        aggregates.push(plan_aggregate(index, call, &mut distinct_keys)?);
+        aggregates.push(if whole {
+            Aggregate {
+                merge: Merge::Whole,
+                partials: vec![(Expr::Function(call.clone()), format!("__quack_a{index}"))],
+            }
+        } else {
+            plan_aggregate(index, call, &mut distinct_keys)?
+        });
     }
 
     // Map: keys, distinct keys, partial states, grouped by the keys' ordinals.
@@ -406,6 +427,7 @@ fn merge_expr(index: usize, aggregate: &Aggregate) -> Expr {
     let a = |suffix: &str| col(format!("__quack_a{index}{suffix}"));
     match &aggregate.merge {
         Merge::Count => fill(expr_template("CAST(coalesce(sum(__quack_hole_a), 0) AS BIGINT)"), &[("a", a(""))]),
+        Merge::Whole => fill(expr_template("any_value(__quack_hole_a)"), &[("a", a(""))]),
         Merge::SameFunction(function) => {
             let Expr::Function(call) = expr_template("f(__quack_hole_a)") else { unreachable!() };
             fill(build::renamed(&call, function), &[("a", a(""))])

@@ -15,6 +15,7 @@ pub mod gate;
 pub mod rows;
 pub mod scan;
 pub mod split;
+pub mod stage;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -127,6 +128,8 @@ pub struct Rewritten {
     pub map: Query,
     /// Reduce SQL over [`PARTIALS_TABLE`]; the whole original query above the split block.
     pub reduce_sql: String,
+    /// The reduce as a tree (`reduce_sql` is its text).
+    pub reduce: Query,
     /// Whether the map pushes ORDER BY + LIMIT down (top-N).
     pub top_n_pushdown: bool,
     /// Whether the map also groups by the arguments of DISTINCT aggregates, so that its
@@ -525,6 +528,7 @@ pub fn rewrite(query: &Query, ctx: &Context, allow_partial_aggregate: bool) -> R
         note,
         map,
         reduce_sql: query.to_string(),
+        reduce: query,
         top_n_pushdown: block.top_n_pushdown,
         distinct_keys: block.distinct_keys,
     })

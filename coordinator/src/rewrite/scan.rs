@@ -196,6 +196,26 @@ fn named_arg(name: &str, value: Expr) -> FunctionArg {
     }
 }
 
+/// `read_parquet([files])`, each path read literally, under `alias`.
+pub(crate) fn parquet_files(files: &[String], alias: Option<TableAlias>) -> TableFactor {
+    let list = Expr::Array(sqlparser::ast::Array {
+        elem: files.iter().map(|f| string_expr(&quote::literal_path(f))).collect(),
+        named: false,
+    });
+    TableFactor::Table {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new("read_parquet"))]),
+        alias,
+        args: Some(TableFunctionArgs { args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(list))], settings: None }),
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
+    }
+}
+
 /// `CAST(expr AS type)` for a type as DuckDB names it (`STRUCT(a INTEGER)`, `DECIMAL(18,2)`).
 pub(crate) fn cast(expr: Expr, data_type: &str) -> Expr {
     Expr::Cast {

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let started = Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
     let env = LambdaEnv::from_env()?;
-    let s3 = match env.spill_prefix {
+    let s3 = match env.spill_prefix.as_ref().or(env.exchange_prefix.as_ref()) {
         Some(_) => Some(aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
                 .force_path_style(env.s3_endpoint_override)

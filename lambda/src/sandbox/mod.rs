@@ -205,6 +205,7 @@ mod tests {
             sql: sql.into(),
             files: files.iter().map(|f| f.to_string()).collect(),
             time_zone: None,
+            exchange: None,
         }
     }
 

@@ -1,0 +1,245 @@
+//! Splitting a reduce into a second stage: when the reduce is one aggregating block with group
+//! keys, its rows can be shuffled on those keys through an exchange, so that each stage-2 task
+//! gets every row of its groups and computes them whole. Only one row per group then reaches the
+//! coordinator.
+//!
+//! Contract: for a reduce `R` over [`PARTIALS_TABLE`], [`split_reduce`] gives
+//! - `keys`: R's group keys, as expressions over the partial columns. Stage 1 adds
+//!   `hash(keys) % buckets` to each row. DuckDB's `hash` gives equal values equal hashes, as
+//!   GROUP BY compares them (`-0.0` and `0.0`, every NaN). Keys under a COLLATE are refused,
+//!   because a collation groups values whose hashes differ;
+//! - `group`: over one bucket's rows (as [`PARTIALS_TABLE`]), one row per group: the keys, then
+//!   each aggregate call of R computed whole ([`super::aggregate::split_whole`]);
+//! - `upper`: over all the stage-2 rows, R's upper clauses (SELECT, HAVING, QUALIFY, ORDER BY,
+//!   LIMIT, DISTINCT), each aggregate taking its group's one value.
+//!
+//! `upper` over the union of `group` over the buckets equals R over all rows, as long as no
+//! group spans two buckets.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Query, SelectItem, SetExpr, TableAlias,
+    TableAliasColumnDef, TableFactor, Visit, Visitor,
+};
+
+use super::{aggregate, build, scan, template, Context, RewriteError, PARTIALS_TABLE};
+
+/// A reduce split into a shuffled stage and the final reduce.
+#[derive(Debug, Clone)]
+pub struct StageSplit {
+    /// The group keys over the partial columns (stage 1 hashes them into buckets).
+    pub keys: Vec<Expr>,
+    /// The alias the reduce reads the partials under, for evaluating `keys` over stage 1's rows.
+    pub alias: Option<sqlparser::ast::Ident>,
+    /// Stage 2 over one bucket's rows, read as [`PARTIALS_TABLE`].
+    pub group: Query,
+    /// The final reduce over the stage-2 rows, read as [`PARTIALS_TABLE`].
+    pub upper: Query,
+}
+
+/// Splits `reduce` (a query over [`PARTIALS_TABLE`] whose columns are `partial_columns`), or says
+/// why it cannot be shuffled.
+pub fn split_reduce(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
+    let not = |why: &str| RewriteError::unsupported(format!("the reduce cannot be shuffled: {why}"));
+    if reduce.with.is_some() {
+        return Err(not("it has a WITH clause"));
+    }
+    let SetExpr::Select(select) = reduce.body.as_ref() else {
+        return Err(not("it is not one SELECT block"));
+    };
+    let alias = match select.from.as_slice() {
+        [from] if from.joins.is_empty() => match &from.relation {
+            TableFactor::Table { name, alias, args: None, .. } if name.to_string() == PARTIALS_TABLE => {
+                if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+                    return Err(not("its partials are renamed"));
+                }
+                alias.as_ref().map(|a| a.name.clone())
+            }
+            _ => return Err(not("it reads more than the partials")),
+        },
+        _ => return Err(not("it reads more than the partials")),
+    };
+    let grouped = matches!(&select.group_by, GroupByExpr::Expressions(e, m) if !e.is_empty() && m.is_empty())
+        || matches!(&select.group_by, GroupByExpr::All(m) if m.is_empty());
+    if !grouped {
+        return Err(not("it has no GROUP BY keys to shuffle on"));
+    }
+    let scoped = Context {
+        aggregates: ctx.aggregates.clone(),
+        scan_columns: partial_columns.iter().map(|c| c.to_ascii_lowercase()).collect(),
+        binder: None,
+    };
+    let split = aggregate::split_whole(reduce, &scoped).map_err(|e| not(&e.to_string()))?;
+    let SetExpr::Select(group_select) = split.map.body.as_ref() else { unreachable!("the map is a SELECT") };
+    let key_count = match &group_select.group_by {
+        GroupByExpr::Expressions(e, _) => e.len(),
+        GroupByExpr::All(_) => 0,
+    };
+    let keys: Vec<Expr> = group_select.projection[..key_count]
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => Some(expr.clone()),
+            _ => None,
+        })
+        .collect();
+    if keys.is_empty() || keys.len() != key_count {
+        return Err(not("it has no GROUP BY keys to shuffle on"));
+    }
+    if keys.iter().any(has_collation) {
+        return Err(not("a group key has a COLLATE, which groups values whose hashes differ"));
+    }
+    Ok(StageSplit { keys, alias, group: split.map, upper: split.reduce })
+}
+
+/// The column of stage 1's rows that holds their bucket ([`quack_lambda::exchange::BUCKET_COLUMN`]).
+pub use quack_lambda::exchange::BUCKET_COLUMN;
+
+impl StageSplit {
+    /// Stage 1: `map` with each row's bucket added as the last column,
+    /// `SELECT *, CAST(hash(keys) % buckets AS INTEGER) AS __quack_bucket FROM (map) AS alias`.
+    pub fn bucketed(&self, map: Query, buckets: u32) -> Query {
+        let mut hash = build::expr_template("hash(__quack_hole_k)");
+        if let Expr::Function(call) = &mut hash {
+            if let FunctionArguments::List(list) = &mut call.args {
+                list.args = self.keys.iter().map(|k| FunctionArg::Unnamed(FunctionArgExpr::Expr(k.clone()))).collect();
+            }
+        }
+        let bucket = build::fill(
+            build::expr_template("CAST(__quack_hole_h % __quack_hole_n AS INTEGER)"),
+            &[("h", hash), ("n", build::number(u64::from(buckets)))],
+        );
+        let mut outer = template("SELECT * FROM (SELECT 1) AS __quack_partials__");
+        if let SetExpr::Select(select) = outer.body.as_mut() {
+            select.projection.push(build::aliased(bucket, BUCKET_COLUMN));
+            select.from[0].relation = TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(map),
+                alias: Some(TableAlias {
+                    explicit: true,
+                    name: self.alias.clone().unwrap_or_else(|| Ident::new(PARTIALS_TABLE)),
+                    columns: vec![],
+                    at: None,
+                }),
+                sample: None,
+            };
+        }
+        outer
+    }
+
+    /// Stage 2 over `source` (rows with the partial columns) in place of the partials.
+    pub fn group_over(&self, source: Query) -> Query {
+        let mut group = self.group.clone();
+        if let SetExpr::Select(select) = group.body.as_mut() {
+            let alias = self.alias.clone().unwrap_or_else(|| Ident::new(PARTIALS_TABLE));
+            select.from[0].relation = TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(source),
+                alias: Some(TableAlias { explicit: true, name: alias, columns: vec![], at: None }),
+                sample: None,
+            };
+        }
+        group
+    }
+}
+
+/// Rows of `columns` read from exchange `files` (written with `carried` types, in order):
+/// `SELECT CAST(__quack_t0 AS t0) AS "c0", ... FROM read_parquet([files]) AS __quack_x(__quack_t0, ...)`.
+pub fn exchange_source(files: &[String], columns: &[(String, String)]) -> Query {
+    let position = |i: usize| Ident::new(format!("__quack_t{i}"));
+    let mut query = template("SELECT 1 FROM __quack_x");
+    if let SetExpr::Select(select) = query.body.as_mut() {
+        select.projection = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ty))| SelectItem::ExprWithAlias {
+                expr: scan::cast(Expr::Identifier(position(i)), ty),
+                alias: Ident::with_quote('"', name),
+            })
+            .collect();
+        let alias = TableAlias {
+            explicit: true,
+            name: Ident::new("__quack_x"),
+            columns: (0..columns.len()).map(|i| TableAliasColumnDef::from_name(position(i).value)).collect(),
+            at: None,
+        };
+        select.from[0].relation = scan::parquet_files(files, Some(alias));
+    }
+    query
+}
+
+/// No rows of `columns`: `SELECT CAST(NULL AS t0) AS "c0", ... WHERE false` (for binding stage 2).
+pub fn empty_source(columns: &[(String, String)]) -> Query {
+    let mut query = template("SELECT 1 WHERE false");
+    if let SetExpr::Select(select) = query.body.as_mut() {
+        select.projection = columns
+            .iter()
+            .map(|(name, ty)| SelectItem::ExprWithAlias {
+                expr: scan::cast(Expr::Value(sqlparser::ast::Value::Null.into()), ty),
+                alias: Ident::with_quote('"', name),
+            })
+            .collect();
+    }
+    query
+}
+
+fn has_collation(expr: &Expr) -> bool {
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Collate { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    expr.visit(&mut Finder).is_break()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(sql: &str, columns: &[&str]) -> Result<StageSplit, RewriteError> {
+        let query = super::super::parse_query(sql).unwrap();
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        split_reduce(&query, &columns, &Context::with_bundled_aggregates())
+    }
+
+    #[test]
+    fn a_holistic_aggregate_is_computed_whole_per_group_and_taken_once() {
+        let s = split(
+            "SELECT k, median(v) AS m, count(DISTINCT v) FROM __quack_partials__ GROUP BY k HAVING count(*) > 1 \
+             ORDER BY m DESC LIMIT 3",
+            &["k", "v"],
+        )
+        .unwrap();
+        assert_eq!(s.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(), ["k"]);
+        assert_eq!(
+            s.group.to_string(),
+            "SELECT k AS __quack_k0, median(v) AS __quack_a0, count(DISTINCT v) AS __quack_a1, count(*) AS __quack_a2 \
+             FROM __quack_partials__ GROUP BY 1"
+        );
+        assert_eq!(
+            s.upper.to_string(),
+            "SELECT __quack_k0 AS k, any_value(__quack_a0) AS m, any_value(__quack_a1) AS \"count(DISTINCT v)\" \
+             FROM __quack_partials__ GROUP BY __quack_k0 HAVING any_value(__quack_a2) > 1 ORDER BY m DESC LIMIT 3"
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_shuffled() {
+        for (sql, why) in [
+            ("SELECT median(v) FROM __quack_partials__", "no GROUP BY keys"),
+            ("SELECT k, count(*) FROM __quack_partials__ GROUP BY ROLLUP (k)", "ROLLUP"),
+            ("SELECT k FROM __quack_partials__ p JOIN d ON p.k = d.k GROUP BY k", "more than the partials"),
+            ("WITH x AS (SELECT 1) SELECT k FROM __quack_partials__ GROUP BY k", "WITH"),
+            ("SELECT k COLLATE nocase, count(*) FROM __quack_partials__ GROUP BY 1", "COLLATE"),
+            ("SELECT k, v FROM __quack_partials__ GROUP BY k", "neither grouped nor aggregated"),
+        ] {
+            let error = split(sql, &["k", "v"]).unwrap_err().to_string();
+            assert!(error.contains(why), "{sql}: {error}");
+        }
+    }
+}
