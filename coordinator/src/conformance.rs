@@ -167,8 +167,12 @@ pub async fn invoker(invoker: &dyn Invoker, file: &str, missing: &str) {
 pub async fn exchange(invoker: &dyn Invoker, root: &str) -> String {
     let query_id = crate::new_query_id();
     let prefix = format!("{root}{query_id}/s1/");
-    let mut write =
-        task(&query_id, 0, "SELECT range AS k, CAST(range % 3 AS INTEGER) AS __quack_bucket FROM range(10)", &[]);
+    let mut write = task(
+        &query_id,
+        0,
+        "SELECT k, CAST(k % 3 AS INTEGER) AS __quack_bucket FROM (SELECT unnest([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]) AS k)",
+        &[],
+    );
     write.exchange = Some(quack_lambda::ExchangeWrite { prefix: prefix.clone(), buckets: 4 });
     let partials = invoke_all(invoker, vec![write.clone()], Arc::new(QueryRun::default()), None, &|_| {})
         .await
