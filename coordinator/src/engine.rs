@@ -155,6 +155,14 @@ impl Engine {
         stmt.query([]).map(|_| ()).map_err(|e| e.to_string())
     }
 
+    /// DuckDB's physical plan of `sql` (`EXPLAIN`'s text), without executing it.
+    pub fn physical_plan(&self, sql: &str) -> std::result::Result<String, String> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).map_err(|e| e.to_string())?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(1)).map_err(|e| e.to_string())?;
+        rows.collect::<duckdb::Result<Vec<String>>>().map(|parts| parts.join("\n")).map_err(|e| e.to_string())
+    }
+
     /// Binds `final_sql` over an empty partials table with `partial_columns`: the reduce of a
     /// plan must bind before any task runs. DuckDB's error message on failure.
     pub fn check_reduce(&self, partial_columns: &[Column], final_sql: &str) -> std::result::Result<(), String> {

@@ -135,6 +135,9 @@ impl Planner<'_> {
             let reason = format!("the query reads {} hive-partitioned tables; only one can be split", scans.len());
             return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
         }
+        if let Some(reason) = self.partitioned_aggregate_with_filter(&query, sql) {
+            return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+        }
         let scan = scans.into_iter().next().expect("one scan");
         let parts = Partitions::from_files(&all_files);
         let scan_columns = self
@@ -397,6 +400,35 @@ impl Planner<'_> {
         let query_dir = format!("{root}{query_id}/");
         let shuffle = Shuffle { buckets, root, query_dir, split, map_columns: partial_columns.to_vec(), columns };
         Ok((shuffle, bucketed))
+    }
+
+    /// Why `query` must run as one DuckDB query, when DuckDB 1.5.5 plans it with its
+    /// partition-aware aggregate (GROUP BY hive partition columns only) and an aggregate has a
+    /// FILTER. That operator is DuckDB's own answer, and it differs from what every other
+    /// aggregate gives: `max(p) FILTER (WHERE p = 2) ... GROUP BY p` is 2 in the groups where
+    /// p is 3 (a FILTER that rejects a file's rows still counts the file's constant partition
+    /// value; found by the fuzzer, seed 18). No split reproduces it, so one task runs the query
+    /// as written over all the files, which is DuckDB's answer by definition.
+    fn partitioned_aggregate_with_filter(&self, query: &sqlparser::ast::Query, sql: &str) -> Option<String> {
+        struct FilteredAggregate;
+        impl sqlparser::ast::Visitor for FilteredAggregate {
+            type Break = ();
+            fn pre_visit_expr(&mut self, expr: &sqlparser::ast::Expr) -> std::ops::ControlFlow<()> {
+                match expr {
+                    sqlparser::ast::Expr::Function(f) if f.filter.is_some() => std::ops::ControlFlow::Break(()),
+                    _ => std::ops::ControlFlow::Continue(()),
+                }
+            }
+        }
+        if !sqlparser::ast::Visit::visit(query, &mut FilteredAggregate).is_break() {
+            return None;
+        }
+        let physical = self.engine.physical_plan(sql).ok()?;
+        physical.contains("PARTITIONED_AGGREGATE").then(|| {
+            "DuckDB plans it with its partition-aware aggregate (GROUP BY partition columns), whose FILTER \
+             clauses give answers no split reproduces; one DuckDB over all the files gives DuckDB's own answer"
+                .to_string()
+        })
     }
 
     /// `split`'s query as one task running it as written over all the files its table listed,
