@@ -57,21 +57,30 @@ if [ ! -f "$lake/.complete" ]; then
   "$venv/bin/python" "$shared/lakecheck/gen_lake.py" "$lake" --scale 1
   touch "$lake/.complete"
 fi
+# A second hive-partitioned table for tests/queries/joins.sql: TPC-H orders by order year.
+if [ ! -f "$lake/orders_by_year/.complete" ]; then
+  rm -rf "$lake/orders_by_year"
+  "$venv/bin/python" -c 'import duckdb, sys; duckdb.sql(f"COPY (SELECT *, year(o_orderdate) AS oyear FROM read_parquet(\x27{sys.argv[1]}/tpch_orders.parquet\x27)) TO \x27{sys.argv[1]}/orders_by_year\x27 (FORMAT parquet, PARTITION_BY (oyear))")' "$lake"
+  touch "$lake/orders_by_year/.complete"
+fi
 "$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
   --queries "$shared/lakecheck/queries/visible.sql" \
   --queries tests/queries/extra.sql \
+  --queries tests/queries/joins.sql \
   -- "$CARGO_TARGET_DIR/release/quack" query --format csv
 step "lakecheck again, every block split (--split always: the ship-rows path Lambda runs, in process)"
 "$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
   --queries "$shared/lakecheck/queries/visible.sql" \
   --queries tests/queries/extra.sql \
+  --queries tests/queries/joins.sql \
   -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always
-step "lakecheck again through a second stage: reduces that group shuffled through the exchange (1 and 16 buckets)"
+step "lakecheck again through a second stage: grouped reduces shuffled, and joined tables co-partitioned, through the exchange (1 and 16 buckets)"
 for buckets in 1 16; do
   "$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
     --queries "$shared/lakecheck/queries/visible.sql" \
     --queries tests/queries/extra.sql \
-    -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always --buckets "$buckets"
+    --queries tests/queries/joins.sql \
+    -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always --buckets "$buckets" --broadcast-bytes 0
 done
 step "quack du against lakeview's SQL (hive, AWS Parquet and AWS CSV inventories, bad inputs)"
 "$venv/bin/python" tests/du/check_du.py --quack "$CARGO_TARGET_DIR/release/quack" --lake "$lake" \

@@ -132,6 +132,9 @@ pub struct Config {
     /// Bytes of partial results the coordinator may hold for one query (`None`: any); a query
     /// whose partials would pass it stops with [`crate::Error::GatherLimit`].
     pub max_gather_bytes: Option<u64>,
+    /// When a query reads two hive-partitioned tables, the smaller is read whole by every task
+    /// (broadcast) when its listed bytes are at most this; see [`crate::plan`].
+    pub broadcast_bytes: u64,
     /// Buckets of the exchange between the map and a second stage (`None`: no second stage).
     /// A reduce that groups is then shuffled on its keys: see [`crate::rewrite::stage`].
     pub buckets: Option<u32>,
@@ -140,6 +143,9 @@ pub struct Config {
     /// are deleted when the query ends.
     pub exchange: Option<String>,
 }
+
+/// The default of [`Config::broadcast_bytes`]: 32 MiB.
+pub const DEFAULT_BROADCAST_BYTES: u64 = 32 << 20;
 
 /// The default of [`Config::max_gather_bytes`]: 256 MiB.
 pub const DEFAULT_MAX_GATHER_BYTES: u64 = 256 << 20;
@@ -185,6 +191,7 @@ impl Config {
             max_gather_bytes: Some(DEFAULT_MAX_GATHER_BYTES),
             buckets: None,
             exchange: None,
+            broadcast_bytes: DEFAULT_BROADCAST_BYTES,
         }
     }
 
@@ -277,6 +284,7 @@ pub struct FileConfig {
     pub max_gather_bytes: Option<u64>,
     pub buckets: Option<u64>,
     pub exchange: Option<String>,
+    pub broadcast_bytes: Option<u64>,
 }
 
 /// The config file could not be used.

@@ -15,7 +15,7 @@ use quack_lambda::{ipc, PartialData, PartialResult, Task, WIRE_VERSION};
 
 use crate::engine::Column;
 use crate::error::{Error, Result};
-use crate::rewrite::stage::{exchange_source, StageSplit};
+use crate::rewrite::stage::{empty_source, exchange_source, StageSplit};
 use crate::transport;
 
 /// A plan's second stage: the map's rows are hashed on the reduce's group keys into buckets
@@ -52,7 +52,7 @@ impl Shuffle {
     pub fn tasks(&self, query_id: &str, partials: &[PartialResult], time_zone: Option<&str>) -> Result<Vec<Task>> {
         let mut buckets: BTreeMap<u32, Vec<BucketFile>> = BTreeMap::new();
         for partial in partials {
-            for file in manifest_files(partial, self)? {
+            for file in manifest_files(partial, &self.map_prefix(), self.buckets)? {
                 buckets.entry(file.bucket).or_default().push(file);
             }
         }
@@ -77,25 +77,135 @@ impl Shuffle {
     }
 }
 
+/// A join of two hive-partitioned tables co-partitioned through the exchange: stage 1 writes
+/// each side's rows, hash-partitioned on its join keys, under `<query_dir>s1_<side>/`; stage 2
+/// runs the split's map once per bucket, over that bucket of each side
+/// ([`crate::rewrite::join`]). Its tasks' answers are the map's partials, reduced as usual.
+#[derive(Debug, Clone)]
+pub struct JoinShuffle {
+    pub buckets: u32,
+    /// The exchange's root: a directory or `s3://` prefix, ending in `/`.
+    pub root: String,
+    /// Where this query's exchange files go (`<root><query_id>/`).
+    pub query_dir: String,
+    /// Each side's columns as its table has them (what its exchange files hold), side 0 being
+    /// the fanned-out scan (the map's placeholder) and side 1 its companion.
+    pub sides: [Vec<Column>; 2],
+    /// Each side's hashed keys, for `explain` (`CAST(k AS BIGINT)`).
+    pub keys: [String; 2],
+    /// How many of the plan's (stage 1) tasks read side 0; the rest read side 1.
+    pub side0_tasks: usize,
+    /// The name each side goes by without an alias (its function's, as DuckDB names it).
+    pub unaliased: [String; 2],
+    /// The map, with the placeholder for side 0 and the companion's scan for side 1.
+    pub map: sqlparser::ast::Query,
+    /// The map's columns over the exchange (the reduce's partials).
+    pub partial_columns: Vec<Column>,
+}
+
+impl JoinShuffle {
+    /// The prefix side `side`'s stage-1 tasks write under.
+    pub fn side_prefix(&self, side: usize) -> String {
+        format!("{}s1_{side}/", self.query_dir)
+    }
+
+    /// The map over one bucket as a task runs it (with its carriers): `files[side]` of each
+    /// side (none: no rows of that side).
+    pub fn bucket_sql(&self, files: &[Vec<String>; 2]) -> String {
+        transport::wrap_map(self.bucket_query(files), &self.partial_columns).to_string()
+    }
+
+    /// The map over one bucket, before carriers: the placeholder and the companion's scan
+    /// replaced by the rows of `files[side]` of each side, under their own aliases.
+    pub fn bucket_query(&self, files: &[Vec<String>; 2]) -> sqlparser::ast::Query {
+        let source = |side: usize| {
+            let columns = typed(&self.sides[side]);
+            if files[side].is_empty() {
+                empty_source(&columns)
+            } else {
+                exchange_source(&files[side], &columns)
+            }
+        };
+        let (left, right) = (source(0), source(1));
+        crate::rewrite::scan::substitute_factors(
+            &self.map,
+            &|alias| crate::rewrite::scan::derived(left.clone(), alias.or_else(|| self.default_alias(0))),
+            &|alias| crate::rewrite::scan::derived(right.clone(), alias.or_else(|| self.default_alias(1))),
+        )
+    }
+
+    fn default_alias(&self, side: usize) -> Option<sqlparser::ast::TableAlias> {
+        Some(sqlparser::ast::TableAlias {
+            explicit: true,
+            name: sqlparser::ast::Ident::with_quote('"', &self.unaliased[side]),
+            columns: vec![],
+            at: None,
+        })
+    }
+
+    /// One stage-2 task per bucket that has rows on either side, from the stage-1 tasks'
+    /// manifests (`partials`, in task order); one task over no rows when no bucket has any, so
+    /// that the map's partials have their shape (a global aggregate's one row).
+    pub fn tasks(&self, query_id: &str, partials: &[PartialResult], time_zone: Option<&str>) -> Result<Vec<Task>> {
+        let mut buckets: BTreeMap<u32, [Vec<BucketFile>; 2]> = BTreeMap::new();
+        for partial in partials {
+            let side = usize::from(partial.task_id >= self.side0_tasks);
+            for file in manifest_files(partial, &self.side_prefix(side), self.buckets)? {
+                buckets.entry(file.bucket).or_default()[side].push(file);
+            }
+        }
+        if buckets.is_empty() {
+            buckets.insert(0, Default::default());
+        }
+        Ok(buckets
+            .into_iter()
+            .enumerate()
+            .map(|(task_id, (bucket, [left, right]))| {
+                let rows = |files: &[BucketFile]| files.iter().map(|f| f.rows).sum::<u64>();
+                let label = format!("bucket {bucket} ({} + {} rows)", rows(&left), rows(&right));
+                let files = [
+                    left.into_iter().map(|f| f.path).collect::<Vec<_>>(),
+                    right.into_iter().map(|f| f.path).collect::<Vec<_>>(),
+                ];
+                Task {
+                    version: WIRE_VERSION,
+                    query_id: query_id.to_string(),
+                    task_id,
+                    label,
+                    sql: self.bucket_sql(&files),
+                    files: files.concat(),
+                    time_zone: time_zone.map(String::from),
+                    exchange: None,
+                }
+            })
+            .collect())
+    }
+}
+
 /// `(name, type)` pairs of `columns`.
 pub fn typed(columns: &[Column]) -> Vec<(String, String)> {
     columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect()
 }
 
-/// The files one map task's manifest names; each must lie under the stage's prefix and be in
-/// range, or the manifest is refused (a worker answers only for its own files).
-fn manifest_files(partial: &PartialResult, shuffle: &Shuffle) -> Result<Vec<BucketFile>> {
+/// The files one map task's manifest names; each must lie under the stage's `prefix` and be in
+/// one of `buckets`, or the manifest is refused (a worker answers only for its own files).
+fn manifest_files(partial: &PartialResult, prefix: &str, bucket_count: u32) -> Result<Vec<BucketFile>> {
     let bad =
         |message: String| Error::Reduce { message: format!("task {}'s exchange manifest: {message}", partial.task_id) };
     let PartialData::Inline { arrow_ipc } = &partial.data else {
         return Err(bad("it was spilled; a manifest is always small enough to answer inline".into()));
     };
     let (_, batches) = ipc::decode(arrow_ipc).map_err(|e| bad(format!("undecodable: {e}")))?;
-    let prefix = shuffle.map_prefix();
     let mut files = Vec::new();
     for batch in &batches {
         for file in read_manifest(batch).map_err(bad)? {
-            if file.bucket >= shuffle.buckets || !file.path.starts_with(&prefix) || file.path.contains("/../") {
+            // The task's own files only: `<prefix>t<task_id>-<attempt>-b<bucket>.parquet`.
+            let own = file.path.strip_prefix(prefix).is_some_and(|name| {
+                name.strip_prefix(&format!("t{}-", partial.task_id)).is_some_and(|rest| {
+                    rest.ends_with(&format!("-b{}.parquet", file.bucket)) && !rest.contains(['/', '\\'])
+                })
+            });
+            if file.bucket >= bucket_count || !own {
                 return Err(bad(format!("bucket {} at {} is not one of this stage's files", file.bucket, file.path)));
             }
             files.push(file);
@@ -236,6 +346,9 @@ mod tests {
             (0, "/tmp/ex/q-2/s1/t0-b0.parquet"),
             (4, "/tmp/ex/q-1/s1/t0-b4.parquet"),
             (0, "/tmp/ex/q-1/s1/../../x"),
+            (0, "/tmp/ex/q-1/s1/t1-aa-b0.parquet"),
+            (0, "/tmp/ex/q-1/s1/t0-aa-b1.parquet"),
+            (0, "/tmp/ex/q-1/s1/t0-a/../../b-b0.parquet"),
         ] {
             let error = s.tasks("q-1", &[answer(0, &[(bucket, path, 1)])], None).unwrap_err().to_string();
             assert!(error.contains("not one of this stage's files"), "{path}: {error}");

@@ -50,6 +50,7 @@ use partitions::Lister;
 pub struct QueryReport {
     pub query_id: String,
     pub strategy: String,
+    /// Tasks answered, over every stage.
     pub tasks: usize,
     pub retries: u64,
     /// Throttled attempts (each retried on the throttle budget).
@@ -81,6 +82,14 @@ pub struct QueryReport {
     pub reduce_ms: u64,
     /// Rows of the answer.
     pub rows: u64,
+}
+
+/// What the first stage of a two-stage plan did, for the report (empty for one stage): its
+/// answered tasks' figures, and the files both stages read.
+#[derive(Debug, Default)]
+struct EarlierStage {
+    stats: Vec<quack_lambda::TaskStats>,
+    files: u64,
 }
 
 /// What a plan would cost, before running it ([`Quack::estimate`]).
@@ -325,30 +334,30 @@ impl Quack {
         let run = Arc::new(QueryRun::with_gather_limit(self.config.max_gather_bytes));
         let map_started = Instant::now();
         // The query's exchange files go when it ends, answered or not.
-        let cleanup = match &plan.shuffle {
+        let cleanup = match plan.exchange_dirs() {
             None => exchange::ExchangeCleanup::none(),
-            Some(shuffle) if shuffle.root.starts_with("s3://") => {
-                exchange::ExchangeCleanup::s3(self.aws.s3(), shuffle.root.clone(), plan.query_id.clone())
+            Some((root, _)) if root.starts_with("s3://") => {
+                exchange::ExchangeCleanup::s3(self.aws.s3(), root.to_string(), plan.query_id.clone())
             }
-            Some(shuffle) => exchange::ExchangeCleanup::local(shuffle.query_dir.clone()),
+            Some((_, query_dir)) => exchange::ExchangeCleanup::local(query_dir.to_string()),
         };
         let ran = self.run_stages(plan, run.clone(), on_progress).await;
         cleanup.finish().await;
-        let (plan, partials) = ran?;
-        let report = self.report(&plan, &partials, &run, plan_ms, map_started.elapsed().as_millis() as u64);
+        let (plan, partials, earlier) = ran?;
+        let report = self.report(&plan, &partials, &earlier, &run, plan_ms, map_started.elapsed().as_millis() as u64);
         Ok((plan, partials, report))
     }
 
     /// Runs `plan`'s map, and its second stage when it has one. When a task of a split plan
-    /// fails with DuckDB's internal or not-implemented error, the query is planned again as one
-    /// task (see [`Quack::run_map`]).
+    /// (of either stage) fails with DuckDB's internal or not-implemented error, the query is
+    /// planned again as one task (see [`Quack::run_map`]).
     async fn run_stages(
         &self,
         plan: Plan,
         run: Arc<QueryRun>,
         on_progress: &(dyn Fn(Progress) + Send + Sync),
-    ) -> Result<(Plan, Vec<PartialResult>)> {
-        let (plan, partials) = match self.invoke_plan(&plan, run.clone(), on_progress).await {
+    ) -> Result<(Plan, Vec<PartialResult>, EarlierStage)> {
+        match self.run_split(&plan, run.clone(), on_progress).await {
             Err(Error::Task { task_id, label, source: InvokeError::Task(failure) })
                 if failure.error_type == ErrorType::EngineInternal
                     && matches!(plan.strategy, plan::Strategy::Split { .. }) =>
@@ -368,20 +377,40 @@ impl Quack {
                 // The split plan's partials were dropped with its error.
                 run.gather.release_all();
                 let partials = self.invoke_plan(&single, run.clone(), on_progress).await?;
-                (single, partials)
+                Ok((single, partials, EarlierStage::default()))
             }
-            other => (plan, other?),
-        };
-        let partials = match &plan.shuffle {
-            None => partials,
-            Some(shuffle) => {
-                let tasks = shuffle.tasks(&plan.query_id, &partials, self.engine.time_zone())?;
-                // The manifests are read; stage 2's rows are what the coordinator holds.
-                run.gather.release_all();
-                self.invoke_tasks(&plan.query_id, "stage 2", tasks, run.clone(), on_progress).await?
+            other => {
+                let (partials, earlier) = other?;
+                Ok((plan, partials, earlier))
             }
+        }
+    }
+
+    /// Runs `plan`'s tasks, then its second stage's when it has one (a shuffled reduce or a
+    /// co-partitioned join), whose tasks are built from the first stage's manifests. Answers the
+    /// last stage's partials, and what the first stage's tasks did when there were two.
+    async fn run_split(
+        &self,
+        plan: &Plan,
+        run: Arc<QueryRun>,
+        on_progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<(Vec<PartialResult>, EarlierStage)> {
+        let partials = self.invoke_plan(plan, run.clone(), on_progress).await?;
+        let time_zone = self.engine.time_zone();
+        let tasks = match (&plan.shuffle, &plan.join) {
+            (Some(shuffle), _) => shuffle.tasks(&plan.query_id, &partials, time_zone)?,
+            (None, Some(join)) => join.tasks(&plan.query_id, &partials, time_zone)?,
+            (None, None) => return Ok((partials, EarlierStage::default())),
         };
-        Ok((plan, partials))
+        let earlier = EarlierStage {
+            stats: partials.iter().map(|p| p.stats.clone()).collect(),
+            files: plan.tasks.iter().map(|t| t.files.len() as u64).sum(),
+        };
+        let stage2_files: u64 = tasks.iter().map(|t| t.files.len() as u64).sum();
+        // The manifests are read; stage 2's rows are what the coordinator holds.
+        run.gather.release_all();
+        let partials = self.invoke_tasks(&plan.query_id, "stage 2", tasks, run, on_progress).await?;
+        Ok((partials, EarlierStage { files: earlier.files + stage2_files, ..earlier }))
     }
 
     /// Runs `plan`'s tasks through the invoker, under the query's tracing span.
@@ -423,33 +452,41 @@ impl Quack {
         &self,
         plan: &Plan,
         partials: &[PartialResult],
+        earlier: &EarlierStage,
         run: &QueryRun,
         plan_ms: u64,
         map_ms: u64,
     ) -> QueryReport {
         let lambda = matches!(self.config.backend, Backend::Lambda { .. });
         let gb_seconds_of = |ms: u64, memory_mb: u64| ms as f64 / 1000.0 * memory_mb as f64 / 1024.0;
-        let answered: f64 = partials
+        // Every stage's answered tasks.
+        let stats: Vec<&quack_lambda::TaskStats> =
+            earlier.stats.iter().chain(partials.iter().map(|p| &p.stats)).collect();
+        let answered: f64 = stats
             .iter()
-            .map(|p| {
-                let billed_ms = p.stats.duration_ms + p.stats.init_ms.unwrap_or(0);
-                gb_seconds_of(billed_ms, p.stats.memory_mb.unwrap_or(self.config.lambda_memory_mb))
+            .map(|s| {
+                let billed_ms = s.duration_ms + s.init_ms.unwrap_or(0);
+                gb_seconds_of(billed_ms, s.memory_mb.unwrap_or(self.config.lambda_memory_mb))
             })
             .sum();
         let wasted_ms = QueryRun::get(&run.failed_ms) + QueryRun::get(&run.abandoned_ms);
         let wasted = gb_seconds_of(wasted_ms, self.config.lambda_memory_mb);
-        let files: u64 = plan.tasks.iter().map(|t| t.files.len() as u64).sum();
+        let files = if earlier.stats.is_empty() {
+            plan.tasks.iter().map(|t| t.files.len() as u64).sum()
+        } else {
+            earlier.files
+        };
         let s3_requests = if lambda { 2 * files + QueryRun::get(&run.s3_requests) } else { 0 };
         let requests = if lambda { QueryRun::get(&run.attempts) } else { 0 };
         let (gb_seconds, wasted_gb_seconds) = if lambda { (answered + wasted, wasted) } else { (0.0, 0.0) };
         QueryReport {
             query_id: plan.query_id.clone(),
             strategy: plan.strategy.describe(),
-            tasks: plan.tasks.len(),
+            tasks: stats.len(),
             retries: QueryRun::get(&run.retries),
             throttles: QueryRun::get(&run.throttles),
             hedges: QueryRun::get(&run.hedges),
-            cold_starts: partials.iter().filter(|p| p.stats.cold_start).count(),
+            cold_starts: stats.iter().filter(|s| s.cold_start).count(),
             bytes_read: plan.specs.iter().map(|s| s.bytes()).sum(),
             requests,
             gb_seconds,
@@ -457,7 +494,7 @@ impl Quack {
             s3_requests,
             cost_usd: lambda.then(|| self.config.pricing.cost(gb_seconds, requests, s3_requests)),
             partial_rows: partials.iter().map(|p| p.stats.rows).sum(),
-            worker_ms: partials.iter().map(|p| p.stats.duration_ms).sum(),
+            worker_ms: stats.iter().map(|s| s.duration_ms).sum(),
             plan_ms,
             map_ms,
             reduce_ms: 0,

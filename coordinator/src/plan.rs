@@ -14,10 +14,10 @@ use quack_lambda::{ExchangeWrite, Task, WIRE_VERSION};
 use crate::config::{Backend, Config, SplitPolicy};
 use crate::engine::{Column, Engine};
 use crate::error::{Error, Result};
-use crate::exchange::{self, Shuffle};
+use crate::exchange::{self, JoinShuffle, Shuffle};
 use crate::partitions::{self, Lister, Partitions};
-use crate::rewrite::scan::{collect_fan_scans, substitute_scan, TableLayout};
-use crate::rewrite::{self, Context, FanScan, RewriteError, PARTIALS_TABLE};
+use crate::rewrite::scan::{collect_fan_scans, collect_fan_scans_except, substitute_scan, TableLayout};
+use crate::rewrite::{self, Companion, Context, FanScan, RewriteError, PARTIALS_TABLE};
 use crate::tasks::{self, TaskSpec};
 use crate::transport;
 
@@ -92,6 +92,87 @@ pub struct Plan {
     pub shuffle: Option<Shuffle>,
     /// Why `--buckets` did not give this plan a second stage, when it did not.
     pub shuffle_note: Option<String>,
+    /// The co-partitioned join, when the query joins two hive-partitioned tables through the
+    /// exchange: `tasks` are then its stage 1 (both sides' rows into buckets), and its stage 2
+    /// runs the map per bucket.
+    pub join: Option<JoinShuffle>,
+    /// The second hive-partitioned table, as written, when the query reads two: broadcast (read
+    /// whole by every task) or, with `join`, co-partitioned.
+    pub companion: Option<String>,
+    /// Every file the query's hive-partitioned tables listed.
+    pub all_files: Vec<partitions::FileEntry>,
+}
+
+/// How the hive-partitioned tables of a query are read.
+#[derive(Debug, Clone)]
+enum Pairing {
+    /// One table, fanned out.
+    Alone,
+    /// Two: the `fanned`-th (fan-out occurrence) is fanned out, the `companion`-th is read whole
+    /// by every task.
+    Broadcast { fanned: usize, companion: usize },
+    /// Two, joined directly on keys: both are hash-partitioned on them into `buckets`.
+    CoPartitioned { buckets: u32, join: rewrite::join::CoPartition },
+}
+
+impl Pairing {
+    fn fanned(&self) -> usize {
+        match self {
+            Pairing::Alone | Pairing::CoPartitioned { .. } => 0,
+            Pairing::Broadcast { fanned, .. } => *fanned,
+        }
+    }
+
+    fn companion(&self) -> Option<Companion> {
+        match self {
+            Pairing::Alone => None,
+            Pairing::Broadcast { companion, .. } => Some(Companion { occurrence: *companion, co_partitioned: false }),
+            Pairing::CoPartitioned { .. } => Some(Companion { occurrence: 1, co_partitioned: true }),
+        }
+    }
+}
+
+/// A fan-out table's partitions, its partition columns with their types, and its layout.
+type SideLayout = (Partitions, Vec<(String, String)>, TableLayout);
+
+/// One side of a co-partitioned join, as stage 1 reads it.
+struct Side<'a> {
+    scan: &'a FanScan,
+    layout: &'a TableLayout,
+    specs: Vec<TaskSpec>,
+}
+
+/// How a key of each side is hashed so that equal keys hash alike: as they are when both have
+/// one type, both as HUGEINT when both are integers; other pairs are not co-partitioned.
+fn hashed_key_type(left: &str, right: &str) -> std::result::Result<Option<&'static str>, String> {
+    const INTEGERS: &[&str] =
+        &["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"];
+    // Types whose equality is their hash's: no collation, no normalization (INTERVAL's
+    // '1 month' = '30 days', a float's -0.0 = 0.0 and its NaNs), no nesting.
+    const HASHABLE: &[&str] = &[
+        "BOOLEAN",
+        "VARCHAR",
+        "BLOB",
+        "DATE",
+        "TIME",
+        "TIMESTAMP",
+        "TIMESTAMP_S",
+        "TIMESTAMP_MS",
+        "TIMESTAMP_NS",
+        "TIMESTAMP WITH TIME ZONE",
+        "UUID",
+        "UHUGEINT",
+    ];
+    let (l, r) = (left.trim().to_ascii_uppercase(), right.trim().to_ascii_uppercase());
+    let integer = |t: &str| INTEGERS.contains(&t);
+    let hashable = |t: &str| integer(t) || HASHABLE.contains(&t) || t.starts_with("DECIMAL(");
+    if l == r && hashable(&l) {
+        Ok(None)
+    } else if integer(&l) && integer(&r) {
+        Ok(Some("HUGEINT"))
+    } else {
+        Err(format!("its keys' types, {left} and {right}, do not hash alike"))
+    }
 }
 
 /// Plans queries against one engine and lister.
@@ -119,45 +200,44 @@ impl Planner<'_> {
                 return Ok(self.whole_query(query_id, sql, Strategy::Direct { reason }, vec![], output_columns));
             }
         };
-        let query = rewrite::single_query(statements).map_err(|e| Error::Unsupported { reason: e.to_string() })?;
+        let mut query = rewrite::single_query(statements).map_err(|e| Error::Unsupported { reason: e.to_string() })?;
         let output_columns = self.describe_original(sql)?;
+        // A CTE that is the table, used twice, is the table read twice (a self-join).
+        rewrite::join::inline_scan_ctes(&mut query);
 
         let scans = collect_fan_scans(&mut query.clone(), false);
         if scans.is_empty() {
             let reason = "the query reads no read_parquet(..., hive_partitioning = true) table".to_string();
             return Ok(self.whole_query(query_id, sql, Strategy::Direct { reason }, vec![], output_columns));
         }
-        let mut all_files = Vec::new();
+        let mut scan_files = Vec::new();
         for scan in &scans {
-            all_files.extend(partitions::discover(self.lister, &scan.paths)?);
+            scan_files.push(partitions::discover(self.lister, &scan.paths)?);
         }
-        if scans.len() > 1 {
-            let reason = format!("the query reads {} hive-partitioned tables; only one can be split", scans.len());
-            return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
-        }
+        let all_files: Vec<partitions::FileEntry> = scan_files.concat();
+        let pairing = match scans.len() {
+            1 => Pairing::Alone,
+            2 => match self.pair(&query, &scans, &scan_files) {
+                Ok(pairing) => pairing,
+                Err(reason) => {
+                    return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns))
+                }
+            },
+            n => {
+                let reason = format!("the query reads {n} hive-partitioned tables; at most two can be split together");
+                return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+            }
+        };
         if let Some(reason) = self.partitioned_aggregate_with_filter(&query, sql) {
             return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
         }
-        let scan = scans.into_iter().next().expect("one scan");
-        let parts = Partitions::from_files(&all_files);
-        let scan_columns = self
-            .engine
-            .describe(&format!("SELECT * FROM {}", scan.original()))
-            .map_err(|message| Error::Bind { message })?;
-        let partition_columns: Vec<(String, String)> = parts
-            .columns
-            .iter()
-            .map(|c| {
-                let ty =
-                    scan_columns.iter().find(|col| col.name.eq_ignore_ascii_case(c)).map(|col| col.data_type.clone());
-                (c.clone(), ty.unwrap_or_else(|| "VARCHAR".into()))
-            })
-            .collect();
-        let layout = TableLayout {
-            hive_types: partition_columns.clone(),
-            first_file: all_files[0].path.clone(),
-            columns: scan_columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(),
-        };
+        let fanned = pairing.fanned();
+        let companion = pairing.companion();
+        let mut scans = scans;
+        let companion_scan = companion.map(|c| (scans[c.occurrence].clone(), scan_files[c.occurrence].clone()));
+        let scan = scans.swap_remove(fanned);
+        let fan_files = scan_files.swap_remove(fanned);
+        let (parts, partition_columns, layout) = self.side_layout(&scan, &fan_files)?;
         let one_file = [layout.first_file.clone()];
         let binder = |query: &sqlparser::ast::Query| {
             let sql = substitute_scan(query, &scan, &one_file, &layout).to_string();
@@ -165,8 +245,9 @@ impl Planner<'_> {
         };
         let ctx = Context {
             aggregates: self.engine.aggregates()?.clone(),
-            scan_columns: scan_columns.iter().map(|c| c.name.to_ascii_lowercase()).collect(),
+            scan_columns: layout.columns.iter().map(|(name, _)| name.to_ascii_lowercase()).collect(),
             binder: Some(&binder),
+            companion,
         };
 
         // Rewrite, falling back while the map does not bind.
@@ -207,7 +288,7 @@ impl Planner<'_> {
             // When it plans over two files, every task gets at least two.
             let bound = bound.and_then(|columns| match self.engine.optimize(&probe) {
                 Err(message) if quack_lambda::runner::exception_class(&message) == Some("INTERNAL") => {
-                    let two = all_files.iter().take(2).map(|f| f.path.clone()).collect::<Vec<_>>();
+                    let two = fan_files.iter().take(2).map(|f| f.path.clone()).collect::<Vec<_>>();
                     let probe_two = substitute_scan(&rewritten.map, &scan, &two, &layout).to_string();
                     if two.len() == 2 && self.engine.optimize(&probe_two).is_ok() {
                         one_file_tasks_fail = true;
@@ -236,8 +317,13 @@ impl Planner<'_> {
 
         // Prune.
         let mut placeholder_query = query.clone();
-        collect_fan_scans(&mut placeholder_query, true);
-        let predicate = rewrite::filter::partition_predicate(&placeholder_query, &parts.columns, scan.alias.as_deref());
+        collect_fan_scans_except(&mut placeholder_query, true, companion.map(|c| c.occurrence));
+        let predicate = match &pairing {
+            // Side 0 on the null-supplying side of the join: a row of the companion that loses
+            // its match is NULL-extended, and a WHERE clause may keep it.
+            Pairing::CoPartitioned { join, .. } if !join.keeps_side_0 => None,
+            _ => rewrite::filter::partition_predicate(&placeholder_query, &parts.columns, scan.alias.as_deref()),
+        };
         let (kept, pruning_note) = match &predicate {
             Some(predicate) => match parts.prune(self.engine, &partition_columns, predicate) {
                 Ok(kept) => (kept, None),
@@ -259,13 +345,61 @@ impl Planner<'_> {
         let specs = if kept.is_empty() {
             // Every partition was pruned. One task over one file still yields partials of the
             // right shape (and no rows), since the map keeps the full WHERE clause.
-            let files = all_files.iter().take(if one_file_tasks_fail { 2 } else { 1 }).cloned().collect();
+            let files = fan_files.iter().take(if one_file_tasks_fail { 2 } else { 1 }).cloned().collect();
             vec![TaskSpec { label: "all partitions pruned: the empty result".into(), files, partitions: 0 }]
         } else if one_file_tasks_fail {
             tasks::at_least_two_files(tasks::pack(&kept_parts, target, cost))
         } else {
             tasks::pack(&kept_parts, target, cost)
         };
+        if let (Pairing::CoPartitioned { buckets, join }, Some((companion_scan, companion_files))) =
+            (&pairing, &companion_scan)
+        {
+            let side0 = Side { scan: &scan, layout: &layout, specs };
+            let companion_side = self.side_layout(companion_scan, companion_files).map(|(parts, _, layout)| {
+                let cost = tasks::FileCost { open_bytes: self.config.file_open_bytes };
+                (tasks::pack(&parts.partitions.iter().collect::<Vec<_>>(), target, cost), layout)
+            })?;
+            let side1 = Side { scan: companion_scan, layout: &companion_side.1, specs: companion_side.0 };
+            let planned = self.co_partitioned(query_id, *buckets, join, [side0, side1], &rewritten, &output_columns);
+            let (join, tasks, specs) = match planned {
+                Ok(planned) => planned,
+                Err(why) => {
+                    let reason = format!("the two hive-partitioned tables cannot be co-partitioned: {why}");
+                    return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+                }
+            };
+            let note = fallback_note.or(rewritten.note.clone());
+            return Ok(Plan {
+                query_id: query_id.to_string(),
+                sql: sql.to_string(),
+                strategy: Strategy::Split {
+                    strategy: rewritten.strategy,
+                    note,
+                    top_n_pushdown: rewritten.top_n_pushdown,
+                },
+                scan: Some(ScanPlan {
+                    scan,
+                    partition_columns,
+                    partitions: parts,
+                    kept,
+                    predicate,
+                    pruning_note,
+                    target_task_bytes: target,
+                }),
+                specs,
+                tasks,
+                partial_columns: join.partial_columns.clone(),
+                final_sql: final_sql(&rewritten.reduce_sql, &output_columns),
+                reduce_sql: rewritten.reduce_sql,
+                output_columns,
+                shuffle: None,
+                shuffle_note: None,
+                join: Some(join),
+                companion: Some(companion_scan.original()),
+                all_files,
+            });
+        }
         let (shuffle, shuffle_note) = match self.config.buckets {
             None => (None, None),
             Some(_)
@@ -349,6 +483,9 @@ impl Planner<'_> {
             final_sql,
             shuffle,
             shuffle_note,
+            join: None,
+            companion: companion_scan.map(|(scan, _)| scan.original()),
+            all_files,
         })
     }
 
@@ -431,17 +568,214 @@ impl Planner<'_> {
         })
     }
 
+    /// How the two hive-partitioned tables of `query` are read (their files listed in `files`,
+    /// in fan-out occurrence order), or why the query runs as one task:
+    /// - the smaller is broadcast when its listed bytes are at most `--broadcast-bytes`;
+    /// - else both are co-partitioned through the exchange when they are joined directly on
+    ///   equal keys ([`rewrite::join`]) and there are buckets: `--buckets`, or through Lambda
+    ///   one per target task size of their bytes;
+    /// - else one task (in process, one DuckDB with all cores is what a split would not beat).
+    fn pair(
+        &self,
+        query: &sqlparser::ast::Query,
+        scans: &[FanScan],
+        files: &[Vec<partitions::FileEntry>],
+    ) -> std::result::Result<Pairing, String> {
+        let bytes: Vec<u64> = files.iter().map(|f| f.iter().map(|e| e.size).sum()).collect();
+        let small = if bytes[1] < bytes[0] { 1 } else { 0 };
+        if bytes[small] <= self.config.broadcast_bytes {
+            return Ok(Pairing::Broadcast { fanned: 1 - small, companion: small });
+        }
+        let large = format!(
+            "the query reads two hive-partitioned tables, both over --broadcast-bytes ({} and {}), ",
+            human_bytes(bytes[0]),
+            human_bytes(bytes[1])
+        );
+        let columns = |scan: &FanScan| -> std::result::Result<Vec<String>, String> {
+            let described = self.engine.describe(&format!("SELECT * FROM {}", scan.original()));
+            Ok(described.map_err(|m| first_line(&m).to_string())?.into_iter().map(|c| c.name).collect())
+        };
+        let columns = [columns(&scans[0])?, columns(&scans[1])?];
+        let join = rewrite::join::co_partition(query, &columns).map_err(|why| format!("{large}and {why}"))?;
+        if let Some(why) = self.exchange_unavailable() {
+            return Err(format!("{large}and {why}"));
+        }
+        let buckets = match (self.config.buckets, &self.config.backend) {
+            (Some(n), _) => n,
+            (None, Backend::Lambda { .. }) => {
+                let total = bytes.iter().sum::<u64>();
+                let target = self.config.target_task_bytes.unwrap_or_else(|| {
+                    tasks::target_bytes(
+                        total,
+                        self.config.concurrency * self.config.tasks_per_worker,
+                        self.config.min_task_bytes,
+                        self.config.max_task_bytes,
+                    )
+                });
+                total.div_ceil(target.max(1)).clamp(1, u64::from(quack_lambda::exchange::MAX_BUCKETS)) as u32
+            }
+            (None, Backend::Local) => {
+                return Err(format!(
+                    "{large}in process one DuckDB query with all cores joins them fastest (--buckets N \
+                     co-partitions them through the exchange)"
+                ))
+            }
+        };
+        Ok(Pairing::CoPartitioned { buckets, join })
+    }
+
+    /// Why this configuration has no exchange for a later stage, when it has none.
+    fn exchange_unavailable(&self) -> Option<String> {
+        match &self.config.backend {
+            Backend::Lambda { .. } if !self.config.exchange_root().starts_with("s3://") => Some(
+                "a second stage through Lambda needs an S3 exchange: --exchange s3://bucket/prefix/, the workers' \
+                 QUACK_EXCHANGE_PREFIX"
+                    .to_string(),
+            ),
+            Backend::Local if self.config.exchange_root().contains("://") => {
+                Some("in process, the exchange is a local directory, not a URL (--exchange)".to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// A fan-out table's partitions, their columns with the types DuckDB infers over all
+    /// `files`, and the layout every task reads it with.
+    fn side_layout(&self, scan: &FanScan, files: &[partitions::FileEntry]) -> Result<SideLayout> {
+        let parts = Partitions::from_files(files);
+        let scan_columns = self
+            .engine
+            .describe(&format!("SELECT * FROM {}", scan.original()))
+            .map_err(|message| Error::Bind { message })?;
+        let partition_columns: Vec<(String, String)> = parts
+            .columns
+            .iter()
+            .map(|c| {
+                let ty =
+                    scan_columns.iter().find(|col| col.name.eq_ignore_ascii_case(c)).map(|col| col.data_type.clone());
+                (c.clone(), ty.unwrap_or_else(|| "VARCHAR".into()))
+            })
+            .collect();
+        let layout = TableLayout {
+            hive_types: partition_columns.clone(),
+            first_file: files[0].path.clone(),
+            columns: scan_columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(),
+        };
+        Ok((parts, partition_columns, layout))
+    }
+
+    /// The stages of a co-partitioned join: stage 1 writes each side's rows into `buckets` on
+    /// its keys (one task per spec of each side), stage 2 runs `rewritten`'s map per bucket.
+    /// Every part binds in the coordinator's DuckDB first; `Err` says why it cannot be done.
+    fn co_partitioned(
+        &self,
+        query_id: &str,
+        buckets: u32,
+        join: &rewrite::join::CoPartition,
+        sides: [Side<'_>; 2],
+        rewritten: &rewrite::Rewritten,
+        output_columns: &[Column],
+    ) -> std::result::Result<(JoinShuffle, Vec<Task>, Vec<TaskSpec>), String> {
+        // Each key as its table's column: (name, type).
+        let mut keys: [Vec<(String, String)>; 2] = [Vec::new(), Vec::new()];
+        for (i, side) in sides.iter().enumerate() {
+            for key in &join.sides[i].keys {
+                let matching: Vec<&(String, String)> =
+                    side.layout.columns.iter().filter(|(name, _)| name.eq_ignore_ascii_case(key)).collect();
+                match matching.as_slice() {
+                    [(name, ty)] => keys[i].push((name.clone(), ty.clone())),
+                    [] => return Err(format!("the join key {key} is not a column of {}", side.scan.original())),
+                    _ => return Err(format!("the join key {key} names several columns of {}", side.scan.original())),
+                }
+            }
+        }
+        let mut hashed: [Vec<sqlparser::ast::Expr>; 2] = [Vec::new(), Vec::new()];
+        for ((l, lt), (r, rt)) in keys[0].iter().zip(&keys[1]) {
+            let as_type = hashed_key_type(lt, rt)?;
+            for (side, name) in [(0, l), (1, r)] {
+                let column = sqlparser::ast::Expr::Identifier(sqlparser::ast::Ident::with_quote('"', name));
+                hashed[side].push(match as_type {
+                    Some(ty) => rewrite::scan::cast(column, ty),
+                    None => column,
+                });
+            }
+        }
+        let columns = |layout: &TableLayout| -> Vec<Column> {
+            layout.columns.iter().map(|(name, ty)| Column { name: name.clone(), data_type: ty.clone() }).collect()
+        };
+        let side_columns = [columns(sides[0].layout), columns(sides[1].layout)];
+        for (side, cols) in sides.iter().zip(&side_columns) {
+            if let Some(c) = cols.iter().find(|c| !transport::exchange_carries(&c.data_type)) {
+                return Err(format!(
+                    "the column {} of {} is of type {}, which the exchange does not carry yet",
+                    quack_lambda::quote::ident(&c.name),
+                    side.scan.original(),
+                    c.data_type
+                ));
+            }
+        }
+        let root = self.config.exchange_root();
+        let query_dir = format!("{root}{query_id}/");
+        let mut shuffle = JoinShuffle {
+            buckets,
+            root,
+            query_dir,
+            sides: side_columns,
+            keys: [0, 1].map(|i| hashed[i].iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            side0_tasks: sides[0].specs.len(),
+            unaliased: [sides[0].scan.function.clone(), sides[1].scan.function.clone()],
+            map: rewritten.map.clone(),
+            partial_columns: Vec::new(),
+        };
+        let probe = shuffle.bucket_query(&[Vec::new(), Vec::new()]);
+        shuffle.partial_columns = self
+            .engine
+            .describe(&probe.to_string())
+            .map_err(|m| format!("the map over the exchange does not bind ({})", first_line(&m)))?;
+        self.engine
+            .check_reduce(&shuffle.partial_columns, &final_sql(&rewritten.reduce_sql, output_columns))
+            .map_err(|m| format!("the reduce does not bind ({})", first_line(&m)))?;
+        let mut tasks = Vec::new();
+        let mut specs = Vec::new();
+        for (i, side) in sides.into_iter().enumerate() {
+            let mut with_bucket = shuffle.sides[i].clone();
+            with_bucket.push(Column { name: BUCKET_COLUMN.to_string(), data_type: "INTEGER".into() });
+            for spec in side.specs {
+                let files: Vec<String> = spec.files.iter().map(|f| f.path.clone()).collect();
+                let bucketed = rewrite::stage::bucketed_scan(
+                    side.scan.task_factor(&files, side.layout, None),
+                    &hashed[i],
+                    buckets,
+                );
+                let label = format!("side {i}: {}", spec.label);
+                tasks.push(Task {
+                    version: WIRE_VERSION,
+                    query_id: query_id.to_string(),
+                    task_id: tasks.len(),
+                    label: label.clone(),
+                    sql: transport::wrap_map(bucketed, &with_bucket).to_string(),
+                    files,
+                    time_zone: self.engine.time_zone().map(String::from),
+                    exchange: Some(ExchangeWrite { prefix: shuffle.side_prefix(i), buckets }),
+                });
+                specs.push(TaskSpec { label, ..spec });
+            }
+        }
+        Ok((shuffle, tasks, specs))
+    }
+
     /// `split`'s query as one task running it as written over all the files its table listed,
     /// exact by definition, for `reason` (a task of the split hit a DuckDB bug that the query as
     /// written does not reach). Nothing is listed or bound again: the files and the output
     /// columns are the split plan's.
     pub fn single(&self, split: &Plan, query_id: &str, reason: String) -> Plan {
-        let files = split
-            .scan
-            .iter()
-            .flat_map(|scan| scan.partitions.partitions.iter().flat_map(|p| p.files.iter().cloned()))
-            .collect();
-        self.whole_query(query_id, &split.sql, Strategy::Single { reason }, files, split.output_columns.clone())
+        self.whole_query(
+            query_id,
+            &split.sql,
+            Strategy::Single { reason },
+            split.all_files.clone(),
+            split.output_columns.clone(),
+        )
     }
 
     /// Whether a block whose map ships rows (or a row per distinct value) runs as one query
@@ -469,6 +803,7 @@ impl Planner<'_> {
             Strategy::Direct { .. } => "whole query".to_string(),
             _ => format!("whole query over {} files", files.len()),
         };
+        let all_files = files.clone();
         let spec = TaskSpec { label: label.clone(), files, partitions: 0 };
         // Partials are stored positionally (c0, c1, ...): the answer may repeat a column name.
         let partial_columns = output_columns
@@ -500,6 +835,9 @@ impl Planner<'_> {
             output_columns,
             shuffle: None,
             shuffle_note: None,
+            join: None,
+            companion: None,
+            all_files,
         }
     }
 }
@@ -541,6 +879,16 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 impl Plan {
+    /// The exchange's root and this query's directory under it, when the plan has a second
+    /// stage (what is deleted when the query ends).
+    pub fn exchange_dirs(&self) -> Option<(&str, &str)> {
+        match (&self.shuffle, &self.join) {
+            (Some(shuffle), _) => Some((&shuffle.root, &shuffle.query_dir)),
+            (None, Some(join)) => Some((&join.root, &join.query_dir)),
+            (None, None) => None,
+        }
+    }
+
     /// The human-readable plan `quack explain` prints.
     pub fn explain(&self) -> String {
         let mut out = String::new();
@@ -578,12 +926,47 @@ impl Plan {
             }
             let _ = writeln!(out, "  target task size: {}", human_bytes(scan.target_task_bytes));
         }
+        match (&self.companion, &self.join) {
+            (Some(companion), None) => {
+                let _ = writeln!(out, "broadcast table: {companion} (every task reads it whole)");
+            }
+            (Some(companion), Some(join)) => {
+                let _ = writeln!(
+                    out,
+                    "co-partitioned table: {companion} (joined on keys: both tables are hashed into {} buckets)",
+                    join.buckets
+                );
+            }
+            _ => {}
+        }
         let _ = writeln!(out, "tasks: {}", self.specs.len());
         for (i, spec) in self.specs.iter().enumerate() {
             let _ =
                 writeln!(out, "  task {i}: {} ({} files, {})", spec.label, spec.files.len(), human_bytes(spec.bytes()));
         }
-        if let Some(task) = self.tasks.first() {
+        if let Some(join) = &self.join {
+            for side in 0..2 {
+                let tasks = if side == 0 { join.side0_tasks } else { self.tasks.len() - join.side0_tasks };
+                let _ = writeln!(
+                    out,
+                    "stage 1, side {side}: {tasks} tasks write the {} table's rows to the exchange ({}), in {} buckets by hash({})",
+                    if side == 0 { "partitioned" } else { "co-partitioned" },
+                    join.side_prefix(side),
+                    join.buckets,
+                    join.keys[side]
+                );
+                let first = if side == 0 { self.tasks.first() } else { self.tasks.get(join.side0_tasks) };
+                if let Some(task) = first {
+                    let _ = writeln!(out, "  SQL (task {}):\n  {}", task.task_id, task.sql);
+                }
+            }
+            let files = ["<side 0's bucket files>".to_string(), "<side 1's bucket files>".to_string()];
+            let _ = writeln!(
+                out,
+                "stage 2: one task per bucket with rows runs the map over that bucket of each side:\n  {}",
+                join.bucket_sql(&files.map(|f| vec![f]))
+            );
+        } else if let Some(task) = self.tasks.first() {
             let _ = writeln!(out, "map SQL (task 0):\n  {}", task.sql);
         }
         if let Some(shuffle) = &self.shuffle {

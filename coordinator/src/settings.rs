@@ -51,7 +51,7 @@ pub struct EngineArgs {
     pub endpoint_url: Option<String>,
     /// Config file (TOML: backend, function, region, endpoint_url, concurrency,
     /// httpfs_extension, icu_extension, time_zone, spill_prefix, hedge_after, task_timeout, deadline, max_attempts,
-    /// memory_limit, lambda_memory_mb, split, file_open_bytes, max_gather_bytes, buckets, exchange); default QUACK_CONFIG or ~/.config/quack/config.toml.
+    /// memory_limit, lambda_memory_mb, split, file_open_bytes, max_gather_bytes, buckets, exchange, broadcast_bytes); default QUACK_CONFIG or ~/.config/quack/config.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Tasks in flight at once (1 to 100000); default: the cores (local) or 100 (lambda).
@@ -74,6 +74,11 @@ pub struct EngineArgs {
     /// whole, so only a row per group reaches the coordinator. 0 or unset: no second stage.
     #[arg(long, env = "QUACK_BUCKETS", value_parser = parse_buckets)]
     pub buckets: Option<u32>,
+    /// A second hive-partitioned table of at most this many listed bytes is read whole by every
+    /// task (broadcast) when a query reads two (0 to 2^40); default 32 MiB. Larger ones are
+    /// co-partitioned through the exchange (--buckets) or the query runs as one task.
+    #[arg(long, env = "QUACK_BROADCAST_BYTES", value_parser = parse_file_open_bytes)]
+    pub broadcast_bytes: Option<u64>,
     /// Directory where the stages exchange rows; default quack-exchange/ in the system's
     /// temporary directory. A query's files are deleted when it ends.
     #[arg(long, env = "QUACK_EXCHANGE")]
@@ -280,6 +285,11 @@ impl EngineArgs {
         }
         .filter(|&n| n > 0);
         config.exchange = self.exchange.clone().or(file.exchange.clone()).filter(|e| !e.trim().is_empty());
+        config.broadcast_bytes = match (self.broadcast_bytes, file.broadcast_bytes) {
+            (Some(bytes), _) => bytes,
+            (None, Some(bytes)) => in_range(bytes, 0, MAX_TASK_BYTES).map_err(|m| bad("broadcast_bytes", m))?,
+            (None, None) => crate::config::DEFAULT_BROADCAST_BYTES,
+        };
         config.file_open_bytes = match (self.file_open_bytes, file.file_open_bytes) {
             (Some(bytes), _) => Some(bytes),
             (None, Some(bytes)) => Some(in_range(bytes, 0, MAX_TASK_BYTES).map_err(|m| bad("file_open_bytes", m))?),

@@ -12,6 +12,7 @@ pub mod aggregate;
 pub(crate) mod build;
 pub mod filter;
 pub mod gate;
+pub mod join;
 pub mod rows;
 pub mod scan;
 pub mod split;
@@ -46,6 +47,20 @@ pub struct Context<'a> {
     /// Binds the split block's FROM clause to learn every name it defines ([`gate::check_block`]).
     /// Without one, the FROM clause is taken to define the scan's columns only (unit tests).
     pub binder: Option<&'a ColumnBinder<'a>>,
+    /// A second hive-partitioned table that is not fanned out with the first.
+    pub companion: Option<Companion>,
+}
+
+/// The second hive-partitioned table of a query that reads two: it stays in the SQL as written
+/// (the `occurrence`-th fan-out scan in the text, from 0) instead of becoming the placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Companion {
+    pub occurrence: usize,
+    /// `false`: broadcast, every task reads the whole table (it joins like a dimension table).
+    /// `true`: co-partitioned with the fanned-out table, both hash-partitioned on the keys of
+    /// the equi-join that joins them directly ([`join`]): a task gets one bucket of each, so the
+    /// join of the two is row-local whatever its type (inner, left, right, full).
+    pub co_partitioned: bool,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -54,6 +69,7 @@ impl std::fmt::Debug for Context<'_> {
             .field("aggregates", &self.aggregates.len())
             .field("scan_columns", &self.scan_columns)
             .field("binder", &self.binder.is_some())
+            .field("companion", &self.companion)
             .finish()
     }
 }
@@ -505,7 +521,7 @@ pub fn single_query(statements: Vec<Statement>) -> Result<Query, RewriteError> {
 pub fn rewrite(query: &Query, ctx: &Context, allow_partial_aggregate: bool) -> Result<Rewritten, RewriteError> {
     gate::check_query(query)?;
     let mut query = query.clone();
-    let scans = scan::collect_fan_scans(&mut query, true);
+    let scans = scan::collect_fan_scans_except(&mut query, true, ctx.companion.map(|c| c.occurrence));
     if scans.len() != 1 {
         return Err(RewriteError::unsplittable(format!(
             "the query reads {} hive-partitioned tables; one can be split",

@@ -230,7 +230,7 @@ fn plain_alias(name: &str) -> TableAlias {
     TableAlias { explicit: true, name: Ident::with_quote('"', name), columns: vec![], at: None }
 }
 
-fn derived(subquery: Query, alias: Option<TableAlias>) -> TableFactor {
+pub(crate) fn derived(subquery: Query, alias: Option<TableAlias>) -> TableFactor {
     TableFactor::Derived { lateral: false, subquery: Box::new(subquery), alias, sample: None }
 }
 
@@ -346,14 +346,29 @@ fn is_true(expr: &Expr) -> bool {
 /// Finds every fan-out scan in `node` and, when `replace` is set, turns each into the
 /// placeholder table (keeping its alias).
 pub fn collect_fan_scans<V: VisitMut>(node: &mut V, replace: bool) -> Vec<FanScan> {
+    collect_fan_scans_except(node, replace, None)
+}
+
+/// As [`collect_fan_scans`], leaving out the fan-out scan that is the `skip`-th (from 0, in the
+/// visiting order, which is the order of the SQL text) of `node`: that table is not fanned out
+/// (a broadcast or co-partitioned side, [`super::Companion`]); it is neither returned nor
+/// replaced.
+pub fn collect_fan_scans_except<V: VisitMut>(node: &mut V, replace: bool, skip: Option<usize>) -> Vec<FanScan> {
     struct Finder {
         found: Vec<FanScan>,
         replace: bool,
+        seen: usize,
+        skip: Option<usize>,
     }
     impl VisitorMut for Finder {
         type Break = ();
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
             if let Some(scan) = fan_scan_of(factor) {
+                let occurrence = self.seen;
+                self.seen += 1;
+                if self.skip == Some(occurrence) {
+                    return ControlFlow::Continue(());
+                }
                 self.found.push(scan);
                 if self.replace {
                     if let TableFactor::Table { name, args, .. } = factor {
@@ -365,9 +380,38 @@ pub fn collect_fan_scans<V: VisitMut>(node: &mut V, replace: bool) -> Vec<FanSca
             ControlFlow::Continue(())
         }
     }
-    let mut finder = Finder { found: Vec::new(), replace };
+    let mut finder = Finder { found: Vec::new(), replace, seen: 0, skip };
     let _ = node.visit(&mut finder);
     finder.found
+}
+
+/// Puts `factor(alias)` in place of every placeholder table in `query` (each placeholder's own
+/// alias given), and `companion(alias)` in place of every other fan-out scan (the one
+/// [`collect_fan_scans_except`] left).
+pub fn substitute_factors(
+    query: &Query,
+    factor: &dyn Fn(Option<TableAlias>) -> TableFactor,
+    companion: &dyn Fn(Option<TableAlias>) -> TableFactor,
+) -> Query {
+    struct Substitute<'a> {
+        factor: &'a dyn Fn(Option<TableAlias>) -> TableFactor,
+        companion: &'a dyn Fn(Option<TableAlias>) -> TableFactor,
+    }
+    impl VisitorMut for Substitute<'_> {
+        type Break = ();
+        fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            let placeholder = is_placeholder(factor);
+            if placeholder || fan_scan_of(factor).is_some() {
+                let TableFactor::Table { alias, .. } = factor else { unreachable!("a scan is a table") };
+                let alias = alias.take();
+                *factor = if placeholder { (self.factor)(alias) } else { (self.companion)(alias) };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut query = query.clone();
+    let _ = query.visit(&mut Substitute { factor, companion });
+    query
 }
 
 /// True when `factor` is the placeholder of the fanned-out scan.

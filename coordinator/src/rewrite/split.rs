@@ -176,7 +176,8 @@ fn visit_from_item(
             contains_fan(factor)
         })
         .expect("contains_fan(twj) was checked");
-    let safe = scan_side_is_preserved(twj, position);
+    let co_partitioned = ctx.companion.is_some_and(|c| c.co_partitioned);
+    let safe = scan_side_is_preserved(twj, position, co_partitioned);
     let factor = if position == 0 { &mut twj.relation } else { &mut twj.joins[position - 1].relation };
     match factor {
         f if is_placeholder(f) => {
@@ -211,8 +212,10 @@ fn visit_from_item(
 
 /// Whether every row of the factor at `position` (0 = the first relation, i = the i-th join)
 /// survives the joins, so that joining each partition separately and concatenating gives the
-/// join over all partitions.
-fn scan_side_is_preserved(twj: &TableWithJoins, position: usize) -> bool {
+/// join over all partitions. With `co_partitioned`, a join of the scan with the co-partitioned
+/// companion (the two first relations of the FROM item, hash-partitioned alike on the join's
+/// keys: [`super::join`]) gives that too, whatever its type.
+fn scan_side_is_preserved(twj: &TableWithJoins, position: usize, co_partitioned: bool) -> bool {
     let keeps_left = |op: &JoinOperator| {
         matches!(
             op,
@@ -240,6 +243,14 @@ fn scan_side_is_preserved(twj: &TableWithJoins, position: usize) -> bool {
                 | JoinOperator::RightAnti(_)
         )
     };
+    let with_companion = |i: usize| {
+        let factor = if i == 0 { &twj.relation } else { &twj.joins[i - 1].relation };
+        super::scan::fan_scan_of(factor).is_some()
+    };
+    if co_partitioned && position <= 1 && !twj.joins.is_empty() && with_companion(1 - position) {
+        return super::join::co_partitionable(&twj.joins[0].join_operator)
+            && twj.joins[1..].iter().all(|j| keeps_left(&j.join_operator));
+    }
     if position > 0 && !keeps_right(&twj.joins[position - 1].join_operator) {
         return false;
     }

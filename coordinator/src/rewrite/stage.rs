@@ -69,6 +69,7 @@ pub fn split_reduce(reduce: &Query, partial_columns: &[String], ctx: &Context) -
         aggregates: ctx.aggregates.clone(),
         scan_columns: partial_columns.iter().map(|c| c.to_ascii_lowercase()).collect(),
         binder: None,
+        companion: None,
     };
     let split = aggregate::split_whole(reduce, &scoped).map_err(|e| not(&e.to_string()))?;
     let SetExpr::Select(group_select) = split.map.body.as_ref() else { unreachable!("the map is a SELECT") };
@@ -99,19 +100,9 @@ impl StageSplit {
     /// Stage 1: `map` with each row's bucket added as the last column,
     /// `SELECT *, CAST(hash(keys) % buckets AS INTEGER) AS __quack_bucket FROM (map) AS alias`.
     pub fn bucketed(&self, map: Query, buckets: u32) -> Query {
-        let mut hash = build::expr_template("hash(__quack_hole_k)");
-        if let Expr::Function(call) = &mut hash {
-            if let FunctionArguments::List(list) = &mut call.args {
-                list.args = self.keys.iter().map(|k| FunctionArg::Unnamed(FunctionArgExpr::Expr(k.clone()))).collect();
-            }
-        }
-        let bucket = build::fill(
-            build::expr_template("CAST(__quack_hole_h % __quack_hole_n AS INTEGER)"),
-            &[("h", hash), ("n", build::number(u64::from(buckets)))],
-        );
         let mut outer = template("SELECT * FROM (SELECT 1) AS __quack_partials__");
         if let SetExpr::Select(select) = outer.body.as_mut() {
-            select.projection.push(build::aliased(bucket, BUCKET_COLUMN));
+            select.projection.push(build::aliased(bucket_expr(&self.keys, buckets), BUCKET_COLUMN));
             select.from[0].relation = TableFactor::Derived {
                 lateral: false,
                 subquery: Box::new(map),
@@ -141,6 +132,32 @@ impl StageSplit {
         }
         group
     }
+}
+
+/// `CAST(hash(keys) % buckets AS INTEGER)`: a row's bucket. DuckDB's `hash` gives values that
+/// compare equal (as GROUP BY and an equi-join compare them, within one type) equal hashes.
+pub fn bucket_expr(keys: &[Expr], buckets: u32) -> Expr {
+    let mut hash = build::expr_template("hash(__quack_hole_k)");
+    if let Expr::Function(call) = &mut hash {
+        if let FunctionArguments::List(list) = &mut call.args {
+            list.args = keys.iter().map(|k| FunctionArg::Unnamed(FunctionArgExpr::Expr(k.clone()))).collect();
+        }
+    }
+    build::fill(
+        build::expr_template("CAST(__quack_hole_h % __quack_hole_n AS INTEGER)"),
+        &[("h", hash), ("n", build::number(u64::from(buckets)))],
+    )
+}
+
+/// A co-partitioned join's stage 1 over one task's `scan`: every column of the table, then its
+/// bucket, `SELECT *, CAST(hash(keys) % buckets AS INTEGER) AS __quack_bucket FROM scan`.
+pub fn bucketed_scan(scan: TableFactor, keys: &[Expr], buckets: u32) -> Query {
+    let mut query = template("SELECT * FROM __quack_x");
+    if let SetExpr::Select(select) = query.body.as_mut() {
+        select.projection.push(build::aliased(bucket_expr(keys, buckets), BUCKET_COLUMN));
+        select.from[0].relation = scan;
+    }
+    query
 }
 
 /// Rows of `columns` read from exchange `files` (written with `carried` types, in order):
