@@ -173,21 +173,8 @@ fn check_join_constraints(select: &Select, check: &mut NameCheck<'_>) -> Result<
     for twj in &select.from {
         for join in &twj.joins {
             let constraint = match &join.join_operator {
-                JoinOperator::Join(c)
-                | JoinOperator::Inner(c)
-                | JoinOperator::Left(c)
-                | JoinOperator::LeftOuter(c)
-                | JoinOperator::Right(c)
-                | JoinOperator::RightOuter(c)
-                | JoinOperator::FullOuter(c)
-                | JoinOperator::Semi(c)
-                | JoinOperator::LeftSemi(c)
-                | JoinOperator::RightSemi(c)
-                | JoinOperator::Anti(c)
-                | JoinOperator::LeftAnti(c)
-                | JoinOperator::RightAnti(c) => Some(c),
                 JoinOperator::AsOf { constraint, .. } => Some(constraint),
-                _ => None,
+                op => super::join::keyed_constraint(op),
             };
             if let Some(JoinConstraint::On(expr)) = constraint {
                 check(expr, None)?;

@@ -149,6 +149,11 @@ pub fn co_partitionable(op: &JoinOperator) -> bool {
 }
 
 fn constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
+    keyed_constraint(op).filter(|c| matches!(c, JoinConstraint::On(_) | JoinConstraint::Using(_)))
+}
+
+/// The constraint of an inner, outer, semi or anti join (of any kind: ON, USING, NATURAL, none).
+pub(super) fn keyed_constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
     match op {
         JoinOperator::Join(c)
         | JoinOperator::Inner(c)
@@ -162,10 +167,7 @@ fn constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
         | JoinOperator::RightSemi(c)
         | JoinOperator::Anti(c)
         | JoinOperator::LeftAnti(c)
-        | JoinOperator::RightAnti(c) => match c {
-            JoinConstraint::On(_) | JoinConstraint::Using(_) => Some(c),
-            _ => None,
-        },
+        | JoinOperator::RightAnti(c) => Some(c),
         _ => None,
     }
 }
