@@ -67,19 +67,25 @@ fi
   --queries "$shared/lakecheck/queries/visible.sql" \
   --queries tests/queries/extra.sql \
   --queries tests/queries/joins.sql \
+  --queries tests/queries/windows.sql \
+  --queries tests/queries/sorts.sql \
   -- "$CARGO_TARGET_DIR/release/quack" query --format csv
 step "lakecheck again, every block split (--split always: the ship-rows path Lambda runs, in process)"
 "$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
   --queries "$shared/lakecheck/queries/visible.sql" \
   --queries tests/queries/extra.sql \
   --queries tests/queries/joins.sql \
+  --queries tests/queries/windows.sql \
+  --queries tests/queries/sorts.sql \
   -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always
-step "lakecheck again through a second stage: grouped reduces shuffled, and joined tables co-partitioned, through the exchange (1 and 16 buckets)"
-for buckets in 1 16; do
+step "lakecheck again through a second stage: grouped reduces and windows shuffled, sorts range-partitioned, joined tables co-partitioned, through the exchange (1, 3 and 16 buckets)"
+for buckets in 1 3 16; do
   "$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
     --queries "$shared/lakecheck/queries/visible.sql" \
     --queries tests/queries/extra.sql \
     --queries tests/queries/joins.sql \
+  --queries tests/queries/windows.sql \
+  --queries tests/queries/sorts.sql \
     -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always --buckets "$buckets" --broadcast-bytes 0
 done
 step "quack du against lakeview's SQL (hive, AWS Parquet and AWS CSV inventories, bad inputs)"

@@ -147,6 +147,15 @@ impl Engine {
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())
     }
 
+    /// The first column of `sql`'s rows, as text (`NULL`: `None`). For the planner's own small
+    /// queries (a sample's quantiles); DuckDB's error message on failure.
+    pub fn strings(&self, sql: &str) -> std::result::Result<Vec<Option<String>>, String> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+        let rows = stmt.query_map([], |row| row.get::<_, Option<String>>(0)).map_err(|e| e.to_string())?;
+        rows.collect::<duckdb::Result<Vec<_>>>().map_err(|e| e.to_string())
+    }
+
     /// Runs DuckDB's optimizer on `sql` (`EXPLAIN`) without executing it. DuckDB's error message
     /// when planning fails: an optimizer bug shows here, before any task runs.
     pub fn optimize(&self, sql: &str) -> std::result::Result<(), String> {

@@ -18,8 +18,10 @@ use crate::error::{Error, Result};
 use crate::rewrite::stage::{empty_source, exchange_source, StageSplit};
 use crate::transport;
 
-/// A plan's second stage: the map's rows are hashed on the reduce's group keys into buckets
-/// in the exchange, and one task per bucket computes its groups whole.
+/// A plan's second stage: the map's rows are hashed on the reduce's group keys (or its windows'
+/// partition keys) into buckets in the exchange, or put in the bucket of their sort key's range,
+/// and one task per bucket computes its groups (window partitions, sorted range) whole. Stage-2
+/// tasks are numbered in bucket order, and the reduce loads their answers in that order.
 #[derive(Debug, Clone)]
 pub struct Shuffle {
     pub buckets: u32,

@@ -420,7 +420,14 @@ impl Planner<'_> {
             }
             Some(buckets) => {
                 let probe = |map: &sqlparser::ast::Query| substitute_scan(map, &scan, &one_file, &layout).to_string();
-                match self.plan_shuffle(query_id, &rewritten, &partial_columns, &ctx, buckets, &output_columns, &probe)
+                // A few files spread over the kept ones, for sampling a ranged sort's key.
+                let kept_files: Vec<String> =
+                    specs.iter().flat_map(|spec| spec.files.iter().map(|f| f.path.clone())).collect();
+                let step = kept_files.len().div_ceil(SAMPLE_FILES).max(1);
+                let sample_files: Vec<String> = kept_files.iter().step_by(step).cloned().collect();
+                let sample = |map: &sqlparser::ast::Query| substitute_scan(map, &scan, &sample_files, &layout);
+                let probes = Probes { one_file: &probe, sample: &sample };
+                match self.plan_shuffle(query_id, &rewritten, &partial_columns, &ctx, buckets, &output_columns, &probes)
                 {
                     Ok(shuffle) => (Some(shuffle), None),
                     Err(reason) => (None, Some(reason)),
@@ -502,10 +509,16 @@ impl Planner<'_> {
         ctx: &Context,
         buckets: u32,
         output_columns: &[Column],
-        probe: &dyn Fn(&sqlparser::ast::Query) -> String,
+        probes: &Probes,
     ) -> std::result::Result<(Shuffle, sqlparser::ast::Query), String> {
+        let probe = probes.one_file;
         let names: Vec<String> = partial_columns.iter().map(|c| c.name.clone()).collect();
-        let split = rewrite::stage::split_reduce(&rewritten.reduce, &names, ctx).map_err(|e| e.to_string())?;
+        let mut split = rewrite::stage::split_reduce(&rewritten.reduce, &names, ctx).map_err(|e| e.to_string())?;
+        if let Some(range) = &mut split.range {
+            let sampled =
+                rewrite::stage::key_source(&split.keys[0], split.alias.clone(), (probes.sample)(&rewritten.map));
+            *range = self.range_bounds(&sampled, range.clone(), buckets)?;
+        }
         if let Some(column) = partial_columns.iter().find(|c| !transport::exchange_carries(&c.data_type)) {
             return Err(format!(
                 "the map's column {} is of type {}, which the exchange does not carry yet",
@@ -537,6 +550,45 @@ impl Planner<'_> {
         let query_dir = format!("{root}{query_id}/");
         let shuffle = Shuffle { buckets, root, query_dir, split, map_columns: partial_columns.to_vec(), columns };
         Ok((shuffle, bucketed))
+    }
+
+    /// `range` with DuckDB's NULL placement and `buckets - 1` bounds: the key's quantiles over
+    /// `sampled` (`SELECT key AS __quack_k FROM <the map over a sample of files>`). The bounds
+    /// only balance the buckets; any bounds give the exact answer.
+    fn range_bounds(
+        &self,
+        sampled: &sqlparser::ast::Query,
+        mut range: rewrite::order::Range,
+        buckets: u32,
+    ) -> std::result::Result<rewrite::order::Range, String> {
+        let key_type = match self.engine.describe(&sampled.to_string()) {
+            Ok(columns) if columns.len() == 1 => columns[0].data_type.clone(),
+            Ok(_) => return Err("the sort key does not bind as one column".to_string()),
+            Err(m) => return Err(format!("the sort key does not bind ({})", first_line(&m))),
+        };
+        if !rangeable(&key_type) {
+            return Err(format!(
+                "the first sort key is of type {key_type}, whose comparisons quack does not range-partition"
+            ));
+        }
+        let nulls = self
+            .engine
+            .strings(&rewrite::stage::nulls_probe(&range.options).to_string())
+            .map_err(|m| format!("DuckDB's NULL order could not be read ({})", first_line(&m)))?;
+        range.nulls_first = nulls.first().and_then(|v| v.as_deref()) == Some("true");
+        if buckets < 2 {
+            range.bounds = Vec::new();
+            return Ok(range);
+        }
+        let quantiles = rewrite::stage::quantiles_query(sampled, buckets);
+        let values = self
+            .engine
+            .strings(&quantiles.to_string())
+            .map_err(|m| format!("sampling the sort key failed ({})", first_line(&m)))?;
+        let mut bounds: Vec<String> = values.into_iter().flatten().collect();
+        bounds.dedup();
+        range.bounds = bounds.iter().map(|text| rewrite::stage::typed_literal(text, &key_type)).collect();
+        Ok(range)
     }
 
     /// Why `query` must run as one DuckDB query, when DuckDB 1.5.5 plans it with its
@@ -847,6 +899,47 @@ impl Planner<'_> {
 /// Text, not a tree: the types are DuckDB's own spelling from `DESCRIBE` (`ENUM('a', 'b')`,
 /// `UNION(...)`, `STRUCT("A b" INTEGER)`), which only DuckDB reads back exactly; names are
 /// quoted by [`quack_lambda::quote`].
+/// How many files the planner reads to sample a ranged sort's key.
+const SAMPLE_FILES: usize = 4;
+
+/// The map over sample files, as [`Planner::plan_shuffle`] binds and samples it.
+struct Probes<'a> {
+    /// The map's SQL over one file (binding only).
+    one_file: &'a dyn Fn(&sqlparser::ast::Query) -> String,
+    /// The map over up to [`SAMPLE_FILES`] files spread over the kept ones.
+    sample: &'a dyn Fn(&sqlparser::ast::Query) -> sqlparser::ast::Query,
+}
+
+/// Key types whose `>=` orders as DuckDB's ORDER BY does (NULLs aside), so that ranges of the
+/// key are ranges of the output: numbers, booleans, dates and times, and strings (no collation).
+fn rangeable(data_type: &str) -> bool {
+    let t = data_type.to_ascii_uppercase();
+    matches!(
+        t.as_str(),
+        "BOOLEAN"
+            | "TINYINT"
+            | "SMALLINT"
+            | "INTEGER"
+            | "BIGINT"
+            | "HUGEINT"
+            | "UTINYINT"
+            | "USMALLINT"
+            | "UINTEGER"
+            | "UBIGINT"
+            | "UHUGEINT"
+            | "FLOAT"
+            | "DOUBLE"
+            | "DATE"
+            | "TIME"
+            | "TIMESTAMP"
+            | "TIMESTAMP_S"
+            | "TIMESTAMP_MS"
+            | "TIMESTAMP_NS"
+            | "TIMESTAMP WITH TIME ZONE"
+            | "VARCHAR"
+    ) || (t.starts_with("DECIMAL(") && t.ends_with(')'))
+}
+
 fn final_sql(reduce_sql: &str, output: &[Column]) -> String {
     let inner = (0..output.len()).map(|i| format!("__c{i}")).collect::<Vec<_>>().join(", ");
     let items = output
@@ -970,17 +1063,18 @@ impl Plan {
             let _ = writeln!(out, "map SQL (task 0):\n  {}", task.sql);
         }
         if let Some(shuffle) = &self.shuffle {
-            let keys = shuffle.split.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
             let _ = writeln!(
                 out,
-                "stage 1: the {} map tasks write their rows to the exchange ({}), in {} buckets by hash({keys})",
+                "stage 1: the {} map tasks write their rows to the exchange ({}), in {} buckets {}",
                 self.tasks.len(),
                 shuffle.map_prefix(),
-                shuffle.buckets
+                shuffle.buckets,
+                shuffle.split.describe_partitioning()
             );
             let _ = writeln!(
                 out,
-                "stage 2: one task per bucket with rows computes its groups whole; SQL over a bucket's files:\n  {}",
+                "stage 2: one task per bucket with rows computes its {} whole; SQL over a bucket's files:\n  {}",
+                shuffle.split.unit,
                 shuffle.group_sql(&["<bucket files>".to_string()])
             );
         } else if let Some(note) = &self.shuffle_note {

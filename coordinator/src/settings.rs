@@ -71,7 +71,9 @@ pub struct EngineArgs {
     pub max_gather_bytes: Option<u64>,
     /// Run a reduce that groups as a second stage (1 to 4096 buckets): the map writes its rows
     /// to the exchange hashed on the group keys, and one task per bucket computes its groups
-    /// whole, so only a row per group reaches the coordinator. 0 or unset: no second stage.
+    /// whole, so only a row per group reaches the coordinator. Windows that share PARTITION BY
+    /// keys are shuffled on those, and a sort without LIMIT is range-partitioned on its first
+    /// key and sorted per bucket. 0 or unset: no second stage.
     #[arg(long, env = "QUACK_BUCKETS", value_parser = parse_buckets)]
     pub buckets: Option<u32>,
     /// A second hive-partitioned table of at most this many listed bytes is read whole by every

@@ -46,6 +46,10 @@ const CASES: &[(&str, &str, bool)] = &[
     ("du_root", "SELECT common_prefix, sum(size) AS size FROM (SELECT CASE WHEN strpos(key, '/') = 0 THEN key ELSE split_part(key, '/', 1) || '/' END AS common_prefix, size FROM read_parquet('{lake}/inventory/*/*.parquet', hive_partitioning = true) WHERE dt = '2024-03-04-00-00' AND (is_latest OR is_latest IS NULL) AND (NOT is_delete_marker OR is_delete_marker IS NULL)) GROUP BY common_prefix ORDER BY size DESC, common_prefix", true),
     ("no_partitioned_table", "SELECT borough, count(*) AS n FROM read_parquet('{lake}/zones.parquet') GROUP BY 1 ORDER BY 1", true),
     ("self_join_single", "SELECT count(*) AS n FROM {t} a JOIN (SELECT date, max(fare_amount) AS m FROM {t} GROUP BY date) b ON a.date = b.date AND a.fare_amount = b.m", false),
+    ("window_partitioned_qualify", "SELECT pickup_location_id, fare_amount, pickup_at, row_number() OVER (PARTITION BY pickup_location_id ORDER BY fare_amount DESC, pickup_at, dropoff_location_id, trip_distance) AS rn FROM {t} WHERE fare_amount IS NOT NULL AND pickup_at IS NOT NULL QUALIFY rn <= 2 ORDER BY pickup_location_id, rn", true),
+    ("window_nested_rank", "SELECT payment_type, count(*) AS firsts, sum(fare_amount) AS f FROM (SELECT payment_type, date, fare_amount, rank() OVER (PARTITION BY date, payment_type ORDER BY pickup_at, dropoff_location_id, fare_amount, trip_distance) AS r FROM {t}) WHERE r = 1 GROUP BY 1 ORDER BY 1", true),
+    ("window_top_n_by_expression", "SELECT date, fare_amount, sum(fare_amount) OVER (PARTITION BY date ORDER BY pickup_at, dropoff_location_id, fare_amount, trip_distance ROWS UNBOUNDED PRECEDING) AS running FROM {t} WHERE pickup_at IS NOT NULL ORDER BY running - fare_amount DESC NULLS LAST, date LIMIT 6", true),
+    ("sort_without_limit", "SELECT pickup_at, fare_amount, tip_amount FROM {t} WHERE date BETWEEN DATE '2024-03-04' AND DATE '2024-03-05' ORDER BY tip_amount DESC NULLS FIRST, fare_amount, pickup_at, dropoff_location_id, trip_distance, pickup_location_id, dropoff_location_id, payment_type, vendor_id", true),
     ("left_join_scan_on_right", "SELECT z.borough, count(t.fare_amount) AS n FROM read_parquet('{lake}/zones.parquet') z LEFT JOIN {t} t ON t.pickup_location_id = z.location_id AND t.date = DATE '2024-03-03' GROUP BY 1 ORDER BY 1", true),
 ];
 
@@ -85,8 +89,8 @@ fn every_case_matches_duckdb_with_one_big_task() {
 
 /// Every case through the exchange: a reduce that groups is shuffled on its keys into 1, 3 or 16
 /// buckets, one stage-2 task per bucket, one file per map task. The cases whose reduce groups
-/// (holistic aggregates, DISTINCT aggregates, ship-rows blocks) do get a second stage, and the
-/// exchange is empty once each query ends.
+/// (holistic aggregates, DISTINCT aggregates, ship-rows blocks), computes partitioned windows or
+/// sorts every row do get a second stage, and the exchange is empty once each query ends.
 #[test]
 fn every_case_matches_duckdb_through_the_exchange() {
     let exchange = tempfile::tempdir().unwrap();
@@ -98,7 +102,17 @@ fn every_case_matches_duckdb_through_the_exchange() {
         config.exchange = Some(exchange.path().to_string_lossy().into_owned());
         run_all(config.clone());
         let quack = quack::Quack::embedded(config).unwrap();
-        for name in ["median_quantile", "distinct_mixed", "ordered_string_agg", "having", "qualify"] {
+        for name in [
+            "median_quantile",
+            "distinct_mixed",
+            "ordered_string_agg",
+            "having",
+            "qualify",
+            "window_partitioned_qualify",
+            "window_nested_rank",
+            "window_top_n_by_expression",
+            "sort_without_limit",
+        ] {
             let (_, template, _) = CASES.iter().find(|(n, _, _)| *n == name).unwrap();
             let plan = quack.plan(&sql(template)).unwrap();
             assert!(plan.shuffle.is_some(), "{name} at {buckets} buckets has no second stage: {}", plan.explain());
@@ -107,4 +121,27 @@ fn every_case_matches_duckdb_through_the_exchange() {
         let left: Vec<_> = std::fs::read_dir(exchange.path()).unwrap().collect();
         assert!(left.is_empty(), "exchange files were left behind: {left:?}");
     }
+}
+
+/// A self-join of the partitioned table, both sides co-partitioned on the join keys through the
+/// exchange (nothing broadcast): more than one task per side in stage 1, four buckets in stage 2,
+/// DuckDB's answer, and an empty exchange afterwards.
+#[test]
+fn a_self_join_is_co_partitioned_and_matches_duckdb() {
+    let exchange = tempfile::tempdir().unwrap();
+    let sql = sql("SELECT a.payment_type, count(*) AS pairs, sum(b.fare_amount) AS f FROM {t} a JOIN {t} b \
+         ON a.pickup_location_id = b.dropoff_location_id AND a.date = b.date \
+         WHERE a.fare_amount > 40 GROUP BY 1 ORDER BY 1");
+    let mut config = Config::with_concurrency(3);
+    config.target_task_bytes = Some(1);
+    config.split = SplitPolicy::Always;
+    config.buckets = Some(4);
+    config.broadcast_bytes = 0;
+    config.exchange = Some(exchange.path().to_string_lossy().into_owned());
+    let plan = quack::Quack::embedded(config.clone()).unwrap().plan(&sql).unwrap();
+    let join = plan.join.as_ref().unwrap_or_else(|| panic!("no co-partitioned join: {}", plan.explain()));
+    assert!(join.side0_tasks > 1 && plan.tasks.len() - join.side0_tasks > 1, "{}", plan.explain());
+    assert_same("self_join_co_partitioned", &sql, true, config);
+    let left: Vec<_> = std::fs::read_dir(exchange.path()).unwrap().collect();
+    assert!(left.is_empty(), "exchange files were left behind: {left:?}");
 }

@@ -34,7 +34,7 @@ pub struct Judge {
 
 impl Judge {
     /// A judge with quack at `packings` task packings: one file per task, the default packing,
-    /// one task for everything (long mode adds the last). quack and the truth both load ICU
+    /// one task for everything, one file per task through a 3-bucket exchange. quack and the truth both load ICU
     /// (`QUACK_ICU_EXTENSION`, else where quack finds it) and work in the session's time zone.
     pub fn new(packings: usize) -> Result<Self, quack::Error> {
         let icu = std::env::var_os("QUACK_ICU_EXTENSION").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
@@ -46,6 +46,13 @@ impl Judge {
         let mut single = Config::with_concurrency(1);
         single.target_task_bytes = Some(u64::MAX / 2);
         all.push(("one task".to_string(), single));
+        // The second stage: grouped reduces and windows shuffled, sorts range-partitioned, two
+        // tables co-partitioned, through a local exchange in 3 buckets.
+        let mut staged = Config::with_concurrency(3);
+        staged.target_task_bytes = Some(1);
+        staged.buckets = Some(3);
+        staged.broadcast_bytes = 0;
+        all.push(("exchange, 3 buckets".to_string(), staged));
         let packings = all
             .into_iter()
             .take(packings.max(1))

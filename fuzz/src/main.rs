@@ -19,7 +19,8 @@ struct Args {
     /// Where to write the lake (default: a temporary directory).
     #[arg(long)]
     lake: Option<std::path::PathBuf>,
-    /// Task packings per query: 1 (one file per task), 2 (+ default packing), 3 (+ one task).
+    /// Task packings per query: 1 (one file per task), 2 (+ default packing), 3 (+ one task),
+    /// 4 (+ a second stage through a 3-bucket exchange).
     #[arg(long, default_value_t = 3)]
     packings: usize,
     /// Generate and discard this many queries first: resume a stopped run of the same seed.

@@ -8,8 +8,9 @@
 #      then through a storm: every Invoke answered 429 for 5 s at the start of each query;
 #   4. part of the corpus on the worker that spills every partial over 1 KiB to S3, after which no
 #      spilled object may be left;
-#   5. the whole corpus through a second stage: the map writes to the S3 exchange in 3 buckets,
-#      with faults in both stages, after which no exchange object may be left.
+#   5. the whole corpus, joins.sql, windows.sql and sorts.sql through a second stage: the map writes to the
+#      S3 exchange in 3 buckets (joined tables co-partitioned, never broadcast), with faults in
+#      both stages, after which no exchange object may be left.
 #   tests/e2e/run.sh LAKE_DIR VENV_PYTHON QUERIES...     (the stack's exports in the environment)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -44,9 +45,11 @@ start_proxy() {
   for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
 }
 
-step "second stage through the S3 exchange: every block split, reduces that group shuffled into 3 buckets, faults in both stages"
-QUACK_SPLIT=always QUACK_BUCKETS=3 QUACK_INJECT_FAULTS="fail=0.2,delay=0.1,delay_ms=300" QUACK_MAX_ATTEMPTS=12 \
-  run_check "${queries[@]}"
+step "second stage through the S3 exchange: every block split, reduces that group or window shuffled and joined tables co-partitioned into 3 buckets, faults in both stages"
+QUACK_SPLIT=always QUACK_BUCKETS=3 QUACK_BROADCAST_BYTES=0 QUACK_INJECT_FAULTS="fail=0.2,delay=0.1,delay_ms=300" \
+  QUACK_MAX_ATTEMPTS=12 run_check "${queries[@]}" \
+  --queries "$ROOT/tests/queries/joins.sql" --queries "$ROOT/tests/queries/windows.sql" \
+  --queries "$ROOT/tests/queries/sorts.sql"
 median="SELECT payment_type, median(fare_amount) AS m FROM read_parquet('$s3lake/trips/*/*.parquet', hive_partitioning = true) GROUP BY 1"
 "$quack" explain --split always --buckets 3 "$median" | grep -q "stage 2: one task per bucket" \
   || { echo "a grouped median through Lambda got no second stage" >&2; exit 1; }

@@ -13,10 +13,13 @@ pub(crate) mod build;
 pub mod filter;
 pub mod gate;
 pub mod join;
+pub mod order;
 pub mod rows;
 pub mod scan;
 pub mod split;
 pub mod stage;
+pub(crate) mod upper;
+pub mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;

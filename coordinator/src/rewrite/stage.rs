@@ -1,9 +1,10 @@
 //! Splitting a reduce into a second stage: when the reduce is one aggregating block with group
 //! keys, its rows can be shuffled on those keys through an exchange, so that each stage-2 task
 //! gets every row of its groups and computes them whole. Only one row per group then reaches the
-//! coordinator.
+//! coordinator. A reduce whose windows share PARTITION BY keys is shuffled on those instead
+//! ([`super::window`]).
 //!
-//! Contract: for a reduce `R` over [`PARTIALS_TABLE`], [`split_reduce`] gives
+//! Contract: for a grouping reduce `R` over [`PARTIALS_TABLE`], [`split_reduce`] gives
 //! - `keys`: R's group keys, as expressions over the partial columns. Stage 1 adds
 //!   `hash(keys) % buckets` to each row. DuckDB's `hash` gives equal values equal hashes, as
 //!   GROUP BY compares them (`-0.0` and `0.0`, every NaN). Keys under a COLLATE are refused,
@@ -36,11 +37,35 @@ pub struct StageSplit {
     pub group: Query,
     /// The final reduce over the stage-2 rows, read as [`PARTIALS_TABLE`].
     pub upper: Query,
+    /// What a stage-2 task computes whole from its bucket ("groups", "window partitions").
+    pub unit: &'static str,
+    /// `None`: rows are hashed on `keys`. `Some`: `keys` is one sort key and the buckets are its
+    /// ranges in output order ([`super::order`]); the planner fills in the bounds.
+    pub range: Option<super::order::Range>,
 }
 
 /// Splits `reduce` (a query over [`PARTIALS_TABLE`] whose columns are `partial_columns`), or says
 /// why it cannot be shuffled.
 pub fn split_reduce(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
+    match split_grouped(reduce, partial_columns, ctx) {
+        Ok(split) => Ok(split),
+        Err(_) if super::contains_window(reduce) => super::window::split(reduce, partial_columns, ctx),
+        Err(grouped) => match super::order::split(reduce, partial_columns, ctx) {
+            Ok(split) => Ok(split),
+            Err(ordered) if reduce.order_by.is_some() && !is_grouping(reduce) => Err(ordered),
+            Err(_) => Err(grouped),
+        },
+    }
+}
+
+/// True when `reduce`'s top block has GROUP BY.
+fn is_grouping(reduce: &Query) -> bool {
+    matches!(reduce.body.as_ref(), SetExpr::Select(s)
+        if !matches!(&s.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()))
+}
+
+/// A reduce that is one grouping block: shuffled on its group keys.
+fn split_grouped(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
     let not = |why: &str| RewriteError::unsupported(format!("the reduce cannot be shuffled: {why}"));
     if reduce.with.is_some() {
         return Err(not("it has a WITH clause"));
@@ -90,7 +115,7 @@ pub fn split_reduce(reduce: &Query, partial_columns: &[String], ctx: &Context) -
     if keys.iter().any(has_collation) {
         return Err(not("a group key has a COLLATE, which groups values whose hashes differ"));
     }
-    Ok(StageSplit { keys, alias, group: split.map, upper: split.reduce })
+    Ok(StageSplit { keys, alias, group: split.map, upper: split.reduce, unit: "groups", range: None })
 }
 
 /// The column of stage 1's rows that holds their bucket ([`quack_lambda::exchange::BUCKET_COLUMN`]).
@@ -102,7 +127,7 @@ impl StageSplit {
     pub fn bucketed(&self, map: Query, buckets: u32) -> Query {
         let mut outer = template("SELECT * FROM (SELECT 1) AS __quack_partials__");
         if let SetExpr::Select(select) = outer.body.as_mut() {
-            select.projection.push(build::aliased(bucket_expr(&self.keys, buckets), BUCKET_COLUMN));
+            select.projection.push(build::aliased(self.bucket(buckets), BUCKET_COLUMN));
             select.from[0].relation = TableFactor::Derived {
                 lateral: false,
                 subquery: Box::new(map),
@@ -116,6 +141,28 @@ impl StageSplit {
             };
         }
         outer
+    }
+
+    /// A stage-1 row's bucket: `hash(keys) % buckets`, or the key's range.
+    pub fn bucket(&self, buckets: u32) -> Expr {
+        match &self.range {
+            None => bucket_expr(&self.keys, buckets),
+            Some(range) => range_bucket_expr(&self.keys[0], range),
+        }
+    }
+
+    /// How stage 1 assigns buckets, for `explain`.
+    pub fn describe_partitioning(&self) -> String {
+        let keys = self.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+        match &self.range {
+            None => format!("by hash({keys})"),
+            Some(range) => format!(
+                "by range of {keys}{}{} in output order, bounds [{}]",
+                range.options,
+                if range.nulls_first { " (NULLs in the first bucket)" } else { " (NULLs in the last bucket)" },
+                range.bounds.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        }
     }
 
     /// Stage 2 over `source` (rows with the partial columns) in place of the partials.
@@ -147,6 +194,103 @@ pub fn bucket_expr(keys: &[Expr], buckets: u32) -> Expr {
         build::expr_template("CAST(__quack_hole_h % __quack_hole_n AS INTEGER)"),
         &[("h", hash), ("n", build::number(u64::from(buckets)))],
     )
+}
+
+/// A ranged sort key's bucket, numbered in output order: for a non-NULL key, how many bounds
+/// are at or below it (ascending) or `n -` that (descending), `n` bounds giving `n + 1` buckets;
+/// a NULL key goes to the first or the last bucket, where the sort puts NULLs. Equal keys share
+/// a bucket, and DuckDB's `>=` orders the allowed key types as its ORDER BY does.
+pub fn range_bucket_expr(key: &Expr, range: &super::order::Range) -> Expr {
+    let n = range.bounds.len() as u64;
+    let mut count = build::number(0);
+    for bound in &range.bounds {
+        count = build::fill(
+            build::expr_template("__quack_hole_a + CAST(__quack_hole_k >= __quack_hole_b AS INTEGER)"),
+            &[("a", count), ("k", key.clone()), ("b", bound.clone())],
+        );
+    }
+    let non_null = if range.descending() {
+        build::fill(build::expr_template("__quack_hole_n - (__quack_hole_c)"), &[("n", build::number(n)), ("c", count)])
+    } else {
+        count
+    };
+    let nulls = build::number(if range.nulls_first { 0 } else { n });
+    build::fill(
+        build::expr_template(
+            "CAST(CASE WHEN __quack_hole_k IS NULL THEN __quack_hole_z ELSE __quack_hole_c END AS INTEGER)",
+        ),
+        &[("k", key.clone()), ("z", nulls), ("c", non_null)],
+    )
+}
+
+/// A ranged sort's key over the map's rows: `SELECT key AS __quack_k FROM (map) AS alias`.
+pub fn key_source(key: &Expr, alias: Option<Ident>, map: Query) -> Query {
+    let mut query = template("SELECT 1 AS __quack_k FROM (SELECT 1) AS __quack_partials__");
+    if let SetExpr::Select(select) = query.body.as_mut() {
+        select.projection = vec![build::aliased(key.clone(), "__quack_k")];
+        select.from[0].relation = TableFactor::Derived {
+            lateral: false,
+            subquery: Box::new(map),
+            alias: Some(TableAlias {
+                explicit: true,
+                name: alias.unwrap_or_else(|| Ident::new(PARTIALS_TABLE)),
+                columns: vec![],
+                at: None,
+            }),
+            sample: None,
+        };
+    }
+    query
+}
+
+/// The `buckets - 1` bounds of equal shares of `sampled`'s key (from [`key_source`]), as text:
+/// `SELECT CAST(q AS VARCHAR) FROM (SELECT unnest(quantile_disc(__quack_k, [1/n, ...])) AS q FROM (sampled))`.
+pub fn quantiles_query(sampled: &Query, buckets: u32) -> Query {
+    let mut query =
+        template("SELECT CAST(q AS VARCHAR) FROM (SELECT unnest(quantile_disc(__quack_k, [0.5])) AS q FROM (SELECT 1) AS __quack_s)");
+    let fractions: Vec<Expr> = (1..buckets.max(2))
+        .map(|i| {
+            Expr::value(sqlparser::ast::Value::Number(format!("{}", f64::from(i) / f64::from(buckets.max(2))), false))
+        })
+        .collect();
+    struct Fill<'a>(&'a [Expr], &'a Query);
+    impl sqlparser::ast::VisitorMut for Fill<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Array(array) = expr {
+                array.elem = self.0.to_vec();
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Derived { subquery, alias: Some(alias), .. } = factor {
+                if alias.name.value == "__quack_s" {
+                    **subquery = self.1.clone();
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = sqlparser::ast::VisitMut::visit(&mut query, &mut Fill(&fractions, sampled));
+    query
+}
+
+/// Where DuckDB's ORDER BY with `options` puts NULLs: one row, `'true'` when first:
+/// `SELECT CAST(x IS NULL AS VARCHAR) FROM (VALUES (1), (NULL)) AS t(x) ORDER BY x <options> LIMIT 1`.
+pub fn nulls_probe(options: &sqlparser::ast::OrderByOptions) -> Query {
+    let mut query = template("SELECT CAST(x IS NULL AS VARCHAR) FROM (VALUES (1), (NULL)) AS t(x) ORDER BY x LIMIT 1");
+    if let Some(order_by) = &mut query.order_by {
+        if let sqlparser::ast::OrderByKind::Expressions(items) = &mut order_by.kind {
+            items[0].options = options.clone();
+        }
+    }
+    query
+}
+
+/// `CAST('text' AS data_type)`: a sampled bound as a constant of the key's type.
+pub fn typed_literal(text: &str, data_type: &str) -> Expr {
+    scan::cast(Expr::Value(sqlparser::ast::Value::SingleQuotedString(text.to_string()).into()), data_type)
 }
 
 /// A co-partitioned join's stage 1 over one task's `scan`: every column of the table, then its
@@ -200,7 +344,7 @@ pub fn empty_source(columns: &[(String, String)]) -> Query {
     query
 }
 
-fn has_collation(expr: &Expr) -> bool {
+pub(crate) fn has_collation(expr: &Expr) -> bool {
     struct Finder;
     impl Visitor for Finder {
         type Break = ();
