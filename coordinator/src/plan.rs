@@ -334,14 +334,7 @@ impl Planner<'_> {
         let kept_parts: Vec<&partitions::Partition> = kept.iter().map(|&i| &parts.partitions[i]).collect();
         let cost = tasks::FileCost { open_bytes: self.config.file_open_bytes };
         let total: u64 = kept_parts.iter().map(|p| cost.of_files(&p.files)).fold(0, u64::saturating_add);
-        let target = self.config.target_task_bytes.unwrap_or_else(|| {
-            tasks::target_bytes(
-                total,
-                self.config.concurrency * self.config.tasks_per_worker,
-                self.config.min_task_bytes,
-                self.config.max_task_bytes,
-            )
-        });
+        let target = self.target_task_bytes(total);
         let specs = if kept.is_empty() {
             // Every partition was pruned. One task over one file still yields partials of the
             // right shape (and no rows), since the map keeps the full WHERE clause.
@@ -400,7 +393,12 @@ impl Planner<'_> {
                 all_files,
             });
         }
-        let (shuffle, shuffle_note) = match self.config.buckets {
+        let kept_bytes: u64 = specs.iter().flat_map(|spec| spec.files.iter().map(|f| f.size)).sum();
+        let (shuffle, shuffle_note) = match self
+            .config
+            .buckets
+            .or_else(|| self.automatic_buckets(&rewritten, kept_bytes))
+        {
             None => (None, None),
             Some(_)
                 if !matches!(self.config.backend, Backend::Local)
@@ -654,18 +652,7 @@ impl Planner<'_> {
         }
         let buckets = match (self.config.buckets, &self.config.backend) {
             (Some(n), _) => n,
-            (None, Backend::Lambda { .. }) => {
-                let total = bytes.iter().sum::<u64>();
-                let target = self.config.target_task_bytes.unwrap_or_else(|| {
-                    tasks::target_bytes(
-                        total,
-                        self.config.concurrency * self.config.tasks_per_worker,
-                        self.config.min_task_bytes,
-                        self.config.max_task_bytes,
-                    )
-                });
-                total.div_ceil(target.max(1)).clamp(1, u64::from(quack_lambda::exchange::MAX_BUCKETS)) as u32
-            }
+            (None, Backend::Lambda { .. }) => self.buckets_for(bytes.iter().sum::<u64>()),
             (None, Backend::Local) => {
                 return Err(format!(
                     "{large}in process one DuckDB query with all cores joins them fastest (--buckets N \
@@ -674,6 +661,40 @@ impl Planner<'_> {
             }
         };
         Ok(Pairing::CoPartitioned { buckets, join })
+    }
+
+    /// The bytes one task reads: `--target-task-bytes`, else `total` spread over the workers.
+    fn target_task_bytes(&self, total: u64) -> u64 {
+        self.config.target_task_bytes.unwrap_or_else(|| {
+            tasks::target_bytes(
+                total,
+                self.config.concurrency * self.config.tasks_per_worker,
+                self.config.min_task_bytes,
+                self.config.max_task_bytes,
+            )
+        })
+    }
+
+    /// Buckets for a stage over `total` listed bytes through Lambda: one per task's worth of
+    /// bytes, as the map packs them.
+    fn buckets_for(&self, total: u64) -> u32 {
+        total.div_ceil(self.target_task_bytes(total).max(1)).clamp(1, u64::from(quack_lambda::exchange::MAX_BUCKETS))
+            as u32
+    }
+
+    /// A second stage without `--buckets`: through Lambda with an S3 exchange, when the map ships
+    /// rows (not a top-N, whose rows are few) from more listed bytes than the coordinator may
+    /// gather (`--max-gather-bytes`): the shipped rows could then exceed what the coordinator may
+    /// hold, so the reduce is shuffled instead (when it can be: grouped, windowed or sorted).
+    fn automatic_buckets(&self, rewritten: &rewrite::Rewritten, kept_bytes: u64) -> Option<u32> {
+        let ships_rows = rewritten.strategy == rewrite::Strategy::ShipRows || rewritten.distinct_keys;
+        let gather = self.config.max_gather_bytes.filter(|&b| b > 0)?;
+        (matches!(self.config.backend, Backend::Lambda { .. })
+            && self.exchange_unavailable().is_none()
+            && ships_rows
+            && !rewritten.top_n_pushdown
+            && kept_bytes > gather)
+            .then(|| self.buckets_for(kept_bytes).max(2))
     }
 
     /// Why this configuration has no exchange for a later stage, when it has none.

@@ -53,6 +53,11 @@ QUACK_SPLIT=always QUACK_BUCKETS=3 QUACK_BROADCAST_BYTES=0 QUACK_INJECT_FAULTS="
 median="SELECT payment_type, median(fare_amount) AS m FROM read_parquet('$s3lake/trips/*/*.parquet', hive_partitioning = true) GROUP BY 1"
 "$quack" explain --split always --buckets 3 "$median" | grep -q "stage 2: one task per bucket" \
   || { echo "a grouped median through Lambda got no second stage" >&2; exit 1; }
+# Without --buckets, through Lambda a map that ships rows from more listed bytes than the
+# coordinator may gather gets a second stage by itself, and the answer stays within the limit.
+QUACK_MAX_GATHER_BYTES=1048576 "$quack" explain "$median" | grep -q "stage 2: one task per bucket" \
+  || { echo "a grouped median over more than --max-gather-bytes got no automatic second stage" >&2; exit 1; }
+QUACK_MAX_GATHER_BYTES=1048576 run_check --queries "$ROOT/tests/queries/e2e-gather.sql"
 left="$(find "$QUACK_STACK_S3_DIR/exchange" -type f | wc -l)"
 echo "exchange objects left: $left"
 [ "$left" -eq 0 ] || { echo "exchange objects left behind" >&2; exit 1; }

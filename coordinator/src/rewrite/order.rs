@@ -11,11 +11,11 @@
 //! number of bounds at or below it (counted from the end for DESC), and NULL keys go to the first
 //! or the last bucket, where DuckDB's ORDER BY puts NULLs. Rows with equal keys share a bucket.
 
-use sqlparser::ast::{Expr, GroupByExpr, OrderByKind, OrderByOptions, OrderBySort, Query, SetExpr, TableFactor};
+use sqlparser::ast::{Expr, GroupByExpr, OrderByKind, OrderByOptions, OrderBySort, Query};
 
 use super::stage::StageSplit;
 use super::upper::{move_upper_clauses, Mode};
-use super::{contains_aggregate, contains_window, Context, RewriteError, PARTIALS_TABLE};
+use super::{contains_aggregate, contains_window, Context, RewriteError};
 
 fn not(why: impl std::fmt::Display) -> RewriteError {
     RewriteError::unsupported(format!("the reduce's sort cannot be range-partitioned: {why}"))
@@ -40,24 +40,8 @@ impl Range {
 
 /// Splits `reduce` into a ranged sort, or says why it cannot be.
 pub fn split(reduce: &Query, columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
-    if reduce.with.is_some() {
-        return Err(not("it has a WITH clause"));
-    }
-    let SetExpr::Select(select) = reduce.body.as_ref() else {
-        return Err(not("it is not one SELECT block"));
-    };
-    let alias = match select.from.as_slice() {
-        [from] if from.joins.is_empty() => match &from.relation {
-            TableFactor::Table { name, alias, args: None, .. } if name.to_string() == PARTIALS_TABLE => {
-                if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
-                    return Err(not("its partials are renamed"));
-                }
-                alias.as_ref().map(|a| a.name.clone())
-            }
-            _ => return Err(not("it reads more than the partials")),
-        },
-        _ => return Err(not("it reads more than the partials")),
-    };
+    let not = |why: &str| not(why);
+    let (select, alias) = super::stage::partials_block(reduce, &not)?;
     match &reduce.order_by {
         Some(o) if matches!(&o.kind, OrderByKind::Expressions(items) if !items.is_empty()) => {}
         _ => return Err(not("it has no ORDER BY expressions")),

@@ -64,9 +64,12 @@ fn is_grouping(reduce: &Query) -> bool {
         if !matches!(&s.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()))
 }
 
-/// A reduce that is one grouping block: shuffled on its group keys.
-fn split_grouped(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
-    let not = |why: &str| RewriteError::unsupported(format!("the reduce cannot be shuffled: {why}"));
+/// `reduce`'s one SELECT block when it reads only the partials, not renamed, and has no WITH,
+/// with the alias it reads them under; else `not(why)`.
+pub(crate) fn partials_block<'a>(
+    reduce: &'a Query,
+    not: &dyn Fn(&str) -> RewriteError,
+) -> Result<(&'a sqlparser::ast::Select, Option<Ident>), RewriteError> {
     if reduce.with.is_some() {
         return Err(not("it has a WITH clause"));
     }
@@ -85,6 +88,13 @@ fn split_grouped(reduce: &Query, partial_columns: &[String], ctx: &Context) -> R
         },
         _ => return Err(not("it reads more than the partials")),
     };
+    Ok((select, alias))
+}
+
+/// A reduce that is one grouping block: shuffled on its group keys.
+fn split_grouped(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
+    let not = |why: &str| RewriteError::unsupported(format!("the reduce cannot be shuffled: {why}"));
+    let (select, alias) = partials_block(reduce, &not)?;
     let grouped = matches!(&select.group_by, GroupByExpr::Expressions(e, m) if !e.is_empty() && m.is_empty())
         || matches!(&select.group_by, GroupByExpr::All(m) if m.is_empty());
     if !grouped {
