@@ -119,6 +119,40 @@ mod tests {
         assert_eq!(s.keys[0].to_string(), "b");
     }
 
+    /// Sorting rows by (bucket, key) gives DuckDB's own order by the key, for each direction and
+    /// NULL placement, with bounds that fall on values, between them, and repeat.
+    #[test]
+    fn buckets_follow_the_output_order() {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let values =
+            "(CAST(3.5 AS DOUBLE)), (NULL), ('nan'), (-1.0), (3.5), (0.0), (-0.0), ('inf'), (10.25), (NULL), (2.0)";
+        let key = super::super::parse_expr("x").unwrap();
+        for order in ["x", "x DESC", "x NULLS FIRST", "x DESC NULLS FIRST", "x ASC NULLS LAST", "x DESC NULLS LAST"] {
+            let split = split_sql(&format!("SELECT a AS x FROM __quack_partials__ ORDER BY {order}")).unwrap();
+            let mut range = split.range.unwrap();
+            let probe = crate::rewrite::stage::nulls_probe(&range.options).to_string();
+            range.nulls_first = conn.query_row(&probe, [], |r| r.get::<_, String>(0)).unwrap() == "true";
+            for bounds in [vec![], vec!["3.5"], vec!["-1.0", "0.0", "3.5", "3.5", "nan"], vec!["1.5", "5"]] {
+                range.bounds = bounds.iter().map(|b| crate::rewrite::stage::typed_literal(b, "DOUBLE")).collect();
+                let bucket = crate::rewrite::stage::range_bucket_expr(&key, &range);
+                let rows = |sql: String| -> Vec<Option<f64>> {
+                    let mut stmt = conn.prepare(&sql).unwrap();
+                    let got = stmt.query_map([], |r| r.get::<_, Option<f64>>(0)).unwrap();
+                    got.map(|v| v.unwrap()).collect()
+                };
+                let truth = rows(format!("SELECT x FROM (VALUES {values}) AS t(x) ORDER BY {order}"));
+                let staged = rows(format!(
+                    "SELECT x FROM (SELECT x, {bucket} AS b FROM (VALUES {values}) AS t(x)) ORDER BY b, {order}"
+                ));
+                // -0.0 and 0.0 are equal keys: their order among themselves is not the answer's.
+                let text = |v: &[Option<f64>]| {
+                    v.iter().map(|x| format!("{:?}", x.map(|x| if x == 0.0 { 0.0 } else { x }))).collect::<Vec<_>>()
+                };
+                assert_eq!(text(&staged), text(&truth), "ORDER BY {order} with bounds {bounds:?}: {bucket}");
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_is_not_a_plain_sort() {
         for (sql, why) in [
