@@ -64,7 +64,7 @@ pub fn split(reduce: &Query, columns: &[String], ctx: &Context) -> Result<StageS
     let mut group = reduce.clone();
     let moved = move_upper_clauses(&mut group, Mode::Ranged, columns)?;
     let (key, options) = moved.first_key.ok_or_else(|| not("no first key"))?;
-    if has_subquery(&key) {
+    if super::window::has_subquery(&key) {
         return Err(not("the first ORDER BY key has a subquery"));
     }
     Ok(StageSplit {
@@ -75,18 +75,6 @@ pub fn split(reduce: &Query, columns: &[String], ctx: &Context) -> Result<StageS
         unit: "key range (sorted)",
         range: Some(Range { options, nulls_first: false, bounds: Vec::new() }),
     })
-}
-
-fn has_subquery(expr: &Expr) -> bool {
-    use sqlparser::ast::{Visit, Visitor};
-    struct Finder;
-    impl Visitor for Finder {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
-            std::ops::ControlFlow::Break(())
-        }
-    }
-    expr.visit(&mut Finder).is_break()
 }
 
 #[cfg(test)]

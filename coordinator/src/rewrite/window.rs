@@ -220,7 +220,9 @@ impl Visitor for WindowCollector<'_> {
     }
 }
 
-fn has_subquery(expr: &Expr) -> bool {
+/// Whether `expr` contains a subquery anywhere (a key or bound that needs one cannot be
+/// computed by a stage over one bucket).
+pub(crate) fn has_subquery(expr: &Expr) -> bool {
     struct Finder;
     impl Visitor for Finder {
         type Break = ();
