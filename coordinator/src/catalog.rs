@@ -3,13 +3,24 @@
 //!
 //! A name aggregates when DuckDB lists it as an `aggregate` function, or when it is a scalar macro
 //! whose body calls an aggregating name outside any subquery (`geomean(x)` is `exp(avg(ln(x)))`,
-//! `geometric_mean` calls `geomean`): macros are followed to a fixed point. Nothing is compiled
-//! in, so a DuckDB upgrade that adds an aggregate or an aggregating macro is picked up as is.
+//! `geometric_mean` calls `geomean`): macros are followed to a fixed point.
+//!
+//! Reading `duckdb_functions()` takes ~23 ms of CPU, a fifth of a short query. For the DuckDB
+//! release quack bundles, the answer is kept in `catalog.aggregates-<release>.txt` (one name per
+//! line), which a unit test regenerates from the live catalog and compares (`QUACK_BLESS=1`
+//! rewrites it): [`FunctionCatalog::pinned`]. The extensions quack loads (icu, httpfs) add no
+//! aggregate or macro, and a quack query cannot define one. Any other release's catalog is read
+//! at run time, so an upgrade that adds an aggregate or an aggregating macro is picked up as is.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, Query, Visit, Visitor};
+
+/// The release whose catalog [`PINNED_AGGREGATES`] is: the bundled one.
+const PINNED_RELEASE: &str = quack_lambda::extension::RELEASE;
+/// The aggregating names of [`PINNED_RELEASE`]'s catalog, sorted, one per line.
+const PINNED_AGGREGATES: &str = include_str!("catalog.aggregates-v1.5.5.txt");
 
 /// Lowercased names of the functions that aggregate, from one DuckDB's catalog.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,6 +55,14 @@ impl FunctionCatalog {
     pub fn bundled() -> Self {
         let conn = duckdb::Connection::open_in_memory().expect("an in-memory DuckDB opens");
         Self::load(&conn).expect("duckdb_functions() is readable")
+    }
+
+    /// The catalog of DuckDB `release` (as `pragma_version()`'s `library_version` spells it,
+    /// `v1.5.5`) when quack keeps it; `None` for any other release (read it with [`Self::load`]).
+    pub fn pinned(release: &str) -> Option<Self> {
+        (release == PINNED_RELEASE).then(|| FunctionCatalog {
+            aggregates: PINNED_AGGREGATES.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+        })
     }
 
     /// Aggregates plus every macro (by name, one body per overload) whose body calls one.
@@ -115,6 +134,33 @@ fn top_level_calls(body: &str) -> HashSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kept list is the bundled DuckDB's live catalog, with and without the extensions
+    /// quack loads. `QUACK_BLESS=1` rewrites it.
+    #[test]
+    fn the_pinned_catalog_is_the_live_one() {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let release: String =
+            conn.query_row("SELECT library_version FROM pragma_version()", [], |row| row.get(0)).unwrap();
+        assert_eq!(release, PINNED_RELEASE, "the bundled DuckDB is the release whose extensions quack pins");
+        let live = FunctionCatalog::load(&conn).unwrap();
+        let mut names: Vec<_> = live.aggregates.iter().cloned().collect();
+        names.sort();
+        let text = names.join("\n") + "\n";
+        if std::env::var_os("QUACK_BLESS").is_some() {
+            std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/src/catalog.aggregates-v1.5.5.txt"), &text).unwrap();
+        }
+        assert_eq!(PINNED_AGGREGATES, text, "the kept catalog is stale: rerun with QUACK_BLESS=1");
+        assert_eq!(FunctionCatalog::pinned(&release), Some(live.clone()));
+        assert_eq!(FunctionCatalog::pinned("v1.4.0"), None);
+        for name in ["icu", "httpfs"] {
+            let Some(file) = quack_lambda::extension::cached(name) else { continue };
+            let conn =
+                quack_lambda::extension::open_in_memory(duckdb::Config::default(), &[(name, Some(&file))]).unwrap();
+            quack_lambda::extension::load(&conn, name, Some(&file)).unwrap();
+            assert_eq!(FunctionCatalog::load(&conn).unwrap(), live, "{name} adds no aggregate or macro");
+        }
+    }
 
     #[test]
     fn aggregating_macros_are_aggregates_transitively() {

@@ -83,16 +83,19 @@ impl Engine {
                 .map_err(|e| Error::Config { message: format!("--time-zone {zone:?}: {e}") })?;
         }
         let time_zone = quack_lambda::runner::current_time_zone(&conn);
-        // After ICU, whose functions the catalog includes; a failure here is read again, and
-        // reported, by the first call of `aggregates`.
-        let catalog_loading =
-            conn.try_clone().ok().map(|second| std::thread::spawn(move || FunctionCatalog::load(&second)));
-        Ok(Engine {
-            conn: Mutex::new(conn),
-            catalog: OnceLock::new(),
-            catalog_loading: Mutex::new(catalog_loading),
-            time_zone,
-        })
+        // The bundled release's catalog is kept (crate::catalog); another release's is read on a
+        // thread of its own, overlapping with listing and binding. A failure there is read
+        // again, and reported, by the first call of `aggregates`.
+        let catalog = OnceLock::new();
+        let release = conn.query_row("SELECT library_version FROM pragma_version()", [], |row| row.get::<_, String>(0));
+        let catalog_loading = match release.ok().and_then(|release| FunctionCatalog::pinned(&release)) {
+            Some(pinned) => {
+                let _ = catalog.set(pinned);
+                None
+            }
+            None => conn.try_clone().ok().map(|second| std::thread::spawn(move || FunctionCatalog::load(&second))),
+        };
+        Ok(Engine { conn: Mutex::new(conn), catalog, catalog_loading: Mutex::new(catalog_loading), time_zone })
     }
 
     /// The session's time zone (DuckDB's `TimeZone`) that every task runs in; `None` without
