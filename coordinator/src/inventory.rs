@@ -130,7 +130,10 @@ impl Inventory {
             .collect::<Result<_>>()?;
         let manifest_path = format!("{root}/{}/manifest.json", manifest_folder(date));
         let manifest = match lister.read_to_string(&manifest_path) {
-            Ok(text) => Some(Manifest::parse(&text).map_err(|m| not_found(&manifest_path, m))?),
+            Ok(text) => {
+                check_manifest_checksum(lister, &manifest_path, &text)?;
+                Some(Manifest::parse(&text).map_err(|m| not_found(&manifest_path, m))?)
+            }
             Err(_) => None,
         };
         let files = match &manifest {
@@ -144,10 +147,24 @@ impl Inventory {
         }
         // Every data file must be there: a report with a missing file would silently undercount.
         let data_dir = files[0].rsplit_once('/').map(|(dir, _)| dir.to_string()).unwrap_or_default();
-        let present: std::collections::HashSet<String> =
-            lister.list(&format!("{data_dir}/*"))?.into_iter().map(|f| f.path).collect();
-        if let Some(missing) = files.iter().find(|f| !present.contains(*f)) {
+        let present: std::collections::HashMap<String, u64> =
+            lister.list(&format!("{data_dir}/*"))?.into_iter().map(|f| (f.path, f.size)).collect();
+        if let Some(missing) = files.iter().find(|f| !present.contains_key(*f)) {
             return Err(not_found(&self.location, format!("report {date}: data file {missing} is missing")));
+        }
+        // A data file whose size is not the manifest's is truncated or replaced.
+        if let Some(manifest) = &manifest {
+            for (key, size) in manifest.keys.iter().zip(&manifest.sizes) {
+                let (Some(expected), Ok(file)) = (size, self.resolve_key(root, key)) else { continue };
+                if let Some(listed) = present.get(&file).filter(|listed| *listed != expected) {
+                    return Err(not_found(
+                        &self.location,
+                        format!(
+                            "report {date}: data file {file} is {listed} bytes, but {manifest_path} says {expected}"
+                        ),
+                    ));
+                }
+            }
         }
         let format_name = match &manifest {
             Some(m) => m.file_format.to_ascii_lowercase(),
@@ -259,22 +276,53 @@ pub fn column_name(field: &str) -> String {
     out
 }
 
+/// Checks `manifest.json` (its `text`, read from `manifest_path`) against the
+/// `manifest.checksum` beside it, which AWS writes with the MD5 of the manifest in hex. No
+/// checksum file: nothing to check. A mismatch names the manifest.
+fn check_manifest_checksum(lister: &dyn Lister, manifest_path: &str, text: &str) -> Result<()> {
+    use md5::Digest as _;
+    let checksum_path = format!("{}checksum", manifest_path.trim_end_matches("json"));
+    let Ok(expected) = lister.read_to_string(&checksum_path) else { return Ok(()) };
+    let expected = expected.trim().to_ascii_lowercase();
+    let actual: String = md5::Md5::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    if expected != actual {
+        return Err(not_found(
+            manifest_path,
+            format!(
+                "its MD5 is {actual}, but {checksum_path} says {expected:?}: the manifest is corrupt or was replaced"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 struct Manifest {
     file_format: String,
     file_schema: String,
     keys: Vec<String>,
+    /// Each key's `size`, when the manifest gives one.
+    sizes: Vec<Option<u64>>,
 }
 
 impl Manifest {
     fn parse(text: &str) -> std::result::Result<Manifest, String> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        let keys = value
+        let files: Vec<(String, Option<u64>)> = value
             .get("files")
             .and_then(|f| f.as_array())
-            .map(|files| files.iter().filter_map(|f| f.get("key").and_then(|k| k.as_str()).map(String::from)).collect())
+            .map(|files| {
+                files
+                    .iter()
+                    .filter_map(|f| {
+                        let key = f.get("key").and_then(|k| k.as_str())?;
+                        Some((key.to_string(), f.get("size").and_then(|s| s.as_u64())))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
-        Ok(Manifest { file_format: field("fileFormat"), file_schema: field("fileSchema"), keys })
+        let (keys, sizes) = files.into_iter().unzip();
+        Ok(Manifest { file_format: field("fileFormat"), file_schema: field("fileSchema"), keys, sizes })
     }
 }
 
@@ -309,5 +357,47 @@ mod tests {
         assert_eq!(column_name("ETag"), "e_tag");
         assert_eq!(column_name("Size"), "size");
         assert_eq!(manifest_folder("2024-03-04-00-00"), "2024-03-04T00-00Z");
+    }
+
+    /// An AWS-layout report of one CSV data file of 5 bytes under `dir/cfg`, with the
+    /// manifest's `size` and, when given, a `manifest.checksum`.
+    fn aws_report(dir: &std::path::Path, size: u64, checksum: Option<&str>) -> Result<Report> {
+        let root = dir.join("cfg");
+        std::fs::create_dir_all(root.join("hive/dt=2024-04-01-00-00")).unwrap();
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        std::fs::create_dir_all(root.join("2024-04-01T00-00Z")).unwrap();
+        std::fs::write(root.join("data/a.csv.gz"), b"12345").unwrap();
+        std::fs::write(root.join("hive/dt=2024-04-01-00-00/symlink.txt"), "s3://dest/inv/cfg/data/a.csv.gz\n").unwrap();
+        let manifest = serde_json::json!({
+            "fileFormat": "CSV", "fileSchema": "Bucket, Key, Size",
+            "files": [{"key": "inv/cfg/data/a.csv.gz", "size": size, "MD5checksum": "x"}],
+        })
+        .to_string();
+        std::fs::write(root.join("2024-04-01T00-00Z/manifest.json"), &manifest).unwrap();
+        let checksum_file = root.join("2024-04-01T00-00Z/manifest.checksum");
+        match checksum {
+            Some(checksum) => std::fs::write(&checksum_file, checksum).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&checksum_file);
+            }
+        }
+        let location = root.to_string_lossy().to_string();
+        let lister = crate::partitions::LocalLister;
+        Inventory::open(&lister, &location)?.report(&lister, "2024-04-01-00-00")
+    }
+
+    #[test]
+    fn manifest_checksums_and_data_file_sizes_are_checked() {
+        use md5::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        aws_report(dir.path(), 5, None).expect("no checksum file: nothing to check");
+        let manifest = std::fs::read(dir.path().join("cfg/2024-04-01T00-00Z/manifest.json")).unwrap();
+        let md5: String = md5::Md5::digest(&manifest).iter().map(|b| format!("{b:02X}")).collect();
+        aws_report(dir.path(), 5, Some(&format!("{md5}\n"))).expect("AWS's checksum, any case, a newline after it");
+
+        let error = aws_report(dir.path(), 5, Some("0123456789abcdef0123456789abcdef")).unwrap_err().to_string();
+        assert!(error.contains("manifest.json") && error.contains("manifest.checksum"), "{error}");
+        let error = aws_report(dir.path(), 6, None).unwrap_err().to_string();
+        assert!(error.contains("data/a.csv.gz is 5 bytes") && error.contains("says 6"), "{error}");
     }
 }

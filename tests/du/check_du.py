@@ -11,11 +11,12 @@ Inventories checked:
     keys are URL-encoded form-style (`+` a space, `%2B` a plus).
 The generated keys include spaces, `%`, `_`, `+`, unicode and trailing delimiters. For each
 inventory, several prefixes, delimiters and depths, with and without --compare, in csv, json and
-table. Then the bad inputs: an unknown date, a missing data file, a CSV schema without Size, ORC.
+table. Then the bad inputs: an unknown date, a missing data file, a CSV schema without Size, ORC, a
+manifest.checksum that is not the MD5 of manifest.json, a corrupt manifest, a data file of another size.
 The truth is lakeview's DU_STMT / DU_DIFF_STMT translated to DuckDB, with the prefix compared as
 a literal and is_latest / is_delete_marker NULL meaning current / not deleted.
 """
-import argparse, csv, gzip, io, json, os, shutil, subprocess, sys, urllib.parse
+import argparse, csv, gzip, hashlib, io, json, os, shutil, subprocess, sys, urllib.parse
 
 import duckdb
 
@@ -245,6 +246,26 @@ m = os.path.join(orc, "2024-05-03T00-00Z", "manifest.json")
 j = json.load(open(m)); j["fileFormat"] = "ORC"; json.dump(j, open(m, "w"))
 bad(["--inventory", orc], "ORC")
 bad(["--inventory", pq, "--delimiter", ""], "delimiter cannot be empty")
+# AWS's manifest.checksum (MD5 of manifest.json): the right one passes, a wrong one names the manifest.
+summed = os.path.join(work, "summed/src-bucket/config-1")
+shutil.copytree(pq, summed)
+m = os.path.join(summed, "2024-05-03T00-00Z", "manifest.json")
+open(m[:-4] + "checksum", "w").write(hashlib.md5(open(m, "rb").read()).hexdigest())
+checks += 1
+if quack("--inventory", summed, ok=False).returncode != 0:
+    failures.append("a report whose manifest.checksum is right fails")
+open(m[:-4] + "checksum", "w").write("0" * 32)
+bad(["--inventory", summed], "manifest.checksum says")
+corrupt = os.path.join(work, "corrupt/src-bucket/config-1")
+shutil.copytree(pq, corrupt)
+open(os.path.join(corrupt, "2024-05-03T00-00Z", "manifest.json"), "w").write('{"fileFormat": "Parquet", "files": [')
+bad(["--inventory", corrupt], "not JSON")
+# A data file that is not the manifest's size (truncated or replaced) is named.
+truncated = os.path.join(work, "truncated/src-bucket/config-1")
+shutil.copytree(pq, truncated)
+with open(os.path.join(truncated, "data", "2024-05-03-parquet.parquet"), "ab") as f:
+    f.write(b"x")
+bad(["--inventory", truncated], "2024-05-03-parquet.parquet is ")
 
 for f in failures:
     print("FAIL", f)
