@@ -136,36 +136,38 @@ impl Inventory {
             }
             Err(_) => None,
         };
-        let files = match &manifest {
-            Some(manifest) if !manifest.keys.is_empty() => {
-                manifest.keys.iter().map(|k| self.resolve_key(root, k)).collect::<Result<Vec<_>>>()?
-            }
-            _ => listed,
+        // Each data file with the size its manifest gives (symlink.txt gives none).
+        let expected: Vec<(String, Option<u64>)> = match &manifest {
+            Some(manifest) if !manifest.files.is_empty() => manifest
+                .files
+                .iter()
+                .map(|(key, size)| Ok((self.resolve_key(root, key)?, *size)))
+                .collect::<Result<Vec<_>>>()?,
+            _ => listed.into_iter().map(|file| (file, None)).collect(),
         };
-        if files.is_empty() {
+        if expected.is_empty() {
             return Err(not_found(&self.location, format!("report {date} lists no data files")));
         }
-        // Every data file must be there: a report with a missing file would silently undercount.
-        let data_dir = files[0].rsplit_once('/').map(|(dir, _)| dir.to_string()).unwrap_or_default();
+        // Every data file must be there, at the manifest's size: a missing file would silently
+        // undercount, and one of another size is truncated or replaced.
+        let data_dir = expected[0].0.rsplit_once('/').map(|(dir, _)| dir.to_string()).unwrap_or_default();
         let present: std::collections::HashMap<String, u64> =
             lister.list(&format!("{data_dir}/*"))?.into_iter().map(|f| (f.path, f.size)).collect();
-        if let Some(missing) = files.iter().find(|f| !present.contains_key(*f)) {
-            return Err(not_found(&self.location, format!("report {date}: data file {missing} is missing")));
-        }
-        // A data file whose size is not the manifest's is truncated or replaced.
-        if let Some(manifest) = &manifest {
-            for (key, size) in manifest.keys.iter().zip(&manifest.sizes) {
-                let (Some(expected), Ok(file)) = (size, self.resolve_key(root, key)) else { continue };
-                if let Some(listed) = present.get(&file).filter(|listed| *listed != expected) {
+        for (file, size) in &expected {
+            match (present.get(file), size) {
+                (None, _) => {
+                    return Err(not_found(&self.location, format!("report {date}: data file {file} is missing")))
+                }
+                (Some(listed), Some(size)) if listed != size => {
                     return Err(not_found(
                         &self.location,
-                        format!(
-                            "report {date}: data file {file} is {listed} bytes, but {manifest_path} says {expected}"
-                        ),
-                    ));
+                        format!("report {date}: data file {file} is {listed} bytes, but {manifest_path} says {size}"),
+                    ))
                 }
+                _ => {}
             }
         }
+        let files: Vec<String> = expected.into_iter().map(|(file, _)| file).collect();
         let format_name = match &manifest {
             Some(m) => m.file_format.to_ascii_lowercase(),
             None if files[0].ends_with(".parquet") => "parquet".into(),
@@ -299,16 +301,15 @@ fn check_manifest_checksum(lister: &dyn Lister, manifest_path: &str, text: &str)
 struct Manifest {
     file_format: String,
     file_schema: String,
-    keys: Vec<String>,
-    /// Each key's `size`, when the manifest gives one.
-    sizes: Vec<Option<u64>>,
+    /// `files[]`: each `key`, with its `size` when the manifest gives one.
+    files: Vec<(String, Option<u64>)>,
 }
 
 impl Manifest {
     fn parse(text: &str) -> std::result::Result<Manifest, String> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        let files: Vec<(String, Option<u64>)> = value
+        let files = value
             .get("files")
             .and_then(|f| f.as_array())
             .map(|files| {
@@ -321,8 +322,7 @@ impl Manifest {
                     .collect()
             })
             .unwrap_or_default();
-        let (keys, sizes) = files.into_iter().unzip();
-        Ok(Manifest { file_format: field("fileFormat"), file_schema: field("fileSchema"), keys, sizes })
+        Ok(Manifest { file_format: field("fileFormat"), file_schema: field("fileSchema"), files })
     }
 }
 
