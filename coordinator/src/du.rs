@@ -28,8 +28,91 @@ pub struct DuOptions {
     pub delimiter: String,
     /// Levels below the prefix to group at (1: lakeview's).
     pub depth: usize,
-    /// One row per prefix and storage class.
-    pub by_storage_class: bool,
+    /// A further breakdown: one row per prefix and group, with a `share` column.
+    pub by: Option<DuBy>,
+}
+
+/// What `--by` breaks sizes down by. Parsed from its kebab-case name ([`DuBy::from_str`]); the
+/// CLI and the dashboard both parse here, so they accept and refuse the same names.
+///
+/// Groups (the labels are the output column's values):
+/// - `storage-class`: the report's `storage_class`;
+/// - `suffix`: the text from the last `.` of the key's last `/`-segment, dot included, as
+///   Python's `os.path.splitext` (leading dots do not start one); NULL when there is none;
+/// - `age`: `last_modified_date` against the report's date, lower bounds inclusive:
+///   `< 1 day`, `1-7 days`, `7-30 days`, `30-90 days`, `90-365 days`, `> 1 year` (365 days and
+///   more), `unknown` without a date;
+/// - `size`: `0 B`, `< 128 KiB`, `< 1 MiB`, `< 16 MiB`, `< 128 MiB`, `< 1 GiB`, `>= 1 GiB`;
+/// - `version`: `current`, `noncurrent` (`is_latest` false) and `delete marker`, counting every
+///   row of the report (the other breakdowns count current objects only);
+/// - an inventory field the report has (`is-multipart-uploaded`, `encryption-status`,
+///   `intelligent-tiering-access-tier`, `replication-status`, `object-lock-mode`, and the other
+///   optional fields): its value as text, NULL when empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DuBy {
+    StorageClass,
+    Suffix,
+    Age,
+    Size,
+    Version,
+    /// An inventory column (its snake_case name, as in AWS's Parquet reports).
+    Field(&'static str),
+}
+
+/// Optional inventory fields `--by` accepts, by their report column names.
+pub const INVENTORY_FIELDS: &[&str] = &[
+    "is_multipart_uploaded",
+    "encryption_status",
+    "intelligent_tiering_access_tier",
+    "replication_status",
+    "object_lock_mode",
+    "object_lock_legal_hold_status",
+    "bucket_key_status",
+    "checksum_algorithm",
+    "object_access_control_list",
+    "object_owner",
+];
+
+impl std::str::FromStr for DuBy {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        let snake = name.trim().to_ascii_lowercase().replace('-', "_");
+        Ok(match snake.as_str() {
+            "storage_class" => DuBy::StorageClass,
+            "suffix" | "extension" => DuBy::Suffix,
+            "age" => DuBy::Age,
+            "size" => DuBy::Size,
+            "version" => DuBy::Version,
+            field => match INVENTORY_FIELDS.iter().find(|f| **f == field) {
+                Some(field) => DuBy::Field(field),
+                None => {
+                    let shown: String = name.chars().take(60).collect();
+                    let fields = INVENTORY_FIELDS.iter().map(|f| f.replace('_', "-")).collect::<Vec<_>>().join(", ");
+                    return Err(Error::Config {
+                        message: format!(
+                            "--by {shown:?} is not a breakdown; use storage-class, suffix, age, size, version, or an \
+                             inventory field: {fields}"
+                        ),
+                    });
+                }
+            },
+        })
+    }
+}
+
+impl DuBy {
+    /// The output column holding the group.
+    pub fn column(&self) -> &'static str {
+        match self {
+            DuBy::StorageClass => "storage_class",
+            DuBy::Suffix => "suffix",
+            DuBy::Age => "age",
+            DuBy::Size => "size_range",
+            DuBy::Version => "version",
+            DuBy::Field(field) => field,
+        }
+    }
 }
 
 impl Default for DuOptions {
@@ -41,7 +124,7 @@ impl Default for DuOptions {
             prefix: String::new(),
             delimiter: "/".into(),
             depth: 1,
-            by_storage_class: false,
+            by: None,
         }
     }
 }
@@ -114,8 +197,19 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
         let value = if csv { format!("CAST(nullif({name}, '') AS BOOLEAN)") } else { name.to_string() };
         format!("({keep_when_null}{value} OR {value} IS NULL)")
     };
-    let latest = flag("is_latest", "");
-    let not_deleted = flag("is_delete_marker", "NOT ");
+    let boolean = |name: &str| -> String {
+        match (has(name), csv) {
+            (false, _) => "CAST(NULL AS BOOLEAN)".into(),
+            (true, true) => format!("CAST(nullif({name}, '') AS BOOLEAN)"),
+            (true, false) => name.to_string(),
+        }
+    };
+    // The version breakdown counts every row; the others current objects only.
+    let (latest, not_deleted) = if options.by == Some(DuBy::Version) {
+        ("TRUE".to_string(), "TRUE".to_string())
+    } else {
+        (flag("is_latest", ""), flag("is_delete_marker", "NOT "))
+    };
     let last_modified = if has("last_modified_date") {
         "try_cast(last_modified_date AS TIMESTAMP)".to_string()
     } else {
@@ -146,14 +240,47 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
         }
         (Some(_), false) => Some("dt".to_string()),
     };
-    let class_column = if options.by_storage_class { ", storage_class" } else { "" };
+    let report_date = match &dt {
+        Some(dt) => format!("try_cast(left({dt}, 10) AS TIMESTAMP)"),
+        None => format!("try_cast(left({}, 10) AS TIMESTAMP)", quote_literal(&date)),
+    };
+    let group = match &options.by {
+        None => None,
+        Some(by) => Some(format!(
+            "{} AS {}",
+            group_expression(
+                by,
+                &GroupInputs {
+                    key: &key,
+                    size,
+                    last_modified: &last_modified,
+                    storage_class,
+                    report_date: &report_date,
+                    is_latest: &boolean("is_latest"),
+                    is_delete_marker: &boolean("is_delete_marker"),
+                    field_present: &|name| has(name),
+                    csv,
+                }
+            )?,
+            by.column()
+        )),
+    };
+    let class_column = options.by.as_ref().map(|by| format!(", {}", by.column())).unwrap_or_default();
     let inner = format!(
-        "SELECT {common_prefix} AS common_prefix, {size} AS size, {last_modified} AS last_modified, \
-         {storage_class} AS storage_class{dt_column} FROM {scan} \
+        "SELECT {common_prefix} AS common_prefix, {size} AS size, {last_modified} AS last_modified{group_column}{dt_column} \
+         FROM {scan} \
          WHERE starts_with({key}, {prefix}) AND {latest} AND {not_deleted}",
         dt_column = dt.as_ref().map(|d| format!(", {d} AS dt")).unwrap_or_default(),
+        group_column = group.map(|g| format!(", {g}")).unwrap_or_default(),
     );
     let sql = match &right {
+        None if options.by.is_some() => format!(
+            "SELECT common_prefix{class_column}, size, objects, last_modified, \
+             CAST(size AS DOUBLE) / sum(size) OVER () AS share FROM (\
+             SELECT common_prefix{class_column}, CAST(sum(size) AS BIGINT) AS size, count(*) AS objects, \
+             max(last_modified) AS last_modified FROM ({inner}) GROUP BY ALL) \
+             ORDER BY size DESC, common_prefix{class_column}"
+        ),
         None => format!(
             "SELECT common_prefix{class_column}, CAST(sum(size) AS BIGINT) AS size, count(*) AS objects, \
              max(last_modified) AS last_modified FROM ({inner}) GROUP BY ALL \
@@ -174,6 +301,77 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
         }
     };
     Ok((date, sql))
+}
+
+/// The columns a breakdown's group is computed from, as SQL expressions over one report row.
+struct GroupInputs<'a> {
+    key: &'a str,
+    size: &'a str,
+    last_modified: &'a str,
+    storage_class: &'a str,
+    report_date: &'a str,
+    is_latest: &'a str,
+    is_delete_marker: &'a str,
+    field_present: &'a dyn Fn(&str) -> bool,
+    csv: bool,
+}
+
+/// The SQL expression of `by`'s group (see [`DuBy`] for the labels).
+fn group_expression(by: &DuBy, input: &GroupInputs<'_>) -> Result<String> {
+    const KIB: i64 = 1024;
+    Ok(match by {
+        DuBy::StorageClass => input.storage_class.to_string(),
+        DuBy::Suffix => {
+            let name = format!("ltrim(regexp_extract({}, '[^/]*$'), '.')", input.key);
+            format!("CASE WHEN strpos({name}, '.') = 0 THEN NULL ELSE '.' || regexp_extract({name}, '[^.]*$') END")
+        }
+        DuBy::Age => {
+            let (modified, date) = (input.last_modified, input.report_date);
+            let mut arms = String::new();
+            for (days, label) in
+                [(1, "< 1 day"), (7, "1-7 days"), (30, "7-30 days"), (90, "30-90 days"), (365, "90-365 days")]
+            {
+                arms.push_str(&format!(
+                    " WHEN {modified} > {date} - INTERVAL {days} DAY THEN {}",
+                    quote_literal(label)
+                ));
+            }
+            format!("CASE WHEN {modified} IS NULL OR {date} IS NULL THEN 'unknown'{arms} ELSE '> 1 year' END")
+        }
+        DuBy::Size => {
+            let size = input.size;
+            let mut arms = String::new();
+            for (bound, label) in [
+                (128 * KIB, "< 128 KiB"),
+                (KIB * KIB, "< 1 MiB"),
+                (16 * KIB * KIB, "< 16 MiB"),
+                (128 * KIB * KIB, "< 128 MiB"),
+                (KIB * KIB * KIB, "< 1 GiB"),
+            ] {
+                arms.push_str(&format!(" WHEN {size} < {bound} THEN {}", quote_literal(label)));
+            }
+            format!("CASE WHEN {size} IS NULL THEN 'unknown' WHEN {size} = 0 THEN '0 B'{arms} ELSE '>= 1 GiB' END")
+        }
+        DuBy::Version => format!(
+            "CASE WHEN {} THEN 'delete marker' WHEN NOT {} THEN 'noncurrent' ELSE 'current' END",
+            input.is_delete_marker, input.is_latest
+        ),
+        DuBy::Field(field) => {
+            if !(input.field_present)(field) {
+                return Err(Error::Config {
+                    message: format!(
+                        "--by {}: the report has no {field} column (the inventory configuration does not list the field)",
+                        field.replace('_', "-")
+                    ),
+                });
+            }
+            if input.csv {
+                format!("nullif({field}, '')")
+            } else {
+                format!("CAST({field} AS VARCHAR)")
+            }
+        }
+    })
 }
 
 /// Runs `du`.
@@ -259,6 +457,7 @@ impl DuAnswer {
                     .zip(&names)
                     .map(|(cell, name)| match (cell.as_i64(), size_like(name)) {
                         (Some(n), true) => signed_human(n),
+                        _ if name == "share" => cell.as_f64().map(|f| format!("{:.1}%", f * 100.0)).unwrap_or_default(),
                         _ => text(cell),
                     })
                     .collect(),
@@ -328,6 +527,17 @@ fn text(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn breakdowns_parse_by_name_and_unknown_ones_are_refused() {
+        assert_eq!("storage-class".parse::<DuBy>().unwrap(), DuBy::StorageClass);
+        assert_eq!("Age".parse::<DuBy>().unwrap(), DuBy::Age);
+        assert_eq!("encryption-status".parse::<DuBy>().unwrap(), DuBy::Field("encryption_status"));
+        assert_eq!("size".parse::<DuBy>().unwrap().column(), "size_range");
+        let error = "colour".parse::<DuBy>().unwrap_err().to_string();
+        assert!(error.contains("is not a breakdown") && error.contains("object-lock-mode"), "{error}");
+        assert!("key".parse::<DuBy>().is_err(), "only optional inventory fields are breakdowns");
+    }
 
     #[test]
     fn humanizes_signed_sizes_and_quotes_csv() {

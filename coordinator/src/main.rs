@@ -73,9 +73,12 @@ enum Command {
         /// Levels below the prefix to group at.
         #[arg(long, default_value_t = 1)]
         depth: usize,
-        /// Break sizes down further: storage-class.
-        #[arg(long, value_enum)]
-        by: Option<DuBy>,
+        /// Break sizes down further, with each group's share of the total: storage-class,
+        /// suffix, age, size, version, or an inventory field (is-multipart-uploaded,
+        /// encryption-status, intelligent-tiering-access-tier, replication-status,
+        /// object-lock-mode, ...).
+        #[arg(long)]
+        by: Option<String>,
         /// List the report dates, newest first, and exit.
         #[arg(long)]
         dates: bool,
@@ -119,11 +122,6 @@ enum DuFormat {
     Table,
     Json,
     Csv,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum DuBy {
-    StorageClass,
 }
 
 impl EngineArgs {
@@ -221,7 +219,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 prefix,
                 delimiter,
                 depth,
-                by_storage_class: by == Some(DuBy::StorageClass),
+                by: by.as_deref().map(str::parse).transpose()?,
             };
             let started = Instant::now();
             let answer = quack::du::du(&quack, &options).await?;

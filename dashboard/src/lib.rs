@@ -405,10 +405,9 @@ async fn du_json(state: &AppState, params: &DuParams) -> Result<serde_json::Valu
             _ => return Err(ApiError::BadRequest(format!("depth must be a number from 1 to 16, not {d:?}"))),
         },
     };
-    let by_storage_class = match non_empty(&params.by) {
-        None => false,
-        Some("storage-class") | Some("storage_class") => true,
-        Some(other) => return Err(ApiError::BadRequest(format!("by must be storage-class, not {other:?}"))),
+    let by = match non_empty(&params.by).map(str::parse::<quack::du::DuBy>).transpose() {
+        Ok(by) => by,
+        Err(e) => return Err(ApiError::BadRequest(e.to_string())),
     };
     let options = DuOptions {
         inventory: state.inventory.clone(),
@@ -417,7 +416,7 @@ async fn du_json(state: &AppState, params: &DuParams) -> Result<serde_json::Valu
         prefix: params.prefix.clone().unwrap_or_default(),
         delimiter: params.delimiter.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into()),
         depth,
-        by_storage_class,
+        by,
     };
     let started = Instant::now();
     let _slot = state.slot()?;

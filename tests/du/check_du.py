@@ -16,7 +16,7 @@ manifest.checksum that is not the MD5 of manifest.json, a corrupt manifest, a da
 The truth is lakeview's DU_STMT / DU_DIFF_STMT translated to DuckDB, with the prefix compared as
 a literal and is_latest / is_delete_marker NULL meaning current / not deleted.
 """
-import argparse, csv, gzip, hashlib, io, json, os, shutil, subprocess, sys, urllib.parse
+import argparse, csv, datetime, gzip, hashlib, io, json, os, shutil, subprocess, sys, urllib.parse
 
 import duckdb
 
@@ -115,6 +115,86 @@ def run_case(con, table, inventory, date, compare, prefix, delim):
     assert "prefixes under" in table_out, table_out
 
 
+KIB = 1024
+
+
+def group_of(by, key, size, modified, klass, latest, deleted, report_date, fields):
+    """The --by group of one report row, computed here in Python (not SQL) as README defines it."""
+    if by == "storage-class":
+        return klass
+    if by == "suffix":
+        return os.path.splitext(key.rsplit("/", 1)[-1])[1] or None
+    if by == "age":
+        if modified is None:
+            return "unknown"
+        day = datetime.datetime.strptime(report_date[:10], "%Y-%m-%d")
+        for days, label in [(1, "< 1 day"), (7, "1-7 days"), (30, "7-30 days"), (90, "30-90 days"), (365, "90-365 days")]:
+            if modified > day - datetime.timedelta(days=days):
+                return label
+        return "> 1 year"
+    if by == "size":
+        if size is None:
+            return "unknown"
+        if size == 0:
+            return "0 B"
+        for bound, label in [(128 * KIB, "< 128 KiB"), (KIB ** 2, "< 1 MiB"), (16 * KIB ** 2, "< 16 MiB"),
+                             (128 * KIB ** 2, "< 128 MiB"), (KIB ** 3, "< 1 GiB")]:
+            if size < bound:
+                return label
+        return ">= 1 GiB"
+    if by == "version":
+        return "delete marker" if deleted else "noncurrent" if latest is False else "current"
+    value = fields[by.replace("-", "_")]
+    return None if value is None else str(value).lower() if isinstance(value, bool) else value
+
+
+def truth_by(con, table, date, prefix, delim, by, fields=()):
+    cols = ", ".join(["last_modified_date", "storage_class", *fields])
+    rows = con.execute(f"""
+        SELECT {cp_expr(prefix, delim)}, key, size, is_latest, is_delete_marker, {cols} FROM {table}
+        WHERE dt = {lit(date)} AND starts_with(key, {lit(prefix)})""").fetchall()
+    groups = {}
+    for cp, key, size, latest, deleted, modified, klass, *values in rows:
+        if by != "version" and (latest is False or deleted):
+            continue
+        g = group_of(by, key, size, modified, klass, latest, deleted, date, dict(zip(fields, values)))
+        total = groups.setdefault((cp, g), [0, 0])
+        total[0] += size or 0
+        total[1] += 1
+    whole = sum(v[0] for v in groups.values())
+    return [(cp, g, size, n, size / whole if whole else None) for (cp, g), (size, n) in groups.items()]
+
+
+def by_order(r):
+    return (-r[2], r[0], r[1] is None, r[1] or "")
+
+
+def check_by(con, table, inventory, date, prefix, delim, by, column, fields=()):
+    global checks
+    want = truth_by(con, table, date, prefix, delim, by, fields)
+    base = ["--inventory", inventory, "--date", date, "--prefix", prefix, "--delimiter", delim, "--by", by]
+    name = f"{inventory} --by {by} prefix={prefix!r} delim={delim!r}"
+    js = json.loads(quack(*base, "--format", "json").stdout)["response"]
+    got = [(r["common_prefix"], r[column], r["size"], r["objects"], r["share"]) for r in js]
+    rows = list(csv.reader(io.StringIO(quack(*base, "--format", "csv").stdout)))
+    assert rows[0] == ["common_prefix", column, "size", "objects", "last_modified", "share"], rows[0]
+    got_csv = [(r[0], r[1] or None, int(r[2]), int(r[3]), float(r[5]) if r[5] else None) for r in rows[1:]]
+    for form, g in [("json", got), ("csv", got_csv)]:
+        checks += 1
+        exact = sorted((r[:4] for r in g), key=repr)
+        if exact != sorted((r[:4] for r in want), key=repr):
+            missing = set(r[:4] for r in want) - set(exact)
+            extra = set(exact) - set(r[:4] for r in want)
+            failures.append(f"{name} {form}: rows differ; missing {sorted(missing, key=repr)[:3]}, extra {sorted(extra, key=repr)[:3]}")
+            continue
+        shares = {r[:2]: r[4] for r in want}
+        if any(abs(r[4] - shares[r[:2]]) > 1e-9 for r in g if r[4] is not None) or g != sorted(g, key=by_order):
+            failures.append(f"{name} {form}: shares or order differ")
+    assert "prefixes under" in quack(*base).stdout
+
+
+BREAKDOWNS = [("storage-class", "storage_class"), ("suffix", "suffix"), ("age", "age"), ("size", "size_range"),
+              ("version", "version")]
 con = duckdb.connect()
 cases = [("", "/"), ("production/", "/"), ("production/tables/", "/"), ("users", "/"), ("logs/", "_"),
          ("nothing-here/", "/"), ("", "obj")]
@@ -127,6 +207,9 @@ assert quack("--inventory", inv, "--dates").stdout.split() == dates
 for prefix, delim in cases:
     run_case(con, "hive_inv", inv, dates[0], None, prefix, delim)
     run_case(con, "hive_inv", inv, dates[0], dates[-1], prefix, delim)
+for by, column in BREAKDOWNS:
+    for prefix in ["", "production/"]:
+        check_by(con, "hive_inv", inv, dates[-1], prefix, "/", by, column)
 # --depth 2 equals grouping the depth-1 answer of each first-level prefix one level down.
 deep = json.loads(quack("--inventory", inv, "--depth", "2", "--format", "json").stdout)["response"]
 one = {}
@@ -145,7 +228,11 @@ if {k: v for k, v in got.items() if one.get(k) is not None} != {k: v for k, v in
 work = os.path.abspath(args.work)
 shutil.rmtree(work, ignore_errors=True)
 keys = ["a b/c.txt", "a b/d e/f.txt", "100%/x", "under_score/y", "plus+sign/z", "ünïcode/ß.bin", "trail/", "trail/x/",
-        "top.txt", "deep/1/2/3/4.bin", "a_b/c", "a%b/c"]
+        "top.txt", "deep/1/2/3/4.bin", "a_b/c", "a%b/c", ".hidden", "dots/a..", "dots/.x.tar.gz", "empty.dat"]
+AGES = [datetime.timedelta(hours=5), datetime.timedelta(days=3), datetime.timedelta(days=10), datetime.timedelta(days=45),
+        datetime.timedelta(days=200), datetime.timedelta(days=400), datetime.timedelta(days=1), None,
+        datetime.timedelta(days=7), datetime.timedelta(days=365)]
+CLASSES = ["STANDARD", "STANDARD_IA", "GLACIER", "INTELLIGENT_TIERING"]
 reports = {"2024-05-01-00-00": 1, "2024-05-02-00-00": 2, "2024-05-03-00-00": 3}
 
 
@@ -154,9 +241,17 @@ def rows_for(factor):
     for i, k in enumerate(keys):
         for j in range(1 + i % 3):
             key = k if j == 0 else k.rstrip("/") + f"/{j}.part"
-            out.append((key, (i + 1) * 1000 * factor + j, None if i % 4 else (i % 8 == 0), None if i % 5 else False))
+            size = 0 if k == "empty.dat" else ((i + 1) * 1000 * factor + j) * 13 ** (i % 6)
+            out.append((key, size, None if i % 4 else (i % 8 == 0), None if i % 5 else False))
     out.append(("deleted/marker", 5, True, True))
     return out
+
+
+def extras(date, n):
+    """Row n's last modified (relative to the report date), storage class and inventory fields."""
+    age = AGES[n % len(AGES)]
+    day = datetime.datetime.strptime(date[:10], "%Y-%m-%d")
+    return (None if age is None else day - age, CLASSES[n % 4], n % 3 == 0, ["SSE-S3", "SSE-KMS", "NOT-SSE"][n % 3] if n % 5 else None)
 
 
 def write_aws(root, fmt):
@@ -167,18 +262,23 @@ def write_aws(root, fmt):
         name = f"{date[:10]}-{fmt}.{'parquet' if fmt == 'parquet' else 'csv.gz'}"
         path = os.path.join(bucket_dir, "data", name)
         if fmt == "parquet":
-            con.execute("CREATE OR REPLACE TABLE r (bucket VARCHAR, key VARCHAR, size BIGINT, last_modified_date TIMESTAMP, storage_class VARCHAR)")
-            con.executemany("INSERT INTO r VALUES ('src-bucket', ?, ?, TIMESTAMP '2024-04-01', 'STANDARD')",
-                            [(k, s) for k, s, latest, dm in rows if latest is not False and not dm])
+            con.execute("CREATE OR REPLACE TABLE r (bucket VARCHAR, key VARCHAR, size BIGINT, last_modified_date TIMESTAMP, "
+                        "storage_class VARCHAR, is_multipart_uploaded BOOLEAN, encryption_status VARCHAR)")
+            con.executemany("INSERT INTO r VALUES ('src-bucket', ?, ?, ?, ?, ?, ?)",
+                            [(k, s, *extras(date, n)) for n, (k, s, latest, dm) in enumerate(rows) if latest is not False and not dm])
             con.execute(f"COPY r TO '{path}' (FORMAT parquet)")
             schema = "message s3.inventory { required binary bucket (STRING); required binary key (STRING); ... }"
         else:
             with gzip.open(path, "wt", newline="") as f:
                 w = csv.writer(f, quoting=csv.QUOTE_ALL)
-                for k, s, latest, dm in rows:
+                for n, (k, s, latest, dm) in enumerate(rows):
+                    modified, klass, multipart, encryption = extras(date, n)
                     w.writerow(["src-bucket", urllib.parse.quote_plus(k, safe="/"), "" if latest is None else str(latest).lower(),
-                                "" if dm is None else str(dm).lower(), s, "2024-04-01T00:00:00.000Z", "STANDARD"])
-            schema = "Bucket, Key, IsLatest, IsDeleteMarker, Size, LastModifiedDate, StorageClass"
+                                "" if dm is None else str(dm).lower(), s,
+                                "" if modified is None else modified.strftime("%Y-%m-%dT%H:%M:%S.000Z"), klass,
+                                str(multipart).lower(), encryption or ""])
+            schema = ("Bucket, Key, IsLatest, IsDeleteMarker, Size, LastModifiedDate, StorageClass, IsMultipartUploaded, "
+                      "EncryptionStatus")
         url = f"s3://inventory-dest/inv/src-bucket/{os.path.basename(bucket_dir)}/data/{name}"
         hive = os.path.join(bucket_dir, "hive", f"dt={date}")
         os.makedirs(hive)
@@ -197,13 +297,16 @@ def aws_view(bucket_dir, fmt):
     for date in reports:
         path = f"{bucket_dir}/data/{date[:10]}-{fmt}.{'parquet' if fmt == 'parquet' else 'csv.gz'}"
         if fmt == "parquet":
-            parts.append(f"SELECT key, size, NULL::BOOLEAN AS is_latest, NULL::BOOLEAN AS is_delete_marker, {lit(date)} AS dt FROM read_parquet('{path}')")
+            parts.append(f"""SELECT key, size, NULL::BOOLEAN AS is_latest, NULL::BOOLEAN AS is_delete_marker, {lit(date)} AS dt,
+                last_modified_date, storage_class, is_multipart_uploaded, encryption_status FROM read_parquet('{path}')""")
         else:
             parts.append(f"""SELECT url_decode(replace(key, '+', ' ')) AS key, size::BIGINT AS size,
                 nullif(is_latest, '')::BOOLEAN AS is_latest, nullif(is_delete_marker, '')::BOOLEAN AS is_delete_marker,
-                {lit(date)} AS dt FROM read_csv('{path}', header = false, columns = {{'bucket': 'VARCHAR', 'key': 'VARCHAR',
+                {lit(date)} AS dt, nullif(last_modified_date, '')::TIMESTAMP AS last_modified_date, storage_class,
+                is_multipart_uploaded::BOOLEAN AS is_multipart_uploaded, nullif(encryption_status, '') AS encryption_status
+                FROM read_csv('{path}', header = false, columns = {{'bucket': 'VARCHAR', 'key': 'VARCHAR',
                 'is_latest': 'VARCHAR', 'is_delete_marker': 'VARCHAR', 'size': 'VARCHAR', 'last_modified_date': 'VARCHAR',
-                'storage_class': 'VARCHAR'}})""")
+                'storage_class': 'VARCHAR', 'is_multipart_uploaded': 'VARCHAR', 'encryption_status': 'VARCHAR'}})""")
     return " UNION ALL ".join(parts)
 
 
@@ -218,6 +321,10 @@ for fmt in ["parquet", "csv"]:
     for prefix, delim in aws_cases:
         run_case(con, f"aws_{fmt}", bucket_dir, newest, None, prefix, delim)
         run_case(con, f"aws_{fmt}", bucket_dir, newest, "2024-05-01-00-00", prefix, delim)
+    fields = ("is_multipart_uploaded", "encryption_status")
+    for by, column in BREAKDOWNS + [(f.replace("_", "-"), f) for f in fields]:
+        for prefix, delim in [("", "/"), ("a b/", "/"), ("dots/", "/"), ("", "obj")]:
+            check_by(con, f"aws_{fmt}", bucket_dir, newest, prefix, delim, by, column, fields)
 
 # 4. Bad inputs: clear errors.
 def bad(argv, needle):
@@ -246,6 +353,8 @@ m = os.path.join(orc, "2024-05-03T00-00Z", "manifest.json")
 j = json.load(open(m)); j["fileFormat"] = "ORC"; json.dump(j, open(m, "w"))
 bad(["--inventory", orc], "ORC")
 bad(["--inventory", pq, "--delimiter", ""], "delimiter cannot be empty")
+bad(["--inventory", pq, "--by", "colour"], "is not a breakdown; use storage-class, suffix, age")
+bad(["--inventory", inv, "--by", "replication-status"], "the report has no replication_status column")
 # AWS's manifest.checksum (MD5 of manifest.json): the right one passes, a wrong one names the manifest.
 summed = os.path.join(work, "summed/src-bucket/config-1")
 shutil.copytree(pq, summed)
