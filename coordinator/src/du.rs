@@ -260,6 +260,7 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
                     is_delete_marker: &boolean("is_delete_marker"),
                     field_present: &|name| has(name),
                     csv,
+                    inventory: &inventory.location,
                 }
             )?,
             by.column()
@@ -314,6 +315,8 @@ struct GroupInputs<'a> {
     is_delete_marker: &'a str,
     field_present: &'a dyn Fn(&str) -> bool,
     csv: bool,
+    /// Where the reports are, for errors.
+    inventory: &'a str,
 }
 
 /// The SQL expression of `by`'s group (see [`DuBy`] for the labels).
@@ -358,7 +361,8 @@ fn group_expression(by: &DuBy, input: &GroupInputs<'_>) -> Result<String> {
         ),
         DuBy::Field(field) => {
             if !(input.field_present)(field) {
-                return Err(Error::Config {
+                return Err(Error::Inventory {
+                    location: input.inventory.to_string(),
                     message: format!(
                         "--by {}: the report has no {field} column (the inventory configuration does not list the field)",
                         field.replace('_', "-")

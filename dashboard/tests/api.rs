@@ -111,6 +111,9 @@ async fn du_answers_lakeviews_shape_and_matches_quack_du() {
     }
     let (_, body) = get("/du?json&by=storage-class", None).await;
     assert!(json(&body)["response"][0]["storage_class"].is_string(), "{body}");
+    let (_, body) = get("/du?json&by=age", None).await;
+    assert!(json(&body)["response"][0]["age"].is_string(), "{body}");
+    assert!(json(&body)["response"][0]["share"].is_f64(), "{body}");
     let (_, body) = get("/api/du/dates", None).await;
     assert_eq!(json(&body)["dates"][0], "2024-03-04-00-00");
 }
@@ -124,6 +127,7 @@ async fn du_rejects_bad_inputs_with_400() {
         "/du?json&depth=0",
         "/du?json&depth=many",
         "/du?json&by=owner",
+        "/du?json&by=replication-status",
     ] {
         let (status, body) = get(uri, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
