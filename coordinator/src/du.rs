@@ -190,12 +190,9 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
     let csv = matches!(left.format, ReportFormat::Csv { .. });
     let key = if csv { "url_decode(replace(key, '+', ' '))".to_string() } else { "key".to_string() };
     let size = if csv { "CAST(size AS BIGINT)" } else { "size" };
-    let flag = |name: &str, keep_when_null: &str| -> String {
-        if !has(name) {
-            return "TRUE".into();
-        }
-        let value = if csv { format!("CAST(nullif({name}, '') AS BOOLEAN)") } else { name.to_string() };
-        format!("({keep_when_null}{value} OR {value} IS NULL)")
+    // A report column's value as text or as a boolean (CSV reports hold text, '' for NULL).
+    let text_column = |name: &str| -> Option<String> {
+        has(name).then(|| if csv { format!("nullif({name}, '')") } else { format!("CAST({name} AS VARCHAR)") })
     };
     let boolean = |name: &str| -> String {
         match (has(name), csv) {
@@ -203,6 +200,13 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
             (true, true) => format!("CAST(nullif({name}, '') AS BOOLEAN)"),
             (true, false) => name.to_string(),
         }
+    };
+    let flag = |name: &str, keep_when_null: &str| -> String {
+        if !has(name) {
+            return "TRUE".into();
+        }
+        let value = boolean(name);
+        format!("({keep_when_null}{value} OR {value} IS NULL)")
     };
     // The version breakdown counts every row; the others current objects only.
     let (latest, not_deleted) = if options.by == Some(DuBy::Version) {
@@ -258,8 +262,7 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
                     report_date: &report_date,
                     is_latest: &boolean("is_latest"),
                     is_delete_marker: &boolean("is_delete_marker"),
-                    field_present: &|name| has(name),
-                    csv,
+                    text_column: &text_column,
                     inventory: &inventory.location,
                 }
             )?,
@@ -274,19 +277,18 @@ pub fn plan_sql(quack: &Quack, options: &DuOptions) -> Result<(String, String)> 
         dt_column = dt.as_ref().map(|d| format!(", {d} AS dt")).unwrap_or_default(),
         group_column = group.map(|g| format!(", {g}")).unwrap_or_default(),
     );
+    let sizes = format!(
+        "SELECT common_prefix{class_column}, CAST(sum(size) AS BIGINT) AS size, count(*) AS objects, \
+         max(last_modified) AS last_modified FROM ({inner}) GROUP BY ALL"
+    );
     let sql = match &right {
+        // A breakdown adds each group's share of the total.
         None if options.by.is_some() => format!(
             "SELECT common_prefix{class_column}, size, objects, last_modified, \
-             CAST(size AS DOUBLE) / sum(size) OVER () AS share FROM (\
-             SELECT common_prefix{class_column}, CAST(sum(size) AS BIGINT) AS size, count(*) AS objects, \
-             max(last_modified) AS last_modified FROM ({inner}) GROUP BY ALL) \
+             CAST(size AS DOUBLE) / sum(size) OVER () AS share FROM ({sizes}) \
              ORDER BY size DESC, common_prefix{class_column}"
         ),
-        None => format!(
-            "SELECT common_prefix{class_column}, CAST(sum(size) AS BIGINT) AS size, count(*) AS objects, \
-             max(last_modified) AS last_modified FROM ({inner}) GROUP BY ALL \
-             ORDER BY size DESC, common_prefix{class_column}"
-        ),
+        None => format!("{sizes} ORDER BY size DESC, common_prefix{class_column}"),
         Some(right) => {
             let (l, r) = (quote_literal(&left.date), quote_literal(&right.date));
             format!(
@@ -313,8 +315,8 @@ struct GroupInputs<'a> {
     report_date: &'a str,
     is_latest: &'a str,
     is_delete_marker: &'a str,
-    field_present: &'a dyn Fn(&str) -> bool,
-    csv: bool,
+    /// A report column's value as text; `None` when the report lacks the column.
+    text_column: &'a dyn Fn(&str) -> Option<String>,
     /// Where the reports are, for errors.
     inventory: &'a str,
 }
@@ -359,22 +361,13 @@ fn group_expression(by: &DuBy, input: &GroupInputs<'_>) -> Result<String> {
             "CASE WHEN {} THEN 'delete marker' WHEN NOT {} THEN 'noncurrent' ELSE 'current' END",
             input.is_delete_marker, input.is_latest
         ),
-        DuBy::Field(field) => {
-            if !(input.field_present)(field) {
-                return Err(Error::Inventory {
-                    location: input.inventory.to_string(),
-                    message: format!(
-                        "--by {}: the report has no {field} column (the inventory configuration does not list the field)",
-                        field.replace('_', "-")
-                    ),
-                });
-            }
-            if input.csv {
-                format!("nullif({field}, '')")
-            } else {
-                format!("CAST({field} AS VARCHAR)")
-            }
-        }
+        DuBy::Field(field) => (input.text_column)(field).ok_or_else(|| Error::Inventory {
+            location: input.inventory.to_string(),
+            message: format!(
+                "--by {}: the report has no {field} column (the inventory configuration does not list the field)",
+                field.replace('_', "-")
+            ),
+        })?,
     })
 }
 
