@@ -79,6 +79,25 @@ enum Command {
         /// object-lock-mode, ...).
         #[arg(long)]
         by: Option<String>,
+        /// An ad-hoc group, as Storage Lens groups (repeatable): NAME=FILTER, the filter being
+        /// &-separated prefix=, suffix= (repeated: any of them), min-age=, max-age= (days, or
+        /// 90d, 2w, 1y), min-size=, max-size= (bytes, or 1MiB, 1.5GB); values percent-decoded.
+        /// One row per prefix and group, with its share of all objects under the prefix.
+        #[arg(long = "group", value_name = "NAME=FILTER")]
+        groups: Vec<String>,
+        /// The N largest objects under the prefix (with --duplicates: the N groups saving most).
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
+        /// Groups of objects with the same ETag and size, by the bytes a cleanup would save.
+        #[arg(long)]
+        duplicates: bool,
+        /// Size and objects per report date, in total and per child prefix, with the fastest
+        /// growing prefixes between the first and last reports.
+        #[arg(long)]
+        history: bool,
+        /// With --history: the first report date to include (2024-03-02 or 2024-03-02-00-00).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
         /// List the report dates, newest first, and exit.
         #[arg(long)]
         dates: bool,
@@ -202,7 +221,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             tracing::info!(?report, "query done");
         }
-        Command::Du { inventory, date, compare, prefix, delimiter, depth, by, dates, format, engine } => {
+        Command::Du {
+            inventory,
+            date,
+            compare,
+            prefix,
+            delimiter,
+            depth,
+            by,
+            groups,
+            top,
+            duplicates,
+            history,
+            since,
+            dates,
+            format,
+            engine,
+        } => {
             let quack = Quack::new(engine.config()?)?;
             if dates {
                 let mut text = String::new();
@@ -220,6 +255,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 delimiter,
                 depth,
                 by: by.as_deref().map(str::parse).transpose()?,
+                groups: quack::du::parse_groups(&groups)?,
+                top,
+                duplicates,
+                history,
+                since,
             };
             let started = Instant::now();
             let answer = quack::du::du(&quack, &options).await?;

@@ -356,7 +356,26 @@ pub struct DuParams {
     pub compare: Option<String>,
     pub depth: Option<String>,
     pub by: Option<String>,
+    /// The N largest objects (with `duplicates`, the N groups saving most).
+    pub top: Option<String>,
+    /// Present (or `true`/`1`): duplicate groups.
+    pub duplicates: Option<String>,
+    /// Present (or `true`/`1`): sizes per report date, with `since`.
+    pub history: Option<String>,
+    pub since: Option<String>,
     pub json: Option<String>,
+}
+
+/// A switch parameter: absent or `false`/`0` is off; present empty, `true` or `1` is on.
+fn switch(name: &str, value: &Option<String>) -> Result<bool, ApiError> {
+    match value.as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("") | Some("true") | Some("1") => Ok(true),
+        Some(other) => {
+            let shown: String = other.chars().take(20).collect();
+            Err(ApiError::BadRequest(format!("{name} is a switch (true or false), not {shown:?}")))
+        }
+    }
 }
 
 /// Whether a `/du` request asks for JSON (`Accept: application/json` or a `json` parameter).
@@ -380,17 +399,24 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
 }
 
 /// `GET /du`: lakeview's JSON when asked for (`Accept: application/json` or `?json`), else the page.
-async fn du(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(params): Query<DuParams>) -> Response {
+/// `group` may repeat (one `NAME=FILTER` each, as `quack du --group`).
+async fn du(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Query<DuParams>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
     if params.json.is_none() && !wants_json(&headers, "") {
         return Html(page::INDEX).into_response();
     }
-    match du_json(&state, &params).await {
+    let groups: Vec<String> = pairs.into_iter().filter(|(name, _)| name == "group").map(|(_, spec)| spec).collect();
+    match du_json(&state, &params, &groups).await {
         Ok(value) => Json(value).into_response(),
         Err(error) => error.into_response(),
     }
 }
 
-async fn du_json(state: &AppState, params: &DuParams) -> Result<serde_json::Value, ApiError> {
+async fn du_json(state: &AppState, params: &DuParams, groups: &[String]) -> Result<serde_json::Value, ApiError> {
     for (name, value) in [("date", &params.date), ("compare", &params.compare)] {
         if let Some(date) = non_empty(value) {
             if !valid_date(date) {
@@ -409,6 +435,14 @@ async fn du_json(state: &AppState, params: &DuParams) -> Result<serde_json::Valu
         Ok(by) => by,
         Err(e) => return Err(ApiError::BadRequest(e.to_string())),
     };
+    let top = match non_empty(&params.top) {
+        None => None,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n @ 1..=10_000) => Some(n),
+            _ => return Err(ApiError::BadRequest(format!("top must be a number from 1 to 10000, not {n:?}"))),
+        },
+    };
+    let groups = quack::du::parse_groups(groups).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let options = DuOptions {
         inventory: state.inventory.clone(),
         date: non_empty(&params.date).map(String::from),
@@ -417,7 +451,13 @@ async fn du_json(state: &AppState, params: &DuParams) -> Result<serde_json::Valu
         delimiter: params.delimiter.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into()),
         depth,
         by,
+        groups,
+        top,
+        duplicates: switch("duplicates", &params.duplicates)?,
+        history: switch("history", &params.history)?,
+        since: non_empty(&params.since).map(String::from),
     };
+    options.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let started = Instant::now();
     let _slot = state.slot()?;
     let id = state.start();

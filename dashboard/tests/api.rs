@@ -116,6 +116,35 @@ async fn du_answers_lakeviews_shape_and_matches_quack_du() {
     assert!(json(&body)["response"][0]["share"].is_f64(), "{body}");
     let (_, body) = get("/api/du/dates", None).await;
     assert_eq!(json(&body)["dates"][0], "2024-03-04-00-00");
+    // The other views take the CLI's names and equal quack du's answers.
+    let library = |options: quack::du::DuOptions| {
+        let quack = Quack::embedded(Config::with_concurrency(2)).unwrap();
+        async move {
+            quack::du::du(&quack, &quack::du::DuOptions { inventory: format!("{}/inventory", lake()), ..options })
+                .await
+                .unwrap()
+                .to_json()
+        }
+    };
+    let (status, body) = get("/du?json&top=3&prefix=backups/", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let want = library(quack::du::DuOptions { top: Some(3), prefix: "backups/".into(), ..Default::default() }).await;
+    assert_eq!(json(&body)["response"], want["response"]);
+    assert_eq!(json(&body)["response"].as_array().unwrap().len(), 3);
+    let (_, body) = get("/du?json&duplicates", None).await;
+    assert_eq!(json(&body)["view"], "duplicates", "{body}");
+    assert!(json(&body)["reclaimable"].is_i64(), "{body}");
+    let (_, body) = get("/du?json&history=true&since=2024-03-02", None).await;
+    let history = json(&body);
+    assert_eq!(history["dates"], serde_json::json!(["2024-03-02-00-00", "2024-03-03-00-00", "2024-03-04-00-00"]));
+    let want =
+        library(quack::du::DuOptions { history: true, since: Some("2024-03-02".into()), ..Default::default() }).await;
+    assert_eq!((&history["totals"], &history["growth"]), (&want["totals"], &want["growth"]));
+    let (_, body) = get("/du?json&group=big%3Dmin-size%3D1MiB&group=bak%3Dprefix%3Dbackups%2F", None).await;
+    let groups = json(&body);
+    let names: std::collections::BTreeSet<&str> =
+        groups["response"].as_array().unwrap().iter().map(|r| r["group"].as_str().unwrap()).collect();
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["bak", "big"], "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,6 +157,14 @@ async fn du_rejects_bad_inputs_with_400() {
         "/du?json&depth=many",
         "/du?json&by=owner",
         "/du?json&by=replication-status",
+        "/du?json&top=0",
+        "/du?json&top=100001",
+        "/du?json&duplicates=maybe",
+        "/du?json&history&compare=2024-03-01-00-00",
+        "/du?json&history&since=2099-01-01",
+        "/du?json&group=nofilter",
+        "/du?json&group=g%3Dcolour%3Dred",
+        "/du?json&by=age&group=g%3D",
     ] {
         let (status, body) = get(uri, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");

@@ -16,7 +16,7 @@ manifest.checksum that is not the MD5 of manifest.json, a corrupt manifest, a da
 The truth is lakeview's DU_STMT / DU_DIFF_STMT translated to DuckDB, with the prefix compared as
 a literal and is_latest / is_delete_marker NULL meaning current / not deleted.
 """
-import argparse, csv, datetime, gzip, hashlib, io, json, os, shutil, subprocess, sys, urllib.parse
+import argparse, csv, datetime, gzip, hashlib, io, json, os, re, shutil, subprocess, sys, urllib.parse
 
 import duckdb
 
@@ -193,6 +193,160 @@ def check_by(con, table, inventory, date, prefix, delim, by, column, fields=()):
     assert "prefixes under" in quack(*base).stdout
 
 
+def current(con, table, date, prefix, extra=("last_modified_date", "storage_class", "e_tag")):
+    """The current rows of one report under prefix: (key, size, *extra), filtered here in Python."""
+    rows = con.execute(f"SELECT key, size, is_latest, is_delete_marker, {', '.join(extra)} FROM {table} "
+                       f"WHERE dt = {lit(date)}").fetchall()
+    return [(k, size, *rest) for k, size, latest, deleted, *rest in rows
+            if k.startswith(prefix) and latest is not False and not deleted]
+
+
+def child(key, prefix, delim):
+    rest = key[len(prefix):]
+    return rest if delim not in rest else rest.split(delim, 1)[0] + delim
+
+
+def rows_of(argv, fmt):
+    """quack du's response as JSON records, or CSV rows (header first)."""
+    out = quack(*argv, "--format", fmt).stdout
+    return json.loads(out) if fmt == "json" else list(csv.reader(io.StringIO(out)))
+
+
+def compare(name, got, want):
+    global checks
+    checks += 1
+    if got != want:
+        diff = [(i, g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w][:2]
+        failures.append(f"{name}: {len(got)} rows vs {len(want)} expected; first differences {diff}")
+
+
+def check_top(con, table, inventory, date, prefix, n):
+    rows = current(con, table, date, prefix)
+    want = sorted(((k, size, klass) for k, size, _, klass, _ in rows), key=lambda r: (-r[1], r[0]))[:n]
+    base = ["--inventory", inventory, "--date", date, "--prefix", prefix, "--top", str(n)]
+    js = rows_of(base, "json")
+    assert js["view"] == "top" and js["top"] == n, js.keys()
+    compare(f"{inventory} --top {n} prefix={prefix!r} json", [(r["key"], r["size"], r["storage_class"]) for r in js["response"]], want)
+    c = rows_of(base, "csv")
+    assert c[0] == ["key", "size", "last_modified", "storage_class"], c[0]
+    compare(f"{inventory} --top {n} prefix={prefix!r} csv", [(r[0], int(r[1]), r[3] or None) for r in c[1:]], want)
+    assert "largest objects under" in quack(*base).stdout
+
+
+def check_duplicates(con, table, inventory, date, prefix, top=None):
+    groups = {}
+    for k, size, _, _, tag in current(con, table, date, prefix):
+        if tag is not None and size is not None:
+            groups.setdefault((tag, size), []).append(k)
+    want = []
+    for (tag, size), ks in groups.items():
+        if len(ks) > 1:
+            m = re.search(r"-([0-9]+)$", tag)
+            want.append((tag, size, int(m.group(1)) if m else None, len(ks), size * (len(ks) - 1), min(ks), max(ks)))
+    want.sort(key=lambda r: (-r[4], -r[1], r[0]))
+    want = want[:top] if top else want
+    base = ["--inventory", inventory, "--date", date, "--prefix", prefix, "--duplicates", *(["--top", str(top)] if top else [])]
+    name = f"{inventory} --duplicates top={top} prefix={prefix!r}"
+    js = rows_of(base, "json")
+    cols = ["e_tag", "size", "parts", "copies", "reclaimable", "first_key", "last_key"]
+    compare(name + " json", [tuple(r[c] for c in cols) for r in js["response"]], want)
+    checks_total = sum(r[4] for r in want)
+    compare(name + " reclaimable", [js["reclaimable"], js["view"]], [checks_total, "duplicates"])
+    c = rows_of(base, "csv")
+    assert c[0] == cols, c[0]
+    compare(name + " csv", [(r[0], int(r[1]), int(r[2]) if r[2] else None, int(r[3]), int(r[4]), r[5], r[6]) for r in c[1:]], want)
+    assert "groups of duplicates" in quack(*base).stdout
+    return want
+
+
+def check_history(con, table, inventory, dates, prefix, delim, since=None):
+    chosen = sorted(d for d in dates if since is None or d >= since)
+    per = {}
+    for d in chosen:
+        for k, size, *_ in current(con, table, d, prefix):
+            t = per.setdefault((d, child(k, prefix, delim)), [0, 0])
+            t[0] += size
+            t[1] += 1
+    want = sorted(((d, cp, v[0], v[1]) for (d, cp), v in per.items()), key=lambda r: (r[0], -r[2], r[1]))
+    totals = [{"date": d, "size": sum(v[0] for (dd, _), v in per.items() if dd == d),
+               "objects": sum(v[1] for (dd, _), v in per.items() if dd == d)} for d in chosen]
+    first, last = chosen[0], chosen[-1]
+    growth = []
+    for cp in {cp for (d, cp) in per if d in (first, last)}:
+        f, l = per.get((first, cp), [0, 0]), per.get((last, cp), [0, 0])
+        growth.append({"common_prefix": cp, "size_first": f[0], "size_last": l[0], "diff": l[0] - f[0],
+                       "objects_first": f[1], "objects_last": l[1]})
+    growth.sort(key=lambda g: (-g["diff"], -g["size_last"], g["common_prefix"]))
+    base = ["--inventory", inventory, "--prefix", prefix, "--delimiter", delim, "--history", *(["--since", since] if since else [])]
+    name = f"{inventory} --history since={since} prefix={prefix!r} delim={delim!r}"
+    js = rows_of(base, "json")
+    compare(name + " json", [(r["date"], r["common_prefix"], r["size"], r["objects"]) for r in js["response"]], want)
+    compare(name + " totals", js["totals"], totals)
+    compare(name + " growth", js["growth"], growth)
+    compare(name + " dates", [js["dates"], js["date"], js["view"]], [chosen, last, "history"])
+    c = rows_of(base, "csv")
+    assert c[0] == ["date", "common_prefix", "size", "objects"], c[0]
+    compare(name + " csv", [(r[0], r[1], int(r[2]), int(r[3])) for r in c[1:]], want)
+    assert "reports under" in quack(*base).stdout
+
+
+# --group filters: (spec, a Python predicate over (key, size, modified, report day)).
+def in_group(filters, key, size, modified, day):
+    for field, value in filters:
+        if field == "prefix" and not any(key.startswith(v) for f, v in filters if f == "prefix"):
+            return False
+        if field == "suffix" and not any(key.endswith(v) for f, v in filters if f == "suffix"):
+            return False
+        if field == "min-age" and (modified is None or modified > day - datetime.timedelta(days=value)):
+            return False
+        if field == "max-age" and (modified is None or modified <= day - datetime.timedelta(days=value)):
+            return False
+        if field == "min-size" and not size >= value:
+            return False
+        if field == "max-size" and not size < value:
+            return False
+    return True
+
+
+def check_groups(con, table, inventory, date, prefix, delim, groups):
+    """groups: [(name, spec text, filters)]."""
+    day = datetime.datetime.strptime(date[:10], "%Y-%m-%d")
+    totals, whole = {}, 0
+    for k, size, modified, _, _ in current(con, table, date, prefix):
+        whole += size
+        cp = child(k, prefix, delim)
+        for name, _, filters in groups:
+            if in_group(filters, k, size, modified, day):
+                t = totals.setdefault((cp, name), [0, 0])
+                t[0] += size
+                t[1] += 1
+    want = sorted(((cp, g, v[0], v[1]) for (cp, g), v in totals.items()), key=lambda r: (-r[2], r[0], r[1].encode()))
+    base = ["--inventory", inventory, "--date", date, "--prefix", prefix, "--delimiter", delim]
+    for _, spec, _ in groups:
+        base += ["--group", spec]
+    name = f"{inventory} --group x{len(groups)} prefix={prefix!r}"
+    js = rows_of(base, "json")["response"]
+    compare(name + " json", [(r["common_prefix"], r["group"], r["size"], r["objects"]) for r in js], want)
+    global checks
+    checks += 1
+    if any(abs(r["share"] - r["size"] / whole) > 1e-9 for r in js if whole):
+        failures.append(f"{name}: shares differ")
+    c = rows_of(base, "csv")
+    assert c[0] == ["common_prefix", "group", "size", "objects", "last_modified", "share"], c[0]
+    compare(name + " csv", [(r[0], r[1], int(r[2]), int(r[3])) for r in c[1:]], want)
+
+
+GROUPS = [
+    ("big", "big=min-size=1MiB", [("min-size", 1024 ** 2)]),
+    ("it's ü", "it's ü=prefix=a%20b/&prefix=%C3%BCn%C3%AFcode/&max-age=30d",
+     [("prefix", "a b/"), ("prefix", "ünïcode/"), ("max-age", 30)]),
+    ("old small", "old small=min-age=7&max-size=0.5MiB&suffix=.bin&suffix=.txt",
+     [("min-age", 7), ("max-size", 512 * 1024), ("suffix", ".bin"), ("suffix", ".txt")]),
+    ("amp", "amp=prefix=a b/dup/%C3%BC1%26x&min-size=1GiB", [("prefix", "a b/dup/ü1&x"), ("min-size", 1024 ** 3)]),
+    ("aged", "aged=min-age=1w&max-age=1y", [("min-age", 7), ("max-age", 365)]),
+    ("all", "all=", []),
+]
+
 BREAKDOWNS = [("storage-class", "storage_class"), ("suffix", "suffix"), ("age", "age"), ("size", "size_range"),
               ("version", "version")]
 con = duckdb.connect()
@@ -210,6 +364,12 @@ for prefix, delim in cases:
 for by, column in BREAKDOWNS:
     for prefix in ["", "production/"]:
         check_by(con, "hive_inv", inv, dates[-1], prefix, "/", by, column)
+for prefix in ["", "production/"]:
+    check_top(con, "hive_inv", inv, dates[-1], prefix, 25)
+    check_duplicates(con, "hive_inv", inv, dates[0], prefix)
+    check_groups(con, "hive_inv", inv, dates[0], prefix, "/", GROUPS)
+check_history(con, "hive_inv", inv, dates, "", "/")
+check_history(con, "hive_inv", inv, dates, "logs/", "/", since=sorted(dates)[1][:10])
 # --depth 2 equals grouping the depth-1 answer of each first-level prefix one level down.
 deep = json.loads(quack("--inventory", inv, "--depth", "2", "--format", "json").stdout)["response"]
 one = {}
@@ -236,14 +396,34 @@ CLASSES = ["STANDARD", "STANDARD_IA", "GLACIER", "INTELLIGENT_TIERING"]
 reports = {"2024-05-01-00-00": 1, "2024-05-02-00-00": 2, "2024-05-03-00-00": 3}
 
 
+def etag(*parts, multipart=0):
+    digest = hashlib.md5(repr(parts).encode()).hexdigest()
+    return f"{digest}-{multipart}" if multipart else digest
+
+
 def rows_for(factor):
+    """(key, size, is_latest, is_delete_marker, e_tag) of one report."""
     out = []
     for i, k in enumerate(keys):
         for j in range(1 + i % 3):
             key = k if j == 0 else k.rstrip("/") + f"/{j}.part"
             size = 0 if k == "empty.dat" else ((i + 1) * 1000 * factor + j) * 13 ** (i % 6)
-            out.append((key, size, None if i % 4 else (i % 8 == 0), None if i % 5 else False))
-    out.append(("deleted/marker", 5, True, True))
+            out.append((key, size, None if i % 4 else (i % 8 == 0), None if i % 5 else False, etag(key, size)))
+    out.append(("deleted/marker", 5, True, True, None))
+    # Duplicates: same ETag and size (copies grow with the report), a multipart ETag with its part
+    # count, a same-ETag object of another size, a same-size object of another ETag, zero-byte
+    # copies, an object without an ETag, and keys with odd characters.
+    big = 3 * 1024 ** 3 + 17
+    for n in range(1 + factor):
+        out.append((f"dup/copy {n}.bin", 4096, None, None, etag("content-a")))
+        out.append((f"a b/dup/ü{n}&x.bin", big, None, None, etag("content-big", multipart=48)))
+    out += [("dup/other-size.bin", 4097, None, None, etag("content-a")),
+            ("dup/other-etag.bin", 4096, None, None, etag("content-b")),
+            ("dup/zero-1", 0, None, None, etag("")), ("dup/zero-2", 0, None, None, etag("")),
+            ("dup/no-etag-1", 4096, None, None, None), ("dup/no-etag-2", 4096, None, None, None),
+            ("mp/x.tar", 5 * 1024 ** 2, None, None, etag("mp", multipart=3)),
+            ("mp/y.tar", 5 * 1024 ** 2, None, None, etag("mp", multipart=3)),
+            ("mp/z.tar", 5 * 1024 ** 2, None, None, etag("mp", multipart=4))]
     return out
 
 
@@ -263,22 +443,23 @@ def write_aws(root, fmt):
         path = os.path.join(bucket_dir, "data", name)
         if fmt == "parquet":
             con.execute("CREATE OR REPLACE TABLE r (bucket VARCHAR, key VARCHAR, size BIGINT, last_modified_date TIMESTAMP, "
-                        "storage_class VARCHAR, is_multipart_uploaded BOOLEAN, encryption_status VARCHAR)")
-            con.executemany("INSERT INTO r VALUES ('src-bucket', ?, ?, ?, ?, ?, ?)",
-                            [(k, s, *extras(date, n)) for n, (k, s, latest, dm) in enumerate(rows) if latest is not False and not dm])
+                        "storage_class VARCHAR, is_multipart_uploaded BOOLEAN, encryption_status VARCHAR, e_tag VARCHAR)")
+            con.executemany("INSERT INTO r VALUES ('src-bucket', ?, ?, ?, ?, ?, ?, ?)",
+                            [(k, s, *extras(date, n), e) for n, (k, s, latest, dm, e) in enumerate(rows)
+                             if latest is not False and not dm])
             con.execute(f"COPY r TO '{path}' (FORMAT parquet)")
             schema = "message s3.inventory { required binary bucket (STRING); required binary key (STRING); ... }"
         else:
             with gzip.open(path, "wt", newline="") as f:
                 w = csv.writer(f, quoting=csv.QUOTE_ALL)
-                for n, (k, s, latest, dm) in enumerate(rows):
+                for n, (k, s, latest, dm, e) in enumerate(rows):
                     modified, klass, multipart, encryption = extras(date, n)
                     w.writerow(["src-bucket", urllib.parse.quote_plus(k, safe="/"), "" if latest is None else str(latest).lower(),
                                 "" if dm is None else str(dm).lower(), s,
                                 "" if modified is None else modified.strftime("%Y-%m-%dT%H:%M:%S.000Z"), klass,
-                                str(multipart).lower(), encryption or ""])
+                                str(multipart).lower(), encryption or "", e or ""])
             schema = ("Bucket, Key, IsLatest, IsDeleteMarker, Size, LastModifiedDate, StorageClass, IsMultipartUploaded, "
-                      "EncryptionStatus")
+                      "EncryptionStatus, ETag")
         url = f"s3://inventory-dest/inv/src-bucket/{os.path.basename(bucket_dir)}/data/{name}"
         hive = os.path.join(bucket_dir, "hive", f"dt={date}")
         os.makedirs(hive)
@@ -298,15 +479,17 @@ def aws_view(bucket_dir, fmt):
         path = f"{bucket_dir}/data/{date[:10]}-{fmt}.{'parquet' if fmt == 'parquet' else 'csv.gz'}"
         if fmt == "parquet":
             parts.append(f"""SELECT key, size, NULL::BOOLEAN AS is_latest, NULL::BOOLEAN AS is_delete_marker, {lit(date)} AS dt,
-                last_modified_date, storage_class, is_multipart_uploaded, encryption_status FROM read_parquet('{path}')""")
+                last_modified_date, storage_class, is_multipart_uploaded, encryption_status, e_tag FROM read_parquet('{path}')""")
         else:
             parts.append(f"""SELECT url_decode(replace(key, '+', ' ')) AS key, size::BIGINT AS size,
                 nullif(is_latest, '')::BOOLEAN AS is_latest, nullif(is_delete_marker, '')::BOOLEAN AS is_delete_marker,
                 {lit(date)} AS dt, nullif(last_modified_date, '')::TIMESTAMP AS last_modified_date, storage_class,
-                is_multipart_uploaded::BOOLEAN AS is_multipart_uploaded, nullif(encryption_status, '') AS encryption_status
+                is_multipart_uploaded::BOOLEAN AS is_multipart_uploaded, nullif(encryption_status, '') AS encryption_status,
+                nullif(e_tag, '') AS e_tag
                 FROM read_csv('{path}', header = false, columns = {{'bucket': 'VARCHAR', 'key': 'VARCHAR',
                 'is_latest': 'VARCHAR', 'is_delete_marker': 'VARCHAR', 'size': 'VARCHAR', 'last_modified_date': 'VARCHAR',
-                'storage_class': 'VARCHAR', 'is_multipart_uploaded': 'VARCHAR', 'encryption_status': 'VARCHAR'}})""")
+                'storage_class': 'VARCHAR', 'is_multipart_uploaded': 'VARCHAR', 'encryption_status': 'VARCHAR',
+                'e_tag': 'VARCHAR'}})""")
     return " UNION ALL ".join(parts)
 
 
@@ -325,6 +508,17 @@ for fmt in ["parquet", "csv"]:
     for by, column in BREAKDOWNS + [(f.replace("_", "-"), f) for f in fields]:
         for prefix, delim in [("", "/"), ("a b/", "/"), ("dots/", "/"), ("", "obj")]:
             check_by(con, f"aws_{fmt}", bucket_dir, newest, prefix, delim, by, column, fields)
+    for prefix, delim in [("", "/"), ("a b/", "/"), ("dup/", "/"), ("", "obj")]:
+        check_top(con, f"aws_{fmt}", bucket_dir, newest, prefix, 7)
+        check_groups(con, f"aws_{fmt}", bucket_dir, newest, prefix, delim, GROUPS)
+        check_history(con, f"aws_{fmt}", bucket_dir, list(reports), prefix, delim)
+    check_history(con, f"aws_{fmt}", bucket_dir, list(reports), "", "/", since="2024-05-02")
+    check_history(con, f"aws_{fmt}", bucket_dir, list(reports), "", "/", since="2024-05-03-00-00")
+    for prefix in ["", "dup/", "a b/"]:
+        dups = check_duplicates(con, f"aws_{fmt}", bucket_dir, newest, prefix)
+        assert prefix != "" or len(dups) >= 4, dups
+    check_duplicates(con, f"aws_{fmt}", bucket_dir, newest, "", top=2)
+    check_duplicates(con, f"aws_{fmt}", bucket_dir, "2024-05-01-00-00", "")
 
 # 4. Bad inputs: clear errors.
 def bad(argv, needle):
@@ -355,6 +549,27 @@ bad(["--inventory", orc], "ORC")
 bad(["--inventory", pq, "--delimiter", ""], "delimiter cannot be empty")
 bad(["--inventory", pq, "--by", "colour"], "is not a breakdown; use storage-class, suffix, age")
 bad(["--inventory", inv, "--by", "replication-status"], "the report has no replication_status column")
+# The other views: options that ask two questions, malformed filters, reports that lack a field.
+bad(["--inventory", pq, "--top", "0"], "--top must be from 1 to")
+bad(["--inventory", pq, "--top", "5", "--compare", "2024-05-01-00-00"], "--top does not combine with --compare")
+bad(["--inventory", pq, "--duplicates", "--by", "age"], "--duplicates does not combine with --by")
+bad(["--inventory", pq, "--history", "--duplicates"], "--history does not combine with --duplicates")
+bad(["--inventory", pq, "--history", "--date", "2024-05-01-00-00"], "use --since")
+bad(["--inventory", pq, "--since", "2024-05-01"], "--since goes with --history")
+bad(["--inventory", pq, "--history", "--since", "2099-01-01"], "no report on or after 2099-01-01")
+bad(["--inventory", pq, "--history", "--since", "yesterday'; --"], "is not a report date")
+bad(["--inventory", pq, "--by", "age", "--group", "a="], "--by and --group are two breakdowns")
+bad(["--inventory", pq, "--group", "nofilter"], "no '=' after the name")
+bad(["--inventory", pq, "--group", "g=colour=red"], "is not a filter field")
+bad(["--inventory", pq, "--group", "g=min-size=lots"], "is not a size")
+bad(["--inventory", pq, "--group", "g=min-age=30&max-age=7"], "is not below")
+bad(["--inventory", pq, "--group", "g=", "--group", "g=prefix=x"], "given twice")
+noetag = os.path.join(work, "noetag/src-bucket/config-2")
+shutil.copytree(os.path.join(work, "aws-csv/src-bucket/config-2"), noetag)
+for date in reports:
+    m = os.path.join(noetag, f"{date[:10]}T{date[11:]}Z", "manifest.json")
+    j = json.load(open(m)); j["fileSchema"] = j["fileSchema"].replace(", ETag", ", Other"); json.dump(j, open(m, "w"))
+bad(["--inventory", noetag, "--duplicates"], "the report has no e_tag column")
 # AWS's manifest.checksum (MD5 of manifest.json): the right one passes, a wrong one names the manifest.
 summed = os.path.join(work, "summed/src-bucket/config-1")
 shutil.copytree(pq, summed)
