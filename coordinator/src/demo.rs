@@ -90,9 +90,12 @@ pub fn generate(dir: &Path, size: DemoSize) -> Result<()> {
                  || ['2023/', '2024/'][1 + (i // 5) % 2]
                  || lpad(((i // 10) % 12 + 1)::VARCHAR, 2, '0') || '/'
                  || 'object-' || i || ['.parquet', '.json', '.gz', ' with space.txt'][1 + (i // 3) % 4] AS key,
-               1 + ((i * 2654435761) % 4294967296) % (CASE WHEN i % 5 = 3 THEN 500000000 ELSE 5000000 END) AS size,
+               1 + ((c * 2654435761) % 4294967296) % (CASE WHEN c % 5 = 3 THEN 500000000 ELSE 5000000 END) AS size,
+               -- Objects over 16 MiB were multipart uploads (8 MiB parts): their ETag carries the part count.
+               md5('content-' || c) || CASE WHEN size > 16777216 THEN '-' || (size // 8388608 + 1) ELSE '' END AS e_tag,
                ['STANDARD', 'STANDARD', 'STANDARD_IA', 'GLACIER'][1 + (i // 7) % 4] AS storage_class
-        FROM range({objects} * 2) t(i);
+        -- c is the content: one object in 97 is a copy of the one before (same ETag and size).
+        FROM (SELECT i, CASE WHEN i % 97 = 1 THEN i - 1 ELSE i END AS c FROM range({objects} * 2) t(i));
         COPY (
             SELECT 'demo-bucket' AS bucket, o.key,
                    CASE WHEN o.i % 13 = 0 THEN 'v2' END AS version_id,
@@ -100,7 +103,7 @@ pub fn generate(dir: &Path, size: DemoSize) -> Result<()> {
                    CASE WHEN o.i % 101 = 0 AND r.k > 1 THEN true WHEN o.i % 3 = 0 THEN NULL ELSE false END AS is_delete_marker,
                    o.size::BIGINT AS size,
                    TIMESTAMP '2023-01-01' + to_seconds((o.i * 37) % 36000000) AS last_modified_date,
-                   md5(o.key) AS e_tag, o.storage_class, r.dt
+                   o.e_tag, o.storage_class, r.dt
             FROM reports r JOIN objects o ON o.i < {objects} * (4 + r.k) / 4
             ORDER BY r.dt, o.key
         ) TO {inventory_dir} (FORMAT parquet, PARTITION_BY (dt), OVERWRITE_OR_IGNORE);

@@ -95,7 +95,8 @@ demo="$(mktemp -d)"
 "$quack" demo --dir "$demo" --trips 1000 --objects 20000 --no-queries >/dev/null
 rm -rf "$QUACK_STACK_S3_DIR/demo-inventory/demo-bucket"
 cp -r "$demo/inventory-aws/demo-bucket" "$QUACK_STACK_S3_DIR/demo-inventory/"
-for args in "" "--compare 2024-03-01-00-00" "--prefix backups/ --depth 2" "--by storage-class"; do
+for args in "" "--compare 2024-03-01-00-00" "--prefix backups/ --depth 2" "--by storage-class" "--top 25" \
+  "--duplicates" "--history --since 2024-03-02" "--group big=min-size=100MB --group old=min-age=1y&suffix=.gz"; do
   # shellcheck disable=SC2086
   "$quack" du --quiet --format csv --inventory s3://demo-inventory/demo-bucket/daily/ $args >"$demo/lambda.csv"
   # shellcheck disable=SC2086
