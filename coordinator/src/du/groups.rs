@@ -62,13 +62,6 @@ impl std::str::FromStr for DuGroup {
                 .decode_utf8()
                 .map_err(|_| invalid(spec, format!("the value of {field} is not UTF-8 once decoded")))?
                 .into_owned();
-            let once = |slot: &Option<u64>| {
-                if slot.is_some() {
-                    Err(invalid(spec, format!("{field} is given twice")))
-                } else {
-                    Ok(())
-                }
-            };
             match field.trim().to_ascii_lowercase().replace('_', "-").as_str() {
                 "prefix" => group.prefixes.push(value),
                 "suffix" => {
@@ -77,22 +70,10 @@ impl std::str::FromStr for DuGroup {
                     }
                     group.suffixes.push(value)
                 }
-                "min-age" => {
-                    once(&group.min_age_days.map(u64::from))?;
-                    group.min_age_days = Some(parse_days(&value).ok_or_else(|| invalid(spec, bad_days(&value)))?);
-                }
-                "max-age" => {
-                    once(&group.max_age_days.map(u64::from))?;
-                    group.max_age_days = Some(parse_days(&value).ok_or_else(|| invalid(spec, bad_days(&value)))?);
-                }
-                "min-size" => {
-                    once(&group.min_size)?;
-                    group.min_size = Some(parse_bytes(&value).ok_or_else(|| invalid(spec, bad_bytes(&value)))?);
-                }
-                "max-size" => {
-                    once(&group.max_size)?;
-                    group.max_size = Some(parse_bytes(&value).ok_or_else(|| invalid(spec, bad_bytes(&value)))?);
-                }
+                "min-age" => set_once(&mut group.min_age_days, parse_days(&value), spec, field, bad_days, &value)?,
+                "max-age" => set_once(&mut group.max_age_days, parse_days(&value), spec, field, bad_days, &value)?,
+                "min-size" => set_once(&mut group.min_size, parse_bytes(&value), spec, field, bad_bytes, &value)?,
+                "max-size" => set_once(&mut group.max_size, parse_bytes(&value), spec, field, bad_bytes, &value)?,
                 other => {
                     let shown: String = other.chars().take(40).collect();
                     return Err(invalid(spec, format!("{shown:?} is not a filter field")));
@@ -127,6 +108,22 @@ pub fn parse_groups<S: AsRef<str>>(specs: &[S]) -> Result<Vec<DuGroup>> {
         groups.push(group);
     }
     Ok(groups)
+}
+
+/// Sets a bound given at most once: `parsed` is `None` when `value` is malformed.
+fn set_once<T>(
+    slot: &mut Option<T>,
+    parsed: Option<T>,
+    spec: &str,
+    field: &str,
+    malformed: fn(&str) -> String,
+    value: &str,
+) -> Result<()> {
+    if slot.is_some() {
+        return Err(invalid(spec, format!("{field} is given twice")));
+    }
+    *slot = Some(parsed.ok_or_else(|| invalid(spec, malformed(value)))?);
+    Ok(())
 }
 
 fn bad_days(value: &str) -> String {
@@ -203,21 +200,18 @@ pub struct RowColumns<'a> {
 impl DuGroup {
     /// The condition an object must meet to be in the group (TRUE for an empty filter).
     pub fn condition(&self, row: &RowColumns<'_>) -> String {
-        let any = |tests: Vec<String>| format!("({})", tests.join(" OR "));
+        // Any of the literals, tested by `function(key, literal)`.
+        let any = |function: &str, literals: &[String]| {
+            let tests: Vec<String> =
+                literals.iter().map(|l| format!("{function}({}, {})", row.key, quote_literal(l))).collect();
+            format!("({})", tests.join(" OR "))
+        };
         let mut all = Vec::new();
         if !self.prefixes.is_empty() {
-            all.push(any(self
-                .prefixes
-                .iter()
-                .map(|p| format!("starts_with({}, {})", row.key, quote_literal(p)))
-                .collect()));
+            all.push(any("starts_with", &self.prefixes));
         }
         if !self.suffixes.is_empty() {
-            all.push(any(self
-                .suffixes
-                .iter()
-                .map(|s| format!("ends_with({}, {})", row.key, quote_literal(s)))
-                .collect()));
+            all.push(any("ends_with", &self.suffixes));
         }
         if let Some(days) = self.min_age_days {
             all.push(format!("{} <= {} - INTERVAL {days} DAY", row.last_modified, row.report_date));

@@ -448,24 +448,7 @@ fn prefixes_sql(
 ) -> Result<String> {
     let group = match &options.by {
         None => None,
-        Some(by) => Some(format!(
-            "{} AS {}",
-            group_expression(
-                by,
-                &GroupInputs {
-                    key: &row.key,
-                    size: row.size,
-                    last_modified: &row.last_modified,
-                    storage_class: row.storage_class,
-                    report_date: &row.report_date,
-                    is_latest: &row.boolean("is_latest"),
-                    is_delete_marker: &row.boolean("is_delete_marker"),
-                    text_column: &|name| row.text(name),
-                    inventory,
-                }
-            )?,
-            by.column()
-        )),
+        Some(by) => Some(format!("{} AS {}", group_expression(by, row, inventory)?, by.column())),
     };
     let class_column = options.by.as_ref().map(|by| format!(", {}", by.column())).unwrap_or_default();
     let inner = format!(
@@ -609,32 +592,17 @@ fn history_sql(row: &RowSql<'_>, scan: &str, options: &DuOptions) -> String {
     )
 }
 
-/// The columns a breakdown's group is computed from, as SQL expressions over one report row.
-struct GroupInputs<'a> {
-    key: &'a str,
-    size: &'a str,
-    last_modified: &'a str,
-    storage_class: &'a str,
-    report_date: &'a str,
-    is_latest: &'a str,
-    is_delete_marker: &'a str,
-    /// A report column's value as text; `None` when the report lacks the column.
-    text_column: &'a dyn Fn(&str) -> Option<String>,
-    /// Where the reports are, for errors.
-    inventory: &'a str,
-}
-
 /// The SQL expression of `by`'s group (see [`DuBy`] for the labels).
-fn group_expression(by: &DuBy, input: &GroupInputs<'_>) -> Result<String> {
+fn group_expression(by: &DuBy, row: &RowSql<'_>, inventory: &str) -> Result<String> {
     const KIB: i64 = 1024;
     Ok(match by {
-        DuBy::StorageClass => input.storage_class.to_string(),
+        DuBy::StorageClass => row.storage_class.to_string(),
         DuBy::Suffix => {
-            let name = format!("ltrim(regexp_extract({}, '[^/]*$'), '.')", input.key);
+            let name = format!("ltrim(regexp_extract({}, '[^/]*$'), '.')", row.key);
             format!("CASE WHEN strpos({name}, '.') = 0 THEN NULL ELSE '.' || regexp_extract({name}, '[^.]*$') END")
         }
         DuBy::Age => {
-            let (modified, date) = (input.last_modified, input.report_date);
+            let (modified, date) = (&row.last_modified, &row.report_date);
             let mut arms = String::new();
             for (days, label) in
                 [(1, "< 1 day"), (7, "1-7 days"), (30, "7-30 days"), (90, "30-90 days"), (365, "90-365 days")]
@@ -647,7 +615,7 @@ fn group_expression(by: &DuBy, input: &GroupInputs<'_>) -> Result<String> {
             format!("CASE WHEN {modified} IS NULL OR {date} IS NULL THEN 'unknown'{arms} ELSE '> 1 year' END")
         }
         DuBy::Size => {
-            let size = input.size;
+            let size = row.size;
             let mut arms = String::new();
             for (bound, label) in [
                 (128 * KIB, "< 128 KiB"),
@@ -662,10 +630,11 @@ fn group_expression(by: &DuBy, input: &GroupInputs<'_>) -> Result<String> {
         }
         DuBy::Version => format!(
             "CASE WHEN {} THEN 'delete marker' WHEN NOT {} THEN 'noncurrent' ELSE 'current' END",
-            input.is_delete_marker, input.is_latest
+            row.boolean("is_delete_marker"),
+            row.boolean("is_latest")
         ),
-        DuBy::Field(field) => (input.text_column)(field).ok_or_else(|| Error::Inventory {
-            location: input.inventory.to_string(),
+        DuBy::Field(field) => row.text(field).ok_or_else(|| Error::Inventory {
+            location: inventory.to_string(),
             message: format!(
                 "--by {}: the report has no {field} column (the inventory configuration does not list the field)",
                 field.replace('_', "-")

@@ -34,8 +34,8 @@ impl DuAnswer {
     }
 
     /// Rows as objects keyed by column name.
-    fn records(&self) -> Vec<Value> {
-        self.rows().into_iter().map(|row| Value::Object(self.columns.iter().cloned().zip(row).collect())).collect()
+    fn records(&self, rows: &[Vec<Value>]) -> Vec<Value> {
+        rows.iter().map(|row| Value::Object(self.columns.iter().cloned().zip(row.iter().cloned()).collect())).collect()
     }
 
     fn column(&self, name: &str) -> Option<usize> {
@@ -45,12 +45,15 @@ impl DuAnswer {
     /// With `history`: each report's total under the prefix, oldest first (0 for a report with
     /// nothing there).
     pub fn history_totals(&self) -> Vec<HistoryTotal> {
+        self.totals_of(&self.rows())
+    }
+
+    fn totals_of(&self, rows: &[Vec<Value>]) -> Vec<HistoryTotal> {
         let mut totals: BTreeMap<&str, (i64, i64)> = self.dates.iter().map(|d| (d.as_str(), (0, 0))).collect();
-        let rows = self.rows();
         if let (Some(date), Some(size), Some(objects)) =
             (self.column("date"), self.column("size"), self.column("objects"))
         {
-            for row in &rows {
+            for row in rows {
                 if let Some(total) = row[date].as_str().and_then(|d| totals.get_mut(d)) {
                     total.0 = total.0.saturating_add(row[size].as_i64().unwrap_or(0));
                     total.1 = total.1.saturating_add(row[objects].as_i64().unwrap_or(0));
@@ -66,6 +69,10 @@ impl DuAnswer {
     /// With `history`: every child prefix's change from the first report to the last, fastest
     /// growing first (then the largest now, then by prefix).
     pub fn growth(&self) -> Vec<Growth> {
+        self.growth_of(&self.rows())
+    }
+
+    fn growth_of(&self, rows: &[Vec<Value>]) -> Vec<Growth> {
         let (Some(first), Some(last)) = (self.dates.first(), self.dates.last()) else { return Vec::new() };
         let (Some(date), Some(prefix), Some(size), Some(objects)) =
             (self.column("date"), self.column("common_prefix"), self.column("size"), self.column("objects"))
@@ -73,7 +80,7 @@ impl DuAnswer {
             return Vec::new();
         };
         let mut by_prefix: BTreeMap<String, Growth> = BTreeMap::new();
-        for row in self.rows() {
+        for row in rows {
             let day = row[date].as_str().unwrap_or_default();
             if day != first && day != last {
                 continue;
@@ -115,12 +122,13 @@ impl DuAnswer {
     /// `top`; `duplicates` with the total `reclaimable`; `history` with `dates`, `totals` and
     /// `growth`.
     pub fn to_json(&self) -> Value {
+        let rows = self.rows();
         let mut value = json!({
             "prefix": self.prefix,
             "delimiter": self.delimiter,
             "date": self.date,
             "compare": self.compare,
-            "response": self.records(),
+            "response": self.records(&rows),
         });
         match self.view {
             DuView::Prefixes => {}
@@ -131,21 +139,21 @@ impl DuAnswer {
             DuView::Duplicates => {
                 value["view"] = json!(self.view);
                 value["top"] = json!(self.top);
-                value["reclaimable"] = json!(self.sum_of("reclaimable"));
+                value["reclaimable"] = json!(self.sum_of("reclaimable", &rows));
             }
             DuView::History => {
                 value["view"] = json!(self.view);
                 value["dates"] = json!(self.dates);
-                value["totals"] = json!(self.history_totals());
-                value["growth"] = json!(self.growth());
+                value["totals"] = json!(self.totals_of(&rows));
+                value["growth"] = json!(self.growth_of(&rows));
             }
         }
         value
     }
 
-    fn sum_of(&self, name: &str) -> i64 {
+    fn sum_of(&self, name: &str, rows: &[Vec<Value>]) -> i64 {
         let Some(i) = self.column(name) else { return 0 };
-        self.rows().iter().filter_map(|r| r[i].as_i64()).fold(0i64, i64::saturating_add)
+        rows.iter().filter_map(|r| r[i].as_i64()).fold(0i64, i64::saturating_add)
     }
 
     /// CSV with a header and exact integers (the history's per-date, per-prefix rows).
@@ -166,10 +174,7 @@ impl DuAnswer {
         let quoted = format!("{:?}", self.prefix);
         match self.view {
             DuView::Prefixes => {
-                let total = match self.column("size").or_else(|| self.column("size_left")) {
-                    Some(i) => rows.iter().filter_map(|r| r[i].as_i64()).fold(0i64, i64::saturating_add),
-                    None => 0,
-                };
+                let total = self.sum_of(if self.column("size").is_some() { "size" } else { "size_left" }, &rows);
                 let compare = self.compare.as_ref().map(|c| format!(" (compared with {c})")).unwrap_or_default();
                 if self.column("group").is_some() {
                     // An object may be in several groups or none: the sizes do not add up.
@@ -199,14 +204,14 @@ impl DuAnswer {
                 table(&self.columns, &rows),
                 rows.len(),
                 self.date,
-                crate::plan::human_bytes(self.sum_of("reclaimable").max(0) as u64)
+                crate::plan::human_bytes(self.sum_of("reclaimable", &rows).max(0) as u64)
             ),
-            DuView::History => self.history_table(&quoted),
+            DuView::History => self.history_table(&rows, &quoted),
         }
     }
 
-    fn history_table(&self, quoted: &str) -> String {
-        let totals = self.history_totals();
+    fn history_table(&self, rows: &[Vec<Value>], quoted: &str) -> String {
+        let totals = self.totals_of(rows);
         let names: Vec<String> = ["date", "size", "objects"].map(String::from).to_vec();
         let total_rows: Vec<Vec<Value>> =
             totals.iter().map(|t| vec![json!(t.date), json!(t.size), json!(t.objects)]).collect();
@@ -217,7 +222,7 @@ impl DuAnswer {
             let names: Vec<String> =
                 vec!["common_prefix".into(), format!("size_{first}"), format!("size_{last}"), "diff".into()];
             let growth: Vec<Vec<Value>> = self
-                .growth()
+                .growth_of(rows)
                 .into_iter()
                 .map(|g| vec![g.common_prefix, json!(g.size_first), json!(g.size_last), json!(g.diff)])
                 .collect();
