@@ -128,8 +128,16 @@ SELECT t.s AS d0, count(DISTINCT abs(t.b)) AS s FROM read_parquet('{lake}/t/*/*/
 SELECT t.a AS k, sum(t.b) AS a FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) AS t GROUP BY t.a HAVING a > 1 ORDER BY -a;
 
 -- name: filter_in_duckdbs_partitioned_aggregate
--- Found by the long run (seed 18): DuckDB 1.5.5 runs GROUP BY of hive partition columns with its
--- partition-aware aggregate, where a FILTER that rejects a file's rows still counts the file's
--- constant partition value (sum(p) FILTER (WHERE p = 2) is 0, not NULL, in other groups). No
--- split reproduces that; the query runs as one DuckDB over all the files.
+-- Found by the long run (seed 18): DuckDB 1.5.5 and 1.5.6 run GROUP BY of hive partition columns
+-- with their partition-aware aggregate, which carries a FILTERed aggregate's state from one
+-- partition into the next one a thread reads when the FILTER rejects the new one's rows:
+-- sum(p) FILTER (WHERE p = 2) is 0 or NULL, max(p) FILTER (WHERE p = 2) is 2 or NULL, where p is
+-- 3, from run to run. quack's tasks read one partition each, where DuckDB is exact; the truth
+-- reads the same rows from one file (no hive partitions).
 SELECT sum(p) FILTER (WHERE p = 2) AS s, max(p) FILTER (WHERE p = 2) AS m, p FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY p;
+
+-- name: filter_of_constants_in_duckdbs_partitioned_aggregate
+SELECT p, sum(1) FILTER (WHERE p = 2) AS one, max(7) FILTER (WHERE p = 2) AS seven, avg(p) FILTER (WHERE p = 2 AND a > 3) AS av, any_value(p) FILTER (WHERE p = 2) AS v, count(*) FILTER (WHERE p = 2) AS n FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true) GROUP BY p ORDER BY p;
+
+-- name: filter_in_duckdbs_partitioned_aggregate_by_both_keys
+SELECT p, q, sum(p) FILTER (WHERE q = 'x') AS s, min(p * 2) FILTER (WHERE q = 'x') AS m FROM read_parquet('{lake}/t/*/*/*.parquet', hive_partitioning = true, union_by_name = true) GROUP BY p, q;

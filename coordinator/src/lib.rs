@@ -367,7 +367,7 @@ impl Quack {
                      the query as written need not reach",
                     failure.message.lines().next().unwrap_or_default()
                 );
-                let single = self.planner().single(&plan, &new_query_id(), reason);
+                let single = self.planner().single(&plan, &new_query_id(), reason)?;
                 tracing::warn!(
                     query_id = %plan.query_id,
                     replanned_as = %single.query_id,

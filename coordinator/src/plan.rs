@@ -67,6 +67,8 @@ pub struct ScanPlan {
     /// Why pruning was not applied, when it failed.
     pub pruning_note: Option<String>,
     pub target_task_bytes: u64,
+    /// Why no task holds files of two partitions, when none may.
+    pub apart_note: Option<String>,
 }
 
 /// A planned query, ready to fan out.
@@ -183,8 +185,13 @@ pub struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// Plans `sql` under query id `query_id`.
+    /// Plans `sql` under query id `query_id`. A query that would run as one DuckDB query where
+    /// DuckDB's answer is not fixed ([`Planner::filters_leak`]) is refused.
     pub fn plan(&self, query_id: &str, sql: &str) -> Result<Plan> {
+        self.checked(self.plan_any(query_id, sql)?)
+    }
+
+    fn plan_any(&self, query_id: &str, sql: &str) -> Result<Plan> {
         let sql = sql.trim().trim_end_matches(';').trim_end();
         if sql.is_empty() {
             return Err(Error::Unsupported { reason: "the query is empty".into() });
@@ -228,9 +235,6 @@ impl Planner<'_> {
                 return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
             }
         };
-        if let Some(reason) = self.partitioned_aggregate_with_filter(&query, sql) {
-            return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
-        }
         let fanned = pairing.fanned();
         let companion = pairing.companion();
         let mut scans = scans;
@@ -238,6 +242,11 @@ impl Planner<'_> {
         let scan = scans.swap_remove(fanned);
         let fan_files = scan_files.swap_remove(fanned);
         let (parts, partition_columns, layout) = self.side_layout(&scan, &fan_files)?;
+        let apart_note = self.filters_leak(sql, Some(&query), &parts.columns).then(|| {
+            "one partition per task: DuckDB's partition-aware aggregate carries a FILTERed aggregate's state \
+             across the partitions one thread reads"
+                .to_string()
+        });
         let one_file = [layout.first_file.clone()];
         let binder = |query: &sqlparser::ast::Query| {
             let sql = substitute_scan(query, &scan, &one_file, &layout).to_string();
@@ -340,6 +349,14 @@ impl Planner<'_> {
             // right shape (and no rows), since the map keeps the full WHERE clause.
             let files = fan_files.iter().take(if one_file_tasks_fail { 2 } else { 1 }).cloned().collect();
             vec![TaskSpec { label: "all partitions pruned: the empty result".into(), files, partitions: 0 }]
+        } else if apart_note.is_some() {
+            if one_file_tasks_fail {
+                let reason = "DuckDB cannot plan the map over one file, and its partition-aware aggregate \
+                              needs tasks of one partition each"
+                    .to_string();
+                return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+            }
+            tasks::pack_apart(&kept_parts, target, cost)
         } else if one_file_tasks_fail {
             tasks::at_least_two_files(tasks::pack(&kept_parts, target, cost))
         } else {
@@ -379,6 +396,7 @@ impl Planner<'_> {
                     predicate,
                     pruning_note,
                     target_task_bytes: target,
+                    apart_note,
                 }),
                 specs,
                 tasks,
@@ -479,6 +497,7 @@ impl Planner<'_> {
                 predicate,
                 pruning_note,
                 target_task_bytes: target,
+                apart_note,
             }),
             specs,
             tasks,
@@ -589,33 +608,21 @@ impl Planner<'_> {
         Ok(range)
     }
 
-    /// Why `query` must run as one DuckDB query, when DuckDB 1.5.5 plans it with its
-    /// partition-aware aggregate (GROUP BY hive partition columns only) and an aggregate has a
-    /// FILTER. That operator is DuckDB's own answer, and it differs from what every other
-    /// aggregate gives: `max(p) FILTER (WHERE p = 2) ... GROUP BY p` is 2 in the groups where
-    /// p is 3 (a FILTER that rejects a file's rows still counts the file's constant partition
-    /// value; found by the fuzzer, seed 18). No split reproduces it, so one task runs the query
-    /// as written over all the files, which is DuckDB's answer by definition.
-    fn partitioned_aggregate_with_filter(&self, query: &sqlparser::ast::Query, sql: &str) -> Option<String> {
-        struct FilteredAggregate;
-        impl sqlparser::ast::Visitor for FilteredAggregate {
-            type Break = ();
-            fn pre_visit_expr(&mut self, expr: &sqlparser::ast::Expr) -> std::ops::ControlFlow<()> {
-                match expr {
-                    sqlparser::ast::Expr::Function(f) if f.filter.is_some() => std::ops::ControlFlow::Break(()),
-                    _ => std::ops::ControlFlow::Continue(()),
-                }
-            }
-        }
-        if !sqlparser::ast::Visit::visit(query, &mut FilteredAggregate).is_break() {
-            return None;
-        }
-        let physical = self.engine.physical_plan(sql).ok()?;
-        physical.contains("PARTITIONED_AGGREGATE").then(|| {
-            "DuckDB plans it with its partition-aware aggregate (GROUP BY partition columns), whose FILTER \
-             clauses give answers no split reproduces; one DuckDB over all the files gives DuckDB's own answer"
-                .to_string()
-        })
+    /// Whether DuckDB plans `sql` with its partition-aware aggregate (GROUP BY hive partition
+    /// columns only) and an aggregate has a FILTER and arguments constant within a partition
+    /// (no column but the `partition_columns`; `query` is `sql` parsed, when it parses, else
+    /// any FILTER in the text counts). DuckDB 1.5.5 and 1.5.6 carry such an aggregate's state
+    /// from one partition into the next one a thread reads when the FILTER rejects the new
+    /// partition's rows: `max(p) FILTER (WHERE p = 2) ... GROUP BY p` is 2, and
+    /// `sum(p) FILTER (WHERE p = 2)` is 0, in groups where p is 3, depending on which thread read
+    /// what (found by the fuzzer, seed 18). Over one partition it is exact, so a split keeps
+    /// partitions in separate tasks and the reduce gives SQL's answer (NULL there).
+    fn filters_leak(&self, sql: &str, query: Option<&sqlparser::ast::Query>, partition_columns: &[String]) -> bool {
+        let filtered = match query {
+            Some(query) => rewrite::constant_filtered_aggregate(query, partition_columns),
+            None => sql.to_ascii_uppercase().contains("FILTER"),
+        };
+        filtered && self.engine.physical_plan(sql).is_ok_and(|physical| physical.contains("PARTITIONED_AGGREGATE"))
     }
 
     /// How the two hive-partitioned tables of `query` are read (their files listed in `files`,
@@ -841,14 +848,37 @@ impl Planner<'_> {
     /// exact by definition, for `reason` (a task of the split hit a DuckDB bug that the query as
     /// written does not reach). Nothing is listed or bound again: the files and the output
     /// columns are the split plan's.
-    pub fn single(&self, split: &Plan, query_id: &str, reason: String) -> Plan {
-        self.whole_query(
+    pub fn single(&self, split: &Plan, query_id: &str, reason: String) -> Result<Plan> {
+        self.checked(self.whole_query(
             query_id,
             &split.sql,
             Strategy::Single { reason },
             split.all_files.clone(),
             split.output_columns.clone(),
-        )
+        ))
+    }
+
+    /// `plan`, unless it runs one DuckDB query over files of several partitions where DuckDB's
+    /// partition-aware aggregate meets a FILTER ([`Planner::filters_leak`]): DuckDB's answer
+    /// there changes from run to run, and a split that cannot keep partitions apart has none
+    /// to give either.
+    fn checked(&self, plan: Plan) -> Result<Plan> {
+        if matches!(plan.strategy, Strategy::Split { .. }) {
+            return Ok(plan);
+        }
+        let query = rewrite::parse(&plan.sql).ok().and_then(|statements| rewrite::single_query(statements).ok());
+        let partition_columns = partitions::Partitions::from_files(&plan.all_files).columns;
+        if !self.filters_leak(&plan.sql, query.as_ref(), &partition_columns) {
+            return Ok(plan);
+        }
+        Err(Error::Unsupported {
+            reason: format!(
+                "the query must run as one DuckDB query ({}), and DuckDB's partition-aware aggregate \
+                 (GROUP BY hive partition columns) gives aggregates with FILTER no fixed answer: it carries \
+                 a FILTERed aggregate's state from one partition into the next one a thread reads",
+                plan.strategy.describe()
+            ),
+        })
     }
 
     /// Whether a block whose map ships rows (or a row per distinct value) runs as one query
@@ -1039,6 +1069,9 @@ impl Plan {
                 }
             }
             let _ = writeln!(out, "  target task size: {}", human_bytes(scan.target_task_bytes));
+            if let Some(note) = &scan.apart_note {
+                let _ = writeln!(out, "  {note}");
+            }
         }
         match (&self.companion, &self.join) {
             (Some(companion), None) => {

@@ -113,6 +113,12 @@ pub fn pack(partitions: &[&Partition], target: u64, cost: FileCost) -> Vec<TaskS
     tasks
 }
 
+/// As [`pack`], but no task holds files of two partitions: one task per partition (a partition
+/// larger than `target` split by file). For maps DuckDB answers wrongly across partitions.
+pub fn pack_apart(partitions: &[&Partition], target: u64, cost: FileCost) -> Vec<TaskSpec> {
+    partitions.iter().flat_map(|partition| pack(&[*partition], target, cost)).collect()
+}
+
 fn split_partition(partition: &Partition, target: u64, cost: FileCost, tasks: &mut Vec<TaskSpec>) {
     let mut chunks: Vec<Vec<FileEntry>> = Vec::new();
     let mut bytes = 0u64;
@@ -187,6 +193,16 @@ mod tests {
                 .map(|(i, s)| FileEntry { path: format!("{name}/{i}.parquet"), size: *s })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn packing_apart_never_mixes_partitions() {
+        let parts = [partition("d=1", &[10]), partition("d=2", &[10, 10]), partition("d=3", &[300, 300])];
+        let tasks = pack_apart(&parts.iter().collect::<Vec<_>>(), 400, BYTES);
+        let labels: Vec<&str> = tasks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["d=1", "d=2", "d=3 file 1 of 2", "d=3 file 2 of 2"]);
+        assert!(tasks.iter().all(|t| t.partitions == 1));
+        assert_eq!(pack(&parts.iter().collect::<Vec<_>>(), 400, BYTES).len(), 3, "pack itself mixes d=1 and d=2");
     }
 
     #[test]

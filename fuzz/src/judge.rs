@@ -27,6 +27,9 @@ pub struct Judge {
     truth: duckdb::Connection,
     /// How the truth's SQL differs from quack's ([`crate::FuzzLake::truth_sql`]).
     truth_sql: Box<dyn Fn(&str) -> String>,
+    /// The truth's SQL where DuckDB would plan `truth_sql`'s answer with its partition-aware
+    /// aggregate ([`crate::FuzzLake::flat_truth_sql`]).
+    flat_truth_sql: Box<dyn Fn(&str) -> String>,
     packings: Vec<(String, Quack)>,
     runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
@@ -71,6 +74,7 @@ impl Judge {
         Ok(Judge {
             truth,
             truth_sql: Box::new(str::to_string),
+            flat_truth_sql: Box::new(str::to_string),
             packings,
             runtime: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio"),
             dir: tempfile::tempdir().expect("a temporary directory"),
@@ -79,8 +83,9 @@ impl Judge {
 
     /// A judge whose truth reads `lake`'s drift-free copies.
     pub fn for_lake(mut self, lake: &crate::FuzzLake) -> Self {
-        let lake = lake.clone();
+        let (lake, flat) = (lake.clone(), lake.clone());
         self.truth_sql = Box::new(move |sql| lake.truth_sql(sql));
+        self.flat_truth_sql = Box::new(move |sql| flat.flat_truth_sql(sql));
         self
     }
 
@@ -128,8 +133,14 @@ impl Judge {
         let path = self.dir.path().join("truth.csv");
         let _ = std::fs::remove_file(&path);
         let target = quack_lambda::quote::literal(&path.display().to_string());
-        let sql = (self.truth_sql)(sql);
-        self.truth.execute(&format!("COPY ({sql}) TO {target} (FORMAT csv, HEADER)"), [])?;
+        let mut truth = (self.truth_sql)(sql);
+        let explained = self.truth.prepare(&format!("EXPLAIN {truth}")).and_then(|mut statement| {
+            statement.query_map([], |row| row.get::<_, String>(1))?.collect::<Result<Vec<String>, _>>()
+        });
+        if explained.is_ok_and(|plan| plan.iter().any(|part| part.contains("PARTITIONED_AGGREGATE"))) {
+            truth = (self.flat_truth_sql)(sql);
+        }
+        self.truth.execute(&format!("COPY ({truth}) TO {target} (FORMAT csv, HEADER)"), [])?;
         Ok(read_csv(&path))
     }
 }

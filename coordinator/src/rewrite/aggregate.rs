@@ -21,6 +21,54 @@ use super::{
     Strategy,
 };
 
+/// Whether an aggregate call in `query` has a FILTER and arguments constant within a hive
+/// partition: no column but the `partition_columns` (names as DuckDB resolves them, without
+/// regard to case), e.g. `sum(p)`, `max(7)`, `count(*)`. DuckDB hands such an aggregate a
+/// constant vector, which its partition-aware aggregate mishandles under a FILTER
+/// (`Planner::filters_leak`).
+pub fn constant_filtered_aggregate(query: &Query, partition_columns: &[String]) -> bool {
+    struct Find<'a> {
+        partition_columns: &'a [String],
+    }
+    impl sqlparser::ast::Visitor for Find<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Function(f) if f.filter.is_some() && self.constant_arguments(&f.args) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    impl Find<'_> {
+        fn constant_arguments(&self, args: &FunctionArguments) -> bool {
+            struct Columns<'a> {
+                partition_columns: &'a [String],
+            }
+            impl sqlparser::ast::Visitor for Columns<'_> {
+                type Break = ();
+                fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+                    let name = match expr {
+                        Expr::Identifier(ident) => ident,
+                        Expr::CompoundIdentifier(parts) => match parts.last() {
+                            Some(last) => last,
+                            None => return ControlFlow::Continue(()),
+                        },
+                        _ => return ControlFlow::Continue(()),
+                    };
+                    if self.partition_columns.iter().any(|c| c.eq_ignore_ascii_case(&name.value)) {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                }
+            }
+            let mut columns = Columns { partition_columns: self.partition_columns };
+            !sqlparser::ast::Visit::visit(args, &mut columns).is_break()
+        }
+    }
+    sqlparser::ast::Visit::visit(query, &mut Find { partition_columns }).is_break()
+}
+
 /// How one aggregate call is split.
 #[derive(Debug, Clone)]
 enum Merge {

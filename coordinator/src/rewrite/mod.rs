@@ -31,6 +31,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::{Parser, ParserError};
 
+pub use aggregate::constant_filtered_aggregate;
 pub use scan::{FanScan, FAN_PLACEHOLDER};
 
 /// Name of the table that holds the concatenated partial results in the reduce.

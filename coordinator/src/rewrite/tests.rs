@@ -102,6 +102,31 @@ fn filter_clauses_and_having() {
 }
 
 #[test]
+fn filtered_aggregates_of_partition_constants_are_found() {
+    let keys = ["p".to_string(), "Q".to_string()];
+    let finds = |sql: &str| {
+        let query = single_query(parse(sql).unwrap()).unwrap();
+        constant_filtered_aggregate(&query, &keys)
+    };
+    for sql in [
+        "SELECT sum(p) FILTER (WHERE p = 2) FROM t GROUP BY p",
+        "SELECT max(7) FILTER (WHERE a > 1) FROM t GROUP BY p",
+        "SELECT count(*) FILTER (WHERE a > 1) FROM t GROUP BY p",
+        "SELECT any_value(t.q || p::VARCHAR) FILTER (WHERE a > 1) FROM t GROUP BY q",
+        "SELECT (SELECT min(p * 2) FILTER (WHERE q = 'x') FROM t) AS m",
+    ] {
+        assert!(finds(sql), "{sql}");
+    }
+    for sql in [
+        "SELECT sum(a) FILTER (WHERE p = 2) FROM t GROUP BY p",
+        "SELECT max(p + a) FILTER (WHERE p = 2) FROM t GROUP BY p",
+        "SELECT sum(p) FROM t GROUP BY p",
+    ] {
+        assert!(!finds(sql), "{sql}");
+    }
+}
+
+#[test]
 fn window_over_aggregates() {
     golden(
         "window_over_aggregates",
