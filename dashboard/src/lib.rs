@@ -538,9 +538,14 @@ async fn trips_top(
     let (total_batches, _) = state
         .run(&format!("SELECT CAST(coalesce(sum(trips), 0) AS BIGINT) AS total FROM {daily} {where_clause}"))
         .await?;
-    let rows: Vec<serde_json::Value> = quack::output::json_rows(&batches)
+    let rows = quack::output::json_rows(&batches);
+    let names = zone_names(&state, rows.iter().filter_map(|r| r[0].as_i64())).await;
+    let rows: Vec<serde_json::Value> = rows
         .into_iter()
-        .map(|r| serde_json::json!({ "pickup_location_id": r[0], "trips": r[1] }))
+        .map(|r| {
+            let (borough, zone) = r[0].as_i64().and_then(|id| names.get(&id).cloned()).unwrap_or_default();
+            serde_json::json!({ "pickup_location_id": r[0], "borough": borough, "zone": zone, "trips": r[1] })
+        })
         .collect();
     let total = quack::output::json_rows(&total_batches)
         .first()
@@ -550,6 +555,33 @@ async fn trips_top(
         "k": k, "from": from, "to": to, "rows": rows, "total_trips": total,
         "figures": Figures::of(&report, started),
     })))
+}
+
+/// Borough and zone of each location id in `ids`, from `<lake>/zones.parquet`; none when the
+/// lake has no zones table (the page then shows bare ids).
+async fn zone_names(
+    state: &AppState,
+    ids: impl Iterator<Item = i64>,
+) -> std::collections::HashMap<i64, (serde_json::Value, serde_json::Value)> {
+    let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
+    if ids.is_empty() {
+        return Default::default();
+    }
+    let sql = format!(
+        "SELECT location_id, borough, zone FROM read_parquet({}) WHERE location_id IN ({})",
+        quack_lambda::quote::literal(&format!("{}/zones.parquet", state.lake)),
+        ids.join(", ")
+    );
+    match state.run(&sql).await {
+        Ok((batches, _)) => quack::output::json_rows(&batches)
+            .into_iter()
+            .filter_map(|r| Some((r[0].as_i64()?, (r[1].clone(), r[2].clone()))))
+            .collect(),
+        Err(error) => {
+            tracing::debug!(?error, "no zone names");
+            Default::default()
+        }
+    }
 }
 
 /// `POST /api/query` body.

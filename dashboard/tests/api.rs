@@ -205,6 +205,18 @@ async fn top_pickups_equal_quack_query_and_check_inputs() {
         .map(|r| (r["pickup_location_id"].to_string(), r["trips"].to_string()))
         .collect();
     assert_eq!(got, expected);
+    // Each location with its zone and borough from zones.parquet, as DuckDB reads them there.
+    let zones = duckdb::Connection::open_in_memory().unwrap();
+    for row in top["rows"].as_array().unwrap() {
+        let (zone, borough): (String, String) = zones
+            .query_row(
+                &format!("SELECT zone, borough FROM '{}/zones.parquet' WHERE location_id = ?", lake()),
+                [row["pickup_location_id"].as_i64().unwrap()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((row["zone"].as_str(), row["borough"].as_str()), (Some(zone.as_str()), Some(borough.as_str())));
+    }
     let (status, body) = get("/api/trips/top?k=3&from=2024-03-02&to=2024-03-03", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let ranged = json(&body);
