@@ -333,14 +333,7 @@ impl Quack {
         let plan_ms = started.elapsed().as_millis() as u64;
         let run = Arc::new(QueryRun::with_gather_limit(self.config.max_gather_bytes));
         let map_started = Instant::now();
-        // The query's exchange files go when it ends, answered or not.
-        let cleanup = match plan.exchange_dirs() {
-            None => exchange::ExchangeCleanup::none(),
-            Some((root, _)) if root.starts_with("s3://") => {
-                exchange::ExchangeCleanup::s3(self.aws.s3(), root.to_string(), plan.query_id.clone())
-            }
-            Some((_, query_dir)) => exchange::ExchangeCleanup::local(query_dir.to_string()),
-        };
+        let cleanup = self.exchange_cleanup(&plan);
         let ran = self.run_stages(plan, run.clone(), on_progress).await;
         cleanup.finish().await;
         let (plan, partials, earlier) = ran?;
@@ -348,9 +341,25 @@ impl Quack {
         Ok((plan, partials, report))
     }
 
+    /// What removes `plan`'s exchange files when the query ends, answered or not.
+    fn exchange_cleanup(&self, plan: &Plan) -> exchange::ExchangeCleanup {
+        match plan.exchange_dirs() {
+            None => exchange::ExchangeCleanup::none(),
+            Some((root, _)) if root.starts_with("s3://") => {
+                exchange::ExchangeCleanup::s3(self.aws.s3(), root.to_string(), plan.query_id.clone())
+            }
+            Some((_, query_dir)) => exchange::ExchangeCleanup::local(query_dir.to_string()),
+        }
+    }
+
     /// Runs `plan`'s map, and its second stage when it has one. When a task of a split plan
     /// (of either stage) fails with DuckDB's internal or not-implemented error, the query is
-    /// planned again as one task (see [`Quack::run_map`]).
+    /// planned again as one task (see [`Quack::run_map`]). When a split's partials pass
+    /// `--max-gather-bytes` and it has no second stage (`--buckets` unset), it is planned again
+    /// with one, a bucket per map task: a grouped reduce over keys nearly as many as the rows
+    /// (duplicates by ETag, a GROUP BY of ids) is then computed in the buckets, and only its
+    /// answer reaches the coordinator. Without an exchange, or when the reduce cannot be
+    /// shuffled, the limit's error stands.
     async fn run_stages(
         &self,
         plan: Plan,
@@ -378,6 +387,33 @@ impl Quack {
                 run.gather.release_all();
                 let partials = self.invoke_plan(&single, run.clone(), on_progress).await?;
                 Ok((single, partials, EarlierStage::default()))
+            }
+            Err(gather @ Error::GatherLimit { .. })
+                if plan.shuffle.is_none()
+                    && plan.join.is_none()
+                    && self.config.buckets.is_none()
+                    && matches!(plan.strategy, plan::Strategy::Split { .. }) =>
+            {
+                let buckets =
+                    u32::try_from(plan.tasks.len()).unwrap_or(u32::MAX).clamp(2, quack_lambda::exchange::MAX_BUCKETS);
+                let config = Config { buckets: Some(buckets), ..self.config.clone() };
+                let planner = plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &config };
+                let staged = planner.plan(&new_query_id(), &plan.sql)?;
+                if staged.shuffle.is_none() {
+                    return Err(gather);
+                }
+                tracing::warn!(
+                    query_id = %plan.query_id,
+                    replanned_as = %staged.query_id,
+                    buckets,
+                    "the partials passed --max-gather-bytes; replanned with a second stage"
+                );
+                run.gather.release_all();
+                let cleanup = self.exchange_cleanup(&staged);
+                let ran = Box::pin(self.run_split(&staged, run.clone(), on_progress)).await;
+                cleanup.finish().await;
+                let (partials, earlier) = ran?;
+                Ok((staged, partials, earlier))
             }
             other => {
                 let (partials, earlier) = other?;

@@ -111,3 +111,36 @@ fn a_tasks_internal_duckdb_error_reruns_the_query_as_one_task() {
     let err = run(&[0, 3]).unwrap_err();
     assert!(err.to_string().contains("engine_internal"), "{err}");
 }
+
+#[test]
+fn partials_past_the_gather_limit_are_reduced_in_a_second_stage() {
+    // One group per trip: the partials are as large as the rows, the answer a few of them.
+    let sql = format!(
+        "SELECT pickup_at, count(*) AS n, max(fare_amount) AS fare FROM {} GROUP BY pickup_at \
+         HAVING max(fare_amount) > 72 ORDER BY pickup_at",
+        lake().trips()
+    );
+    let mut config = Config::with_concurrency(2);
+    config.target_task_bytes = Some(256 << 10);
+    config.max_gather_bytes = Some(128 << 10);
+    let exchange = tempfile::tempdir().unwrap();
+    config.exchange = Some(exchange.path().display().to_string());
+    let quack = Quack::embedded(config).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let report = runtime.block_on(quack.query_to(&sql, Format::Csv, &Destination::File(path.clone()))).unwrap();
+    assert!(report.tasks > 2, "{report:?}");
+    // The coordinator got stage 2's groups, not a partial row per trip.
+    assert!(report.partial_rows < 200, "{report:?}");
+    let want = common::truth(&sql);
+    assert!(want.len() > 1 && want.len() < 200, "a few groups pass: {}", want.len());
+    common::assert_rows("second stage after the gather limit", &sql, common::read_csv(&path), want, true);
+    assert_eq!(std::fs::read_dir(exchange.path()).unwrap().count(), 0, "the exchange files are removed");
+
+    // An answer larger than the limit is the limit's error, from the second stage too.
+    let every = format!("SELECT pickup_at, count(*) AS n FROM {} GROUP BY pickup_at", lake().trips());
+    let error = runtime.block_on(quack.query_to(&every, Format::Csv, &Destination::File(path))).unwrap_err();
+    assert!(matches!(error, quack::Error::GatherLimit { .. }), "{error}");
+    assert_eq!(std::fs::read_dir(exchange.path()).unwrap().count(), 0, "the exchange files are removed");
+}

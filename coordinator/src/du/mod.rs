@@ -567,14 +567,13 @@ fn duplicates_sql(row: &RowSql<'_>, scan: &str, options: &DuOptions, inventory: 
         size = row.size,
         filter = row.filter,
     );
-    let groups = format!(
-        "SELECT e_tag, size, count(*) AS copies, min(key) AS first_key, max(key) AS last_key FROM ({rows}) \
-         GROUP BY e_tag, size HAVING count(*) > 1"
-    );
+    // One grouping block, so that a second stage can shuffle it on (e_tag, size) and keep only
+    // the groups of copies (HAVING) where each group is whole: nearly every ETag is unique.
     let limit = options.top.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     Ok(format!(
-        "SELECT e_tag, size, try_cast(regexp_extract(e_tag, '-([0-9]+)$', 1) AS INTEGER) AS parts, copies, \
-         CAST(size * (copies - 1) AS BIGINT) AS reclaimable, first_key, last_key FROM ({groups}) \
+        "SELECT e_tag, size, try_cast(regexp_extract(e_tag, '-([0-9]+)$', 1) AS INTEGER) AS parts, \
+         count(*) AS copies, CAST(size * (count(*) - 1) AS BIGINT) AS reclaimable, min(key) AS first_key, \
+         max(key) AS last_key FROM ({rows}) GROUP BY e_tag, size HAVING count(*) > 1 \
          ORDER BY reclaimable DESC, size DESC, e_tag{limit}"
     ))
 }

@@ -125,7 +125,45 @@ fn split_grouped(reduce: &Query, partial_columns: &[String], ctx: &Context) -> R
     if keys.iter().any(has_collation) {
         return Err(not("a group key has a COLLATE, which groups values whose hashes differ"));
     }
-    Ok(StageSplit { keys, alias, group: split.map, upper: split.reduce, unit: "groups", range: None })
+    let mut group = split.map;
+    // Each group is whole in its bucket, so R's HAVING already holds there: stage 2 keeps only
+    // the groups that pass it (a HAVING count(*) > 1 over nearly unique keys then sends few rows
+    // to the coordinator). `upper` applies it again, to the same values.
+    if let (Some(having), SetExpr::Select(group_select)) = (&select.having, group.body.as_mut()) {
+        if reads_only(having, partial_columns) {
+            group_select.having = Some(having.clone());
+        }
+    }
+    Ok(StageSplit { keys, alias, group, upper: split.reduce, unit: "groups", range: None })
+}
+
+/// Whether `expr` names no column but the partial columns (no select alias of the reduce) and
+/// calls nothing whose value changes from one evaluation to the next, nor a subquery: it
+/// evaluates the same in stage 2 as in the final reduce.
+fn reads_only(expr: &Expr, partial_columns: &[String]) -> bool {
+    struct Check<'a> {
+        partial_columns: &'a [String],
+    }
+    impl Visitor for Check<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            let known = |ident: &Ident| self.partial_columns.iter().any(|c| c.eq_ignore_ascii_case(&ident.value));
+            match expr {
+                Expr::Identifier(ident) if !known(ident) => ControlFlow::Break(()),
+                Expr::CompoundIdentifier(parts) if !parts.last().is_some_and(known) => ControlFlow::Break(()),
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+                Expr::Function(f)
+                    if ["random", "uuid", "gen_random_uuid", "nextval", "currval"]
+                        .iter()
+                        .any(|name| f.name.to_string().eq_ignore_ascii_case(name)) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    !expr.visit(&mut Check { partial_columns }).is_break()
 }
 
 /// The column of stage 1's rows that holds their bucket ([`quack_lambda::exchange::BUCKET_COLUMN`]).
@@ -390,13 +428,26 @@ mod tests {
         assert_eq!(
             s.group.to_string(),
             "SELECT k AS __quack_k0, median(v) AS __quack_a0, count(DISTINCT v) AS __quack_a1, count(*) AS __quack_a2 \
-             FROM __quack_partials__ GROUP BY 1"
+             FROM __quack_partials__ GROUP BY 1 HAVING count(*) > 1"
         );
         assert_eq!(
             s.upper.to_string(),
             "SELECT __quack_k0 AS k, any_value(__quack_a0) AS m, any_value(__quack_a1) FROM __quack_partials__ \
              GROUP BY __quack_k0 HAVING any_value(__quack_a2) > 1 ORDER BY m DESC LIMIT 3"
         );
+    }
+
+    #[test]
+    fn having_goes_to_stage_2_only_when_it_reads_the_partials_alone() {
+        let group = |having: &str| {
+            let sql = format!("SELECT k, count(*) AS n FROM __quack_partials__ GROUP BY k HAVING {having}");
+            split(&sql, &["k", "v"]).unwrap().group.to_string()
+        };
+        assert!(group("count(*) > 1 AND max(v) < 9").ends_with("HAVING count(*) > 1 AND max(v) < 9"));
+        // An alias of the reduce and a random draw are not stage 2's to evaluate.
+        for having in ["n > 1", "random() < 0.5"] {
+            assert!(!group(having).contains("HAVING"), "{having}");
+        }
     }
 
     #[test]
