@@ -17,8 +17,8 @@ use sqlparser::ast::{
 
 use super::build::{self, column as col, expr_template, fill};
 use super::{
-    contains_aggregate, is_aggregate_call, normalized, select_aliases, BlockSplit, Context, LambdaScope, RewriteError,
-    Strategy,
+    contains_aggregate, is_aggregate_call, names_only, normalized, select_aliases, BlockSplit, Context, LambdaScope,
+    RewriteError, Strategy,
 };
 
 /// Whether an aggregate call in `query` has a FILTER and arguments constant within a hive
@@ -41,29 +41,7 @@ pub fn constant_filtered_aggregate(query: &Query, partition_columns: &[String]) 
     }
     impl Find<'_> {
         fn constant_arguments(&self, args: &FunctionArguments) -> bool {
-            struct Columns<'a> {
-                partition_columns: &'a [String],
-            }
-            impl sqlparser::ast::Visitor for Columns<'_> {
-                type Break = ();
-                fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-                    let name = match expr {
-                        Expr::Identifier(ident) => ident,
-                        Expr::CompoundIdentifier(parts) => match parts.last() {
-                            Some(last) => last,
-                            None => return ControlFlow::Continue(()),
-                        },
-                        _ => return ControlFlow::Continue(()),
-                    };
-                    if self.partition_columns.iter().any(|c| c.eq_ignore_ascii_case(&name.value)) {
-                        ControlFlow::Continue(())
-                    } else {
-                        ControlFlow::Break(())
-                    }
-                }
-            }
-            let mut columns = Columns { partition_columns: self.partition_columns };
-            !sqlparser::ast::Visit::visit(args, &mut columns).is_break()
+            names_only(args, self.partition_columns, |_| false)
         }
     }
     sqlparser::ast::Visit::visit(query, &mut Find { partition_columns }).is_break()

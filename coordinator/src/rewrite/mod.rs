@@ -343,6 +343,19 @@ pub(crate) fn contains_window<V: Visit>(node: &V) -> bool {
     node.visit(&mut Finder).is_break()
 }
 
+/// Whether every column `node` names is one of `columns` (a name's last part, compared without
+/// regard to case, as DuckDB resolves names) and no expression in it is `refused`.
+pub(crate) fn names_only<V: Visit>(node: &V, columns: &[String], refused: impl Fn(&Expr) -> bool) -> bool {
+    let known = |ident: &sqlparser::ast::Ident| columns.iter().any(|c| c.eq_ignore_ascii_case(&ident.value));
+    !sqlparser::ast::visit_expressions(node, |expr| match expr {
+        Expr::Identifier(ident) if !known(ident) => ControlFlow::Break(()),
+        Expr::CompoundIdentifier(parts) if !parts.last().is_some_and(known) => ControlFlow::Break(()),
+        _ if refused(expr) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
 /// True when `node` contains an aggregate call.
 pub(crate) fn contains_aggregate<V: Visit>(node: &V, ctx: &Context) -> bool {
     struct Finder<'a>(&'a Context<'a>);

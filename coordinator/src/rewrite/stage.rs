@@ -24,7 +24,7 @@ use sqlparser::ast::{
     TableAliasColumnDef, TableFactor, Visit, Visitor,
 };
 
-use super::{aggregate, build, scan, template, Context, RewriteError, PARTIALS_TABLE};
+use super::{aggregate, build, names_only, scan, template, Context, RewriteError, PARTIALS_TABLE};
 
 /// A reduce split into a shuffled stage and the final reduce.
 #[derive(Debug, Clone)]
@@ -141,29 +141,13 @@ fn split_grouped(reduce: &Query, partial_columns: &[String], ctx: &Context) -> R
 /// calls nothing whose value changes from one evaluation to the next, nor a subquery: it
 /// evaluates the same in stage 2 as in the final reduce.
 fn reads_only(expr: &Expr, partial_columns: &[String]) -> bool {
-    struct Check<'a> {
-        partial_columns: &'a [String],
-    }
-    impl Visitor for Check<'_> {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            let known = |ident: &Ident| self.partial_columns.iter().any(|c| c.eq_ignore_ascii_case(&ident.value));
-            match expr {
-                Expr::Identifier(ident) if !known(ident) => ControlFlow::Break(()),
-                Expr::CompoundIdentifier(parts) if !parts.last().is_some_and(known) => ControlFlow::Break(()),
-                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
-                Expr::Function(f)
-                    if ["random", "uuid", "gen_random_uuid", "nextval", "currval"]
-                        .iter()
-                        .any(|name| f.name.to_string().eq_ignore_ascii_case(name)) =>
-                {
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            }
-        }
-    }
-    !expr.visit(&mut Check { partial_columns }).is_break()
+    names_only(expr, partial_columns, |expr| match expr {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => true,
+        Expr::Function(f) => ["random", "uuid", "gen_random_uuid", "nextval", "currval"]
+            .iter()
+            .any(|name| f.name.to_string().eq_ignore_ascii_case(name)),
+        _ => false,
+    })
 }
 
 /// The column of stage 1's rows that holds their bucket ([`quack_lambda::exchange::BUCKET_COLUMN`]).
