@@ -48,7 +48,7 @@ bash tests/deploy/check_package.sh
 
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5
+"$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5 pyarrow==26.0.1
 
 step "lakecheck: visible corpus on a gen_lake.py --scale 1 lake"
 lake="$cache/lakecheck-scale1"

@@ -95,6 +95,7 @@ fn task(query_id: &str, task_id: usize, sql: &str, files: &[&str]) -> Task {
         files: files.iter().map(|f| f.to_string()).collect(),
         time_zone: None,
         exchange: None,
+        convert: None,
     }
 }
 

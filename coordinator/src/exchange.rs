@@ -73,6 +73,7 @@ impl Shuffle {
                     files,
                     time_zone: time_zone.map(String::from),
                     exchange: None,
+                    convert: None,
                 }
             })
             .collect())
@@ -178,6 +179,7 @@ impl JoinShuffle {
                     files: files.concat(),
                     time_zone: time_zone.map(String::from),
                     exchange: None,
+                    convert: None,
                 }
             })
             .collect())
@@ -191,7 +193,7 @@ pub fn typed(columns: &[Column]) -> Vec<(String, String)> {
 
 /// The files one map task's manifest names; each must lie under the stage's `prefix` and be in
 /// one of `buckets`, or the manifest is refused (a worker answers only for its own files).
-fn manifest_files(partial: &PartialResult, prefix: &str, bucket_count: u32) -> Result<Vec<BucketFile>> {
+pub(crate) fn manifest_files(partial: &PartialResult, prefix: &str, bucket_count: u32) -> Result<Vec<BucketFile>> {
     let bad =
         |message: String| Error::Reduce { message: format!("task {}'s exchange manifest: {message}", partial.task_id) };
     let PartialData::Inline { arrow_ipc } = &partial.data else {

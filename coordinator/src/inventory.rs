@@ -39,6 +39,9 @@ pub enum ReportFormat {
     Csv {
         columns: Vec<String>,
     },
+    /// Apache ORC, which DuckDB cannot read: the workers convert each data file into Parquet
+    /// first ([`crate::convert`]), and the report is then read as Parquet.
+    Orc,
 }
 
 /// One report: its files and how to read them.
@@ -176,15 +179,7 @@ impl Inventory {
         };
         let format = match format_name.as_str() {
             "parquet" => ReportFormat::Parquet,
-            "orc" => {
-                return Err(not_found(
-                    &self.location,
-                    format!(
-                        "report {date} is in ORC, which quack cannot read (DuckDB has no ORC reader); \
-                         configure the inventory to write Parquet or CSV"
-                    ),
-                ))
-            }
+            "orc" => ReportFormat::Orc,
             "csv" => {
                 let Some(schema) = manifest.as_ref().map(|m| m.file_schema.clone()) else {
                     return Err(not_found(
@@ -333,7 +328,10 @@ impl Report {
         let list = files.iter().map(|f| quote_literal(f)).collect::<Vec<_>>().join(", ");
         let filename = if filename { ", filename = true" } else { "" };
         match format {
-            ReportFormat::Parquet => format!("read_parquet([{list}], hive_partitioning = true{filename})"),
+            // ORC files are converted into Parquet before their scan is built.
+            ReportFormat::Parquet | ReportFormat::Orc => {
+                format!("read_parquet([{list}], hive_partitioning = true{filename})")
+            }
             ReportFormat::Csv { columns } => {
                 let columns =
                     columns.iter().map(|c| format!("{}: 'VARCHAR'", quote_literal(c))).collect::<Vec<_>>().join(", ");

@@ -11,6 +11,7 @@ pub mod aws;
 pub mod catalog;
 pub mod config;
 pub mod conformance;
+pub mod convert;
 pub mod demo;
 pub mod du;
 pub mod engine;
@@ -150,10 +151,20 @@ impl Quack {
         let engine = engine::Engine::open(&config)?;
         let aws = Arc::new(aws::Aws::new(config.aws.clone()));
         let base: Arc<dyn Invoker> = match &config.backend {
-            Backend::Local => Arc::new(
-                InProcessInvoker::new(config.concurrency, engine.connect()?)
-                    .with_exchange(Arc::new(quack_lambda::exchange::LocalExchange::new(config.exchange_root()))),
-            ),
+            Backend::Local => {
+                // Conversion tasks read S3 inputs with the coordinator's client, made on first use.
+                let reader_aws = aws.clone();
+                let reader: quack_lambda::exchange::ObjectReader = Arc::new(move |url: &str| {
+                    let runtime =
+                        tokio::runtime::Handle::try_current().map_err(|e| quack_lambda::exchange::InputError {
+                            error_type: ErrorType::Internal,
+                            message: format!("reading {url}: no async runtime: {e}"),
+                        })?;
+                    runtime.block_on(quack_lambda::s3::get_object(&reader_aws.s3(), url))
+                });
+                let exchange = quack_lambda::exchange::LocalExchange::new(config.exchange_root()).with_reader(reader);
+                Arc::new(InProcessInvoker::new(config.concurrency, engine.connect()?).with_exchange(Arc::new(exchange)))
+            }
             Backend::Lambda { function } => {
                 if function.trim().is_empty() {
                     return Err(Error::Config {

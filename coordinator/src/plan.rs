@@ -475,6 +475,7 @@ impl Planner<'_> {
                     files,
                     time_zone: self.engine.time_zone().map(String::from),
                     exchange: exchange.clone(),
+                    convert: None,
                 }
             })
             .collect();
@@ -705,7 +706,7 @@ impl Planner<'_> {
     }
 
     /// Why this configuration has no exchange for a later stage, when it has none.
-    fn exchange_unavailable(&self) -> Option<String> {
+    pub(crate) fn exchange_unavailable(&self) -> Option<String> {
         match &self.config.backend {
             Backend::Lambda { .. } if !self.config.exchange_root().starts_with("s3://") => Some(
                 "a second stage through Lambda needs an S3 exchange: --exchange s3://bucket/prefix/, the workers' \
@@ -837,6 +838,7 @@ impl Planner<'_> {
                     files,
                     time_zone: self.engine.time_zone().map(String::from),
                     exchange: Some(ExchangeWrite { prefix: shuffle.side_prefix(i), buckets }),
+                    convert: None,
                 });
                 specs.push(TaskSpec { label, ..spec });
             }
@@ -923,6 +925,7 @@ impl Planner<'_> {
             files: spec.files.iter().map(|f| f.path.clone()).collect(),
             time_zone: self.engine.time_zone().map(String::from),
             exchange: None,
+            convert: None,
         };
         let reduce_sql = format!("SELECT * FROM {PARTIALS_TABLE}");
         Plan {

@@ -340,6 +340,31 @@ async fn forged_events_are_refused() {
         assert!(matches!(response, TaskResponse::Error(ref f) if f.error_type == want), "{zone:?}: {response:?}");
         answers.push(raw);
     }
+    // Forged conversion tasks: inputs outside the prefixes, an exchange elsewhere, SQL smuggled
+    // in beside the conversion, several buckets. Refused before anything is read or written.
+    let exchange = stack.var("QUACK_EXCHANGE").to_string();
+    let converting = |files: &[&str], prefix: &str, sql: &str, buckets: u32| {
+        let mut event = task_event(sql, files);
+        event["convert"] = "orc".into();
+        event["exchange"] = serde_json::json!({"prefix": prefix, "buckets": buckets});
+        event
+    };
+    let own = format!("{exchange}q-forged/orc/");
+    for (event, want) in [
+        (converting(&["s3://other-bucket/x.orc"], &own, "", 1), ErrorType::Forbidden),
+        (converting(&["/etc/passwd"], &own, "", 1), ErrorType::Forbidden),
+        (converting(&[&file], "s3://lake/stolen/q-forged/orc/", "", 1), ErrorType::Forbidden),
+        (converting(&[&file], &format!("{exchange}other-query/orc/"), "", 1), ErrorType::Forbidden),
+        (converting(&[&file], &own, "SELECT current_setting('s3_secret_access_key') AS k", 1), ErrorType::BadEvent),
+        (converting(&[&file], &own, "", 3), ErrorType::BadEvent),
+        // A Parquet file is not ORC: named, not run.
+        (converting(&[&file], &own, "", 1), ErrorType::CorruptFile),
+    ] {
+        let raw = stack.invoke_bytes("quack-worker", event.clone()).await;
+        let response: TaskResponse = serde_json::from_slice(&raw).unwrap();
+        assert!(matches!(response, TaskResponse::Error(ref f) if f.error_type == want), "{event}: {response:?}");
+        answers.push(raw);
+    }
     let wrong_type = stack.invoke_raw("quack-worker", zoned(serde_json::json!(5))).await;
     assert!(matches!(wrong_type, TaskResponse::Error(ref f) if f.error_type == ErrorType::BadEvent), "{wrong_type:?}");
     let not_a_task = stack.invoke_raw("quack-worker", serde_json::json!({"hello": "world"})).await;

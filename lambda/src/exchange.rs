@@ -23,7 +23,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::wire::{ExchangeWrite, Task};
+use crate::wire::{ErrorType, ExchangeWrite, Task};
 
 /// The column of a task's SQL that holds each row's bucket.
 pub const BUCKET_COLUMN: &str = "__quack_bucket";
@@ -36,12 +36,45 @@ pub trait ExchangeStore: Send + Sync {
     fn root(&self) -> &str;
     /// Writes `bytes` at `path`, which lies under [`ExchangeStore::root`].
     fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), String>;
+    /// Reads the object at the `s3://` URL `url` whole: a conversion task's input
+    /// ([`crate::convert`]), which the caller has checked the task may read. A store without S3
+    /// access says so.
+    fn get(&self, url: &str) -> Result<bytes::Bytes, InputError> {
+        Err(no_reader(url))
+    }
 }
 
+fn no_reader(url: &str) -> InputError {
+    InputError {
+        error_type: ErrorType::Forbidden,
+        message: format!("this worker reads no S3 objects itself, so it cannot convert {url}"),
+    }
+}
+
+/// Why an input file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InputError {
+    /// How the task fails: a missing object, throttling, or anything else (retryable).
+    pub error_type: ErrorType,
+    pub message: String,
+}
+
+/// Reads an `s3://` object whole, for [`ExchangeStore::get`].
+pub type ObjectReader = Arc<dyn Fn(&str) -> Result<bytes::Bytes, InputError> + Send + Sync>;
+
 /// An exchange in a local directory (the in-process backend's).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalExchange {
     root: String,
+    /// How [`ExchangeStore::get`] reads S3 objects; `None`: it does not.
+    reader: Option<ObjectReader>,
+}
+
+impl std::fmt::Debug for LocalExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalExchange").field("root", &self.root).field("reads_s3", &self.reader.is_some()).finish()
+    }
 }
 
 impl LocalExchange {
@@ -49,13 +82,26 @@ impl LocalExchange {
     pub fn new(root: impl Into<String>) -> Self {
         let root = root.into();
         let root = if root.ends_with('/') { root } else { format!("{root}/") };
-        LocalExchange { root }
+        LocalExchange { root, reader: None }
+    }
+
+    /// The same exchange, reading conversion tasks' S3 inputs with `reader`.
+    pub fn with_reader(mut self, reader: ObjectReader) -> Self {
+        self.reader = Some(reader);
+        self
     }
 }
 
 impl ExchangeStore for LocalExchange {
     fn root(&self) -> &str {
         &self.root
+    }
+
+    fn get(&self, url: &str) -> Result<bytes::Bytes, InputError> {
+        match &self.reader {
+            Some(reader) => reader(url),
+            None => Err(no_reader(url)),
+        }
     }
 
     fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), String> {
@@ -109,6 +155,10 @@ impl ExchangeStore for S3Exchange {
             .block_on(request)
             .map(|_| ())
             .map_err(|e| format!("writing {path}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+    }
+
+    fn get(&self, url: &str) -> Result<bytes::Bytes, InputError> {
+        self.runtime.block_on(crate::s3::get_object(&self.client, url))
     }
 }
 
@@ -287,6 +337,7 @@ mod tests {
             files: vec![],
             time_zone: None,
             exchange: None,
+            convert: None,
         }
     }
 

@@ -420,6 +420,7 @@ fn parse_event(event: serde_json::Value) -> Result<Task, TaskFailure> {
         files: vec![],
         time_zone: None,
         exchange: None,
+        convert: None,
     };
     match field("version").and_then(|v| v.as_u64()) {
         Some(v) if v == WIRE_VERSION as u64 => {}

@@ -5,6 +5,7 @@
 //! the sandbox ([`sandbox`]), S3 access through httpfs ([`s3`]) and spilled partials ([`spill`]). The wire types in
 //! [`wire`] are the only contract between the two sides.
 
+pub mod convert;
 pub mod exchange;
 pub mod extension;
 pub mod handler;

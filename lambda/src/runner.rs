@@ -150,19 +150,20 @@ impl Worker {
                 Some((exchange, store))
             }
         };
-        let (mut schema, mut batches) = self.query(&task.sql).map_err(|e| classify(task, &e))?;
-        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        if let Some((exchange, store)) = exchange {
-            let manifest = exchange::write(task, exchange, store, &schema, &batches).map_err(|message| {
-                TaskFailure::new(
+        let (schema, batches, rows) = match (task.convert, exchange) {
+            (Some(_), Some((_, store))) => {
+                let (manifest, rows) = crate::convert::run(task, store)?;
+                (manifest.schema(), vec![manifest], rows)
+            }
+            (Some(_), None) => {
+                return Err(TaskFailure::new(
                     task,
-                    ErrorType::Internal,
-                    format!("writing the stage's rows to the exchange: {message}"),
-                )
-            })?;
-            schema = manifest.schema();
-            batches = vec![manifest];
-        }
+                    ErrorType::BadEvent,
+                    "a conversion task writes to the exchange, but names none",
+                ))
+            }
+            (None, exchange) => self.run_sql(task, exchange)?,
+        };
         let arrow_ipc = ipc::encode(&schema, &batches).map_err(|e| {
             TaskFailure::new(task, ErrorType::Internal, format!("encoding the result as Arrow IPC: {e}"))
         })?;
@@ -185,6 +186,22 @@ impl Worker {
             data: PartialData::Inline { arrow_ipc },
             stats,
         })
+    }
+
+    /// Runs `task`'s SQL: answers its rows, or, with an exchange, the manifest of the files
+    /// they were written to; and the number of rows.
+    fn run_sql(
+        &self,
+        task: &Task,
+        exchange: Option<(&crate::wire::ExchangeWrite, &dyn ExchangeStore)>,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::record_batch::RecordBatch>, u64), TaskFailure> {
+        let (schema, batches) = self.query(&task.sql).map_err(|e| classify(task, &e))?;
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let Some((exchange, store)) = exchange else { return Ok((schema, batches, rows)) };
+        let manifest = exchange::write(task, exchange, store, &schema, &batches).map_err(|message| {
+            TaskFailure::new(task, ErrorType::Internal, format!("writing the stage's rows to the exchange: {message}"))
+        })?;
+        Ok((manifest.schema(), vec![manifest], rows))
     }
 
     fn query(&self, sql: &str) -> duckdb::Result<(arrow::datatypes::SchemaRef, Vec<arrow::record_batch::RecordBatch>)> {
@@ -342,6 +359,7 @@ mod tests {
             files,
             time_zone: None,
             exchange: None,
+            convert: None,
         }
     }
 

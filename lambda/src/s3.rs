@@ -120,6 +120,30 @@ pub fn split_url(url: &str) -> Option<(&str, &str)> {
     (!bucket.is_empty()).then_some((bucket, key))
 }
 
+/// Reads the object at `url` (`s3://bucket/key`) whole, classifying a failure: a missing
+/// object, a refusal, throttling, or anything else (retryable).
+pub async fn get_object(client: &aws_sdk_s3::Client, url: &str) -> Result<bytes::Bytes, crate::exchange::InputError> {
+    use crate::exchange::InputError;
+    use crate::wire::ErrorType;
+    let (bucket, key) = split_url(url)
+        .ok_or_else(|| InputError { error_type: ErrorType::BadEvent, message: format!("{url} is not an s3:// URL") })?;
+    let object = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+        let error_type = match e.raw_response().map(|r| r.status().as_u16()) {
+            Some(404) => ErrorType::MissingFile,
+            Some(403) => ErrorType::Forbidden,
+            Some(429 | 503) => ErrorType::Throttled,
+            _ => ErrorType::Internal,
+        };
+        InputError { error_type, message: format!("reading {url}: {}", aws_sdk_s3::error::DisplayErrorContext(e)) }
+    })?;
+    let body = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| InputError { error_type: ErrorType::Internal, message: format!("reading {url}: {e}") })?;
+    Ok(body.into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the task / partial-result wire format. Bump on any incompatible change.
-pub const WIRE_VERSION: u32 = 4;
+pub const WIRE_VERSION: u32 = 5;
 
 /// Whether `id` is a well-formed query id: 1 to 64 ASCII letters, digits, `-` or `_`, starting
 /// with a letter or digit. Ids name spill and exchange objects, so both sides check them.
@@ -45,6 +45,20 @@ pub struct Task {
     /// ([`crate::exchange`]). Added in wire version 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange: Option<ExchangeWrite>,
+    /// When set, the task runs no SQL (`sql` is empty): it reads its `files`, which are in this
+    /// format that DuckDB has no reader for, and writes their rows unchanged to its exchange
+    /// (which must be set, with one bucket) as one Parquet file per input file, answering with
+    /// the exchange manifest ([`crate::convert`]). Added in wire version 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convert: Option<Convert>,
+}
+
+/// An input format a worker converts to Parquet before DuckDB reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Convert {
+    /// Apache ORC, one of S3 Inventory's three report formats.
+    Orc,
 }
 
 /// Where and how a task writes its rows to the exchange between two stages.
@@ -266,6 +280,13 @@ mod tests {
         let exchange = task.exchange.expect("an exchange");
         assert_eq!(exchange.buckets, 16);
         assert!(exchange.prefix.ends_with(&format!("{}/s1/", task.query_id)));
+    }
+
+    #[test]
+    fn convert_task_fixture_round_trips() {
+        let task: Task = round_trip("task_convert.json");
+        assert_eq!(task.convert, Some(Convert::Orc));
+        assert_eq!(task.exchange.map(|e| e.buckets), Some(1));
     }
 
     #[test]

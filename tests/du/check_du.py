@@ -8,10 +8,12 @@ Inventories checked:
   * DIR/aws-parquet/src-bucket/config-1/: AWS's layout (hive/dt=*/symlink.txt naming s3:// URLs of
     data/<uuid>.parquet, manifest.json per report), as a local copy, without versioning columns;
   * DIR/aws-csv/src-bucket/config-2/: AWS's layout with gzipped headerless CSV reports whose
-    keys are URL-encoded form-style (`+` a space, `%2B` a plus).
+    keys are URL-encoded form-style (`+` a space, `%2B` a plus);
+  * DIR/aws-orc/src-bucket/config-3/: AWS's layout with ORC reports (written by pyarrow from the
+    Parquet reports' rows, which DuckDB reads as the truth).
 The generated keys include spaces, `%`, `_`, `+`, unicode and trailing delimiters. For each
 inventory, several prefixes, delimiters and depths, with and without --compare, in csv, json and
-table. Then the bad inputs: an unknown date, a missing data file, a CSV schema without Size, ORC, a
+table. Then the bad inputs: an unknown date, a missing data file, a CSV schema without Size, a corrupt ORC file, a
 manifest.checksum that is not the MD5 of manifest.json, a corrupt manifest, a data file of another size.
 The truth is lakeview's DU_STMT / DU_DIFF_STMT translated to DuckDB, with the prefix compared as
 a literal and is_latest / is_delete_marker NULL meaning current / not deleted.
@@ -19,6 +21,8 @@ a literal and is_latest / is_delete_marker NULL meaning current / not deleted.
 import argparse, csv, datetime, gzip, hashlib, io, json, os, re, shutil, subprocess, sys, urllib.parse
 
 import duckdb
+import pyarrow.orc
+import pyarrow.parquet
 
 p = argparse.ArgumentParser()
 p.add_argument("--quack", required=True)
@@ -434,21 +438,32 @@ def extras(date, n):
     return (None if age is None else day - age, CLASSES[n % 4], n % 3 == 0, ["SSE-S3", "SSE-KMS", "NOT-SSE"][n % 3] if n % 5 else None)
 
 
+EXT = {"parquet": "parquet", "csv": "csv.gz", "orc": "orc"}
+
+
 def write_aws(root, fmt):
-    bucket_dir = os.path.join(root, "src-bucket", "config-" + ("1" if fmt == "parquet" else "2"))
+    bucket_dir = os.path.join(root, "src-bucket", "config-" + {"parquet": "1", "csv": "2", "orc": "3"}[fmt])
     os.makedirs(os.path.join(bucket_dir, "data"))
     for date, factor in reports.items():
         rows = rows_for(factor)
-        name = f"{date[:10]}-{fmt}.{'parquet' if fmt == 'parquet' else 'csv.gz'}"
+        name = f"{date[:10]}-{fmt}.{EXT[fmt]}"
         path = os.path.join(bucket_dir, "data", name)
-        if fmt == "parquet":
+        if fmt in ("parquet", "orc"):
             con.execute("CREATE OR REPLACE TABLE r (bucket VARCHAR, key VARCHAR, size BIGINT, last_modified_date TIMESTAMP, "
                         "storage_class VARCHAR, is_multipart_uploaded BOOLEAN, encryption_status VARCHAR, e_tag VARCHAR)")
             con.executemany("INSERT INTO r VALUES ('src-bucket', ?, ?, ?, ?, ?, ?, ?)",
                             [(k, s, *extras(date, n), e) for n, (k, s, latest, dm, e) in enumerate(rows)
                              if latest is not False and not dm])
-            con.execute(f"COPY r TO '{path}' (FORMAT parquet)")
-            schema = "message s3.inventory { required binary bucket (STRING); required binary key (STRING); ... }"
+            if fmt == "parquet":
+                con.execute(f"COPY r TO '{path}' (FORMAT parquet)")
+                schema = "message s3.inventory { required binary bucket (STRING); required binary key (STRING); ... }"
+            else:
+                # The truth beside the inventory; the report itself is ORC, as AWS writes it.
+                truth = os.path.join(root, "truth", name + ".parquet")
+                os.makedirs(os.path.dirname(truth), exist_ok=True)
+                con.execute(f"COPY r TO '{truth}' (FORMAT parquet)")
+                pyarrow.orc.write_table(pyarrow.parquet.read_table(truth), path)
+                schema = "struct<bucket:string,key:string,size:bigint,last_modified_date:timestamp,...>"
         else:
             with gzip.open(path, "wt", newline="") as f:
                 w = csv.writer(f, quoting=csv.QUOTE_ALL)
@@ -467,7 +482,7 @@ def write_aws(root, fmt):
         manifest = os.path.join(bucket_dir, f"{date[:10]}T{date[11:]}Z")
         os.makedirs(manifest)
         json.dump({"sourceBucket": "src-bucket", "destinationBucket": "arn:aws:s3:::inventory-dest",
-                   "fileFormat": "Parquet" if fmt == "parquet" else "CSV", "fileSchema": schema,
+                   "fileFormat": {"parquet": "Parquet", "csv": "CSV", "orc": "ORC"}[fmt], "fileSchema": schema,
                    "files": [{"key": f"inv/src-bucket/{os.path.basename(bucket_dir)}/data/{name}", "size": os.path.getsize(path),
                               "MD5checksum": "0"}]}, open(os.path.join(manifest, "manifest.json"), "w"))
     return bucket_dir
@@ -476,8 +491,10 @@ def write_aws(root, fmt):
 def aws_view(bucket_dir, fmt):
     parts = []
     for date in reports:
-        path = f"{bucket_dir}/data/{date[:10]}-{fmt}.{'parquet' if fmt == 'parquet' else 'csv.gz'}"
-        if fmt == "parquet":
+        path = f"{bucket_dir}/data/{date[:10]}-{fmt}.{EXT[fmt]}"
+        if fmt == "orc":
+            path = f"{os.path.dirname(os.path.dirname(bucket_dir))}/truth/{date[:10]}-{fmt}.{EXT[fmt]}.parquet"
+        if fmt in ("parquet", "orc"):
             parts.append(f"""SELECT key, size, NULL::BOOLEAN AS is_latest, NULL::BOOLEAN AS is_delete_marker, {lit(date)} AS dt,
                 last_modified_date, storage_class, is_multipart_uploaded, encryption_status, e_tag FROM read_parquet('{path}')""")
         else:
@@ -495,7 +512,7 @@ def aws_view(bucket_dir, fmt):
 
 aws_cases = cases + [("a b/", "/"), ("100%/", "/"), ("a_b/", "/"), ("ünïcode/", "/"), ("trail/", "/"), ("plus+sign/", "/"),
                      ("deep/", "/"), ("a", "%")]
-for fmt in ["parquet", "csv"]:
+for fmt in ["parquet", "csv", "orc"]:
     bucket_dir = write_aws(os.path.join(work, f"aws-{fmt}"), fmt)
     con.execute(f"CREATE OR REPLACE VIEW aws_{fmt} AS {aws_view(bucket_dir, fmt)}")
     newest = max(reports)
@@ -541,11 +558,18 @@ shutil.copytree(os.path.join(work, "aws-csv/src-bucket/config-2"), nosize)
 m = os.path.join(nosize, "2024-05-03T00-00Z", "manifest.json")
 j = json.load(open(m)); j["fileSchema"] = "Bucket, Key, LastModifiedDate"; json.dump(j, open(m, "w"))
 bad(["--inventory", nosize], "no Size column")
-orc = os.path.join(work, "orc/src-bucket/config-1")
-shutil.copytree(pq, orc)
+# An ORC data file that is not ORC, at the manifest's size, is named; and no converted file is left.
+orc = os.path.join(work, "orc-corrupt/src-bucket/config-3")
+shutil.copytree(os.path.join(work, "aws-orc/src-bucket/config-3"), orc)
+data = os.path.join(orc, "data", "2024-05-03-orc.orc")
+open(data, "wb").write(b"PAR1 not an ORC file")
 m = os.path.join(orc, "2024-05-03T00-00Z", "manifest.json")
-j = json.load(open(m)); j["fileFormat"] = "ORC"; json.dump(j, open(m, "w"))
-bad(["--inventory", orc], "ORC")
+j = json.load(open(m)); j["files"][0]["size"] = os.path.getsize(data); json.dump(j, open(m, "w"))
+exchange = os.path.join(work, "exchange")
+bad(["--inventory", orc, "--exchange", exchange], "corrupt_file: reading the ORC file " + data)
+checks += 1
+if os.path.isdir(exchange) and os.listdir(exchange):
+    failures.append(f"a failed ORC conversion left files in the exchange: {os.listdir(exchange)}")
 bad(["--inventory", pq, "--delimiter", ""], "delimiter cannot be empty")
 bad(["--inventory", pq, "--by", "colour"], "is not a breakdown; use storage-class, suffix, age")
 bad(["--inventory", inv, "--by", "replication-status"], "the report has no replication_status column")

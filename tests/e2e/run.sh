@@ -11,6 +11,8 @@
 #   5. the whole corpus, joins.sql, windows.sql and sorts.sql through a second stage: the map writes to the
 #      S3 exchange in 3 buckets (joined tables co-partitioned, never broadcast), with faults in
 #      both stages, after which no exchange object may be left.
+#   6. du through Lambda over the demo's inventory in S3, in Parquet and converted to ORC, equal to
+#      du on the local copy.
 #   tests/e2e/run.sh LAKE_DIR VENV_PYTHON QUERIES...     (the stack's exports in the environment)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -106,4 +108,28 @@ for args in "" "--compare 2024-03-01-00-00" "--prefix backups/ --depth 2" "--by 
   fi
   echo "ok   du $args ($(($(wc -l <"$demo/local.csv") - 1)) rows)"
 done
+
+step "du through Lambda over ORC reports: the workers convert them into the S3 exchange first"
+"$python" "$ROOT/tests/inventory/to_orc.py" "$demo/inventory-aws/demo-bucket/daily" \
+  "$QUACK_STACK_S3_DIR/demo-inventory/demo-orc/daily"
+for args in "" "--history" "--duplicates" "--by age"; do
+  # shellcheck disable=SC2086
+  "$quack" du --quiet --format csv --inventory s3://demo-inventory/demo-orc/daily/ $args >"$demo/lambda.csv"
+  # shellcheck disable=SC2086
+  "$quack" du --quiet --format csv --backend local --inventory "$demo/inventory-aws/demo-bucket/daily" $args >"$demo/local.csv"
+  if ! cmp -s "$demo/lambda.csv" "$demo/local.csv"; then
+    echo "du $args over ORC: Lambda and local Parquet answers differ" >&2; diff "$demo/lambda.csv" "$demo/local.csv" | head >&2; exit 1
+  fi
+  # In process, the coordinator's S3 client reads the ORC files; the exchange is a local directory.
+  # shellcheck disable=SC2086
+  QUACK_EXCHANGE="$demo/exchange/" "$quack" du --quiet --format csv --backend local \
+    --inventory s3://demo-inventory/demo-orc/daily/ $args >"$demo/in-process.csv"
+  if ! cmp -s "$demo/in-process.csv" "$demo/local.csv"; then
+    echo "du $args over ORC in S3, in process: answers differ" >&2; diff "$demo/in-process.csv" "$demo/local.csv" | head >&2; exit 1
+  fi
+  echo "ok   du $args over ORC ($(($(wc -l <"$demo/local.csv") - 1)) rows)"
+done
+[ -z "$(ls -A "$demo/exchange" 2>/dev/null)" ] || { echo "converted ORC files left in the local exchange" >&2; exit 1; }
+left="$(find "$QUACK_STACK_S3_DIR/exchange" -type f | wc -l)"
+[ "$left" -eq 0 ] || { echo "converted ORC files left in the exchange" >&2; exit 1; }
 rm -rf "$demo"

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Layout, Report, ReportFormat};
 use crate::Quack;
 use quack_lambda::quote::literal as quote_literal;
+use quack_lambda::wire::Convert;
 
 mod groups;
 mod render;
@@ -260,8 +261,8 @@ pub struct DuPlan {
     pub sql: String,
 }
 
-/// Builds the du query for `options` (resolving the inventory and its reports).
-pub fn plan(quack: &Quack, options: &DuOptions) -> Result<DuPlan> {
+/// The inventory and the reports a du reads (see [`DuPlan::dates`]), all of one format.
+fn read_reports(quack: &Quack, options: &DuOptions) -> Result<(Inventory, Vec<String>, Vec<Report>)> {
     options.validate()?;
     let inventory = Inventory::open(quack.lister(), &options.inventory)?;
     let dates = report_dates(&inventory, options)?;
@@ -273,22 +274,34 @@ pub fn plan(quack: &Quack, options: &DuOptions) -> Result<DuPlan> {
             message: format!("reports {} and {} have different formats or columns", first.date, other.date),
         });
     }
+    Ok((inventory, dates, reports))
+}
+
+/// Builds the du query for `options` over `reports` (readable by DuckDB: ORC ones converted).
+fn plan(
+    quack: &Quack,
+    options: &DuOptions,
+    inventory: &Inventory,
+    dates: Vec<String>,
+    reports: &[Report],
+) -> Result<DuPlan> {
+    let first = &reports[0];
     let files: Vec<String> = reports.iter().flat_map(|r| r.files.iter().cloned()).collect();
     // Which report a row belongs to: the hive `dt` of its path, or its file in AWS's layout.
     let by_file = matches!(inventory.layout, Layout::Aws { .. }) && reports.len() > 1;
     let scan = Report::scan(&files, &first.format, by_file);
     let columns = match &first.format {
         ReportFormat::Csv { columns } => columns.clone(),
-        ReportFormat::Parquet => quack
+        ReportFormat::Parquet | ReportFormat::Orc => quack
             .describe(&format!("SELECT * FROM read_parquet({})", quote_literal(&first.files[0])))?
             .into_iter()
             .map(|c| c.name)
             .collect(),
     };
-    let row = RowSql::new(&columns, matches!(first.format, ReportFormat::Csv { .. }), &reports, by_file, options);
+    let row = RowSql::new(&columns, matches!(first.format, ReportFormat::Csv { .. }), reports, by_file, options);
     let sql = match options.view() {
         DuView::Prefixes if !options.groups.is_empty() => groups_sql(&row, &scan, options),
-        DuView::Prefixes => prefixes_sql(&row, &scan, options, &reports, &inventory.location)?,
+        DuView::Prefixes => prefixes_sql(&row, &scan, options, reports, &inventory.location)?,
         DuView::Top => top_sql(&row, &scan, options),
         DuView::Duplicates => duplicates_sql(&row, &scan, options, &inventory.location)?,
         DuView::History => history_sql(&row, &scan, options),
@@ -653,12 +666,34 @@ pub async fn du_with_progress(
     options: &DuOptions,
     on_progress: &(dyn Fn(crate::invoke::Progress) + Send + Sync),
 ) -> Result<DuAnswer> {
-    let DuPlan { date, dates, sql } = plan(quack, options)?;
-    let (batches, report) = quack.query_batches_with_progress(&sql, on_progress).await?;
-    let columns = match batches.first() {
-        Some(batch) => batch.schema().fields().iter().map(|f| f.name().clone()).collect(),
-        None => quack.describe(&sql)?.into_iter().map(|c| c.name).collect(),
+    let (inventory, dates, mut reports) = read_reports(quack, options)?;
+    // ORC reports: the workers convert their data files into Parquet first.
+    let converted = match reports[0].format {
+        ReportFormat::Orc => {
+            let files: Vec<String> = reports.iter().flat_map(|r| r.files.iter().cloned()).collect();
+            let converted = quack.convert(&files, Convert::Orc, on_progress).await?;
+            let mut copies = converted.files.iter();
+            for report in &mut reports {
+                report.files = copies.by_ref().take(report.files.len()).cloned().collect();
+            }
+            Some(converted)
+        }
+        _ => None,
     };
+    let answered = async {
+        let planned = plan(quack, options, &inventory, dates, &reports)?;
+        let (batches, report) = quack.query_batches_with_progress(&planned.sql, on_progress).await?;
+        let columns = match batches.first() {
+            Some(batch) => batch.schema().fields().iter().map(|f| f.name().clone()).collect(),
+            None => quack.describe(&planned.sql)?.into_iter().map(|c| c.name).collect(),
+        };
+        Ok::<_, Error>((planned, batches, report, columns))
+    }
+    .await;
+    if let Some(converted) = converted {
+        converted.finish().await;
+    }
+    let (DuPlan { date, dates, sql }, batches, report, columns) = answered?;
     Ok(DuAnswer {
         view: options.view(),
         columns,

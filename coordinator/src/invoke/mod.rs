@@ -349,6 +349,7 @@ pub(crate) mod tests {
             files: vec![],
             time_zone: None,
             exchange: None,
+            convert: None,
         }
     }
 
