@@ -300,16 +300,21 @@ pub fn http_status(message: &str) -> Option<u16> {
     (reason_ok && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
 }
 
+/// How a task fails when storage answers with the HTTP error `status`.
+pub fn status_error_type(status: u16) -> ErrorType {
+    match status {
+        404 => ErrorType::MissingFile,
+        401 | 403 => ErrorType::Forbidden,
+        429 | 503 => ErrorType::Throttled,
+        500..=599 => ErrorType::Internal,
+        _ => ErrorType::QueryError,
+    }
+}
+
 fn classify_message(message: &str) -> ErrorType {
     let lower = message.to_ascii_lowercase();
     if let Some(status) = http_status(message) {
-        return match status {
-            404 => ErrorType::MissingFile,
-            401 | 403 => ErrorType::Forbidden,
-            429 | 503 => ErrorType::Throttled,
-            500..=599 => ErrorType::Internal,
-            _ => ErrorType::QueryError,
-        };
+        return status_error_type(status);
     }
     match exception_class(message) {
         Some("Parser" | "Syntax" | "Binder" | "Catalog" | "Planner" | "Dependency")

@@ -128,12 +128,8 @@ pub async fn get_object(client: &aws_sdk_s3::Client, url: &str) -> Result<bytes:
     let (bucket, key) = split_url(url)
         .ok_or_else(|| InputError { error_type: ErrorType::BadEvent, message: format!("{url} is not an s3:// URL") })?;
     let object = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
-        let error_type = match e.raw_response().map(|r| r.status().as_u16()) {
-            Some(404) => ErrorType::MissingFile,
-            Some(403) => ErrorType::Forbidden,
-            Some(429 | 503) => ErrorType::Throttled,
-            _ => ErrorType::Internal,
-        };
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let error_type = status.map_or(ErrorType::Internal, crate::runner::status_error_type);
         InputError { error_type, message: format!("reading {url}: {}", aws_sdk_s3::error::DisplayErrorContext(e)) }
     })?;
     let body = object
