@@ -47,7 +47,7 @@ impl Quack {
         let query_id = new_query_id();
         let root = self.config.exchange_root();
         let prefix = format!("{root}{query_id}/orc/");
-        let cleanup = self.query_exchange_cleanup(&root, &query_id, &format!("{root}{query_id}/"));
+        let cleanup = self.query_exchange_cleanup(&root, &query_id);
         let tasks: Vec<Task> = files
             .iter()
             .enumerate()

@@ -356,16 +356,16 @@ impl Quack {
     fn exchange_cleanup(&self, plan: &Plan) -> exchange::ExchangeCleanup {
         match plan.exchange_dirs() {
             None => exchange::ExchangeCleanup::none(),
-            Some((root, query_dir)) => self.query_exchange_cleanup(root, &plan.query_id, query_dir),
+            Some((root, _)) => self.query_exchange_cleanup(root, &plan.query_id),
         }
     }
 
-    /// What removes query `query_id`'s exchange files, `query_dir` under `root`.
-    fn query_exchange_cleanup(&self, root: &str, query_id: &str, query_dir: &str) -> exchange::ExchangeCleanup {
+    /// What removes query `query_id`'s exchange files: everything under `<root><query_id>/`.
+    fn query_exchange_cleanup(&self, root: &str, query_id: &str) -> exchange::ExchangeCleanup {
         if root.starts_with("s3://") {
             exchange::ExchangeCleanup::s3(self.aws.s3(), root.to_string(), query_id.to_string())
         } else {
-            exchange::ExchangeCleanup::local(query_dir.to_string())
+            exchange::ExchangeCleanup::local(format!("{root}{query_id}/"))
         }
     }
 
