@@ -29,6 +29,7 @@ impl AwsSettings {
 }
 
 /// A lazily loaded SDK configuration and the clients built from it.
+#[derive(Debug)]
 pub struct Aws {
     settings: AwsSettings,
     sdk: OnceLock<aws_config::SdkConfig>,
@@ -46,18 +47,53 @@ impl Aws {
         Aws { settings, sdk: OnceLock::new() }
     }
 
-    /// The SDK configuration, loaded once (the credential chain itself resolves lazily).
+    /// The SDK configuration, loaded once (the credential chain itself resolves lazily). From
+    /// synchronous code; async code awaits [`Aws::sdk_loaded`] instead.
     pub fn sdk(&self) -> &aws_config::SdkConfig {
-        self.sdk.get_or_init(|| {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest());
-            if let Some(region) = &self.settings.region {
-                loader = loader.region(aws_config::Region::new(region.clone()));
-            }
-            if let Some(url) = &self.settings.endpoint_url {
-                loader = loader.endpoint_url(url.clone());
-            }
-            block_on(loader.load())
-        })
+        self.sdk.get_or_init(|| block_on(self.loader().load()))
+    }
+
+    /// [`Aws::sdk`], awaited rather than blocked on.
+    pub async fn sdk_loaded(&self) -> &aws_config::SdkConfig {
+        if let Some(sdk) = self.sdk.get() {
+            return sdk;
+        }
+        let loaded = self.loader().load().await;
+        self.sdk.get_or_init(|| loaded)
+    }
+
+    fn loader(&self) -> aws_config::ConfigLoader {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &self.settings.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(url) = &self.settings.endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        loader
+    }
+
+    /// An `object_store` S3 store for `bucket`, on the SDK's region, credential chain (cached
+    /// until five minutes before they expire) and endpoint override (path-style, plain HTTP
+    /// allowed, as S3-compatible servers want). Unsigned when no credential provider is set.
+    pub async fn object_store(&self, bucket: &str) -> Result<object_store::aws::AmazonS3, object_store::Error> {
+        let sdk = self.sdk_loaded().await;
+        let region = sdk.region().map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(region)
+            .with_virtual_hosted_style_request(false);
+        if let Some(endpoint) = self.settings.s3_endpoint() {
+            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        }
+        builder = match sdk.credentials_provider() {
+            Some(provider) => builder.with_credentials(std::sync::Arc::new(SdkCredentials {
+                provider,
+                cached: tokio::sync::Mutex::new(None),
+            })),
+            None => builder.with_skip_signature(true),
+        };
+        builder.build()
     }
 
     /// An S3 client (path-style when an endpoint override is set, as S3-compatible stores want).
@@ -96,6 +132,42 @@ impl Aws {
             region: sdk.region().map(|r| r.to_string()),
             endpoint: self.settings.s3_endpoint().and_then(Endpoint::parse),
         })
+    }
+}
+
+/// The SDK's credential chain as `object_store` asks for credentials.
+#[derive(Debug)]
+struct SdkCredentials {
+    provider: aws_credential_types::provider::SharedCredentialsProvider,
+    cached:
+        tokio::sync::Mutex<Option<(std::sync::Arc<object_store::aws::AwsCredential>, Option<std::time::SystemTime>)>>,
+}
+
+#[async_trait::async_trait]
+impl object_store::CredentialProvider for SdkCredentials {
+    type Credential = object_store::aws::AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<std::sync::Arc<Self::Credential>> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let mut cached = self.cached.lock().await;
+        let fresh_until = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+        if let Some((credential, expiry)) = cached.as_ref() {
+            if expiry.is_none_or(|expiry| expiry > fresh_until) {
+                return Ok(credential.clone());
+            }
+        }
+        let credentials = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|e| object_store::Error::Generic { store: "S3", source: Box::new(e) })?;
+        let credential = std::sync::Arc::new(object_store::aws::AwsCredential {
+            key_id: credentials.access_key_id().to_string(),
+            secret_key: credentials.secret_access_key().to_string(),
+            token: credentials.session_token().map(String::from),
+        });
+        *cached = Some((credential.clone(), credentials.expiry()));
+        Ok(credential)
     }
 }
 

@@ -11,13 +11,14 @@ use crate::invoke::{invoke_all, InvokeError, Invoker, QueryRun};
 use crate::partitions::Lister;
 
 /// The objects a lister under test must hold under its root, as `(relative path, contents)`:
-/// hive directories, a nested file, a name with a space and a non-ASCII character, and a file
-/// of another extension. The caller writes them; [`lister`] checks the listing.
+/// hive directories, a nested file, a name with a space and a non-ASCII character, a name with
+/// a percent sign (never decoded), and a file of another extension. The caller writes them; [`lister`] checks the listing.
 pub const LISTER_FILES: &[(&str, &str)] = &[
     ("t/d=1/a.parquet", "a"),
     ("t/d=1/b.parquet", "bb"),
     ("t/d=10/x.csv", "ccc"),
     ("t/d=2/a.parquet", "dddd"),
+    ("t/d=2/c%41.parquet", "ggggggg"),
     ("t/d=2/sub/deep.parquet", "eeeee"),
     ("t/with space/é.parquet", "ffffff"),
     ("manifest.json", "{\"files\": 2}"),
@@ -26,22 +27,25 @@ pub const LISTER_FILES: &[(&str, &str)] = &[
 /// Checks `lister` over [`LISTER_FILES`] written under `root` (no trailing `/`): glob semantics
 /// (`*` and `?` within a segment, `[...]`, `**` across segments), DuckDB's sorted order, sizes,
 /// literal paths, no match, a directory named as a file, and reading a small text object.
-pub fn lister(lister: &dyn Lister, root: &str) {
-    let list = |pattern: &str| -> Vec<(String, u64)> {
+pub async fn lister(lister: &dyn Lister, root: &str) {
+    let listed = |pattern: &str| {
         let pattern = format!("{root}/{pattern}");
-        lister
-            .list(&pattern)
-            .unwrap_or_else(|e| panic!("listing {pattern}: {e}"))
-            .into_iter()
-            .map(|f| {
-                let relative = f
-                    .path
-                    .strip_prefix(&format!("{root}/"))
-                    .unwrap_or_else(|| panic!("listing {pattern}: {} is not under the root {root}", f.path));
-                (relative.to_string(), f.size)
-            })
-            .collect()
+        async move { (lister.list(&pattern).await, pattern) }
     };
+    let relative =
+        |(listed, pattern): (crate::Result<Vec<crate::partitions::FileEntry>>, String)| -> Vec<(String, u64)> {
+            listed
+                .unwrap_or_else(|e| panic!("listing {pattern}: {e}"))
+                .into_iter()
+                .map(|f| {
+                    let relative = f
+                        .path
+                        .strip_prefix(&format!("{root}/"))
+                        .unwrap_or_else(|| panic!("listing {pattern}: {} is not under the root {root}", f.path));
+                    (relative.to_string(), f.size)
+                })
+                .collect()
+        };
     let expect = |paths: &[&str]| -> Vec<(String, u64)> {
         paths
             .iter()
@@ -52,37 +56,58 @@ pub fn lister(lister: &dyn Lister, root: &str) {
             .collect()
     };
     assert_eq!(
-        list("t/*/*.parquet"),
-        expect(&["t/d=1/a.parquet", "t/d=1/b.parquet", "t/d=2/a.parquet", "t/with space/é.parquet"]),
-        "`*` matches within one segment, in sorted order, with sizes"
-    );
-    assert_eq!(
-        list("t/**/*.parquet"),
+        relative(listed("t/*/*.parquet").await),
         expect(&[
             "t/d=1/a.parquet",
             "t/d=1/b.parquet",
             "t/d=2/a.parquet",
+            "t/d=2/c%41.parquet",
+            "t/with space/é.parquet"
+        ]),
+        "`*` matches within one segment, in sorted order, with sizes"
+    );
+    assert_eq!(
+        relative(listed("t/**/*.parquet").await),
+        expect(&[
+            "t/d=1/a.parquet",
+            "t/d=1/b.parquet",
+            "t/d=2/a.parquet",
+            "t/d=2/c%41.parquet",
             "t/d=2/sub/deep.parquet",
             "t/with space/é.parquet"
         ]),
         "`**` crosses segments"
     );
-    assert_eq!(list("t/d=?/a.parquet"), expect(&["t/d=1/a.parquet", "t/d=2/a.parquet"]), "`?` is one character");
     assert_eq!(
-        list("t/d=[12]/*.parquet"),
-        expect(&["t/d=1/a.parquet", "t/d=1/b.parquet", "t/d=2/a.parquet"]),
+        relative(listed("t/d=?/a.parquet").await),
+        expect(&["t/d=1/a.parquet", "t/d=2/a.parquet"]),
+        "`?` is one character"
+    );
+    assert_eq!(
+        relative(listed("t/d=[12]/*.parquet").await),
+        expect(&["t/d=1/a.parquet", "t/d=1/b.parquet", "t/d=2/a.parquet", "t/d=2/c%41.parquet"]),
         "`[...]` is a class"
     );
-    assert_eq!(list("t/*/*.csv"), expect(&["t/d=10/x.csv"]), "the extension is matched");
-    assert_eq!(list("t/d=1/b.parquet"), expect(&["t/d=1/b.parquet"]), "a literal path is the one file");
-    assert_eq!(list("t/with space/é.parquet"), expect(&["t/with space/é.parquet"]), "names are not decoded");
-    assert!(list("t/nothing/*.parquet").is_empty(), "no match is an empty list");
-    assert!(list("t/d=1/missing.parquet").is_empty(), "a missing literal path is an empty list");
+    assert_eq!(relative(listed("t/*/*.csv").await), expect(&["t/d=10/x.csv"]), "the extension is matched");
+    assert_eq!(
+        relative(listed("t/d=1/b.parquet").await),
+        expect(&["t/d=1/b.parquet"]),
+        "a literal path is the one file"
+    );
+    assert_eq!(
+        relative(listed("t/with space/é.parquet").await),
+        expect(&["t/with space/é.parquet"]),
+        "names are not decoded"
+    );
+    assert_eq!(relative(listed("t/d=2/c%41.parquet").await), expect(&["t/d=2/c%41.parquet"]), "nor percent signs");
+    assert!(relative(listed("t/d=2/cA.parquet").await).is_empty(), "a decoded name is another name");
+    assert!(relative(listed("t/nothing/*.parquet").await).is_empty(), "no match is an empty list");
+    assert!(relative(listed("t/d=1/missing.parquet").await).is_empty(), "a missing literal path is an empty list");
     let directory = format!("{root}/t/d=1");
-    assert!(lister.list(&directory).is_err(), "{directory} is a directory, not a file: an error");
+    assert!(lister.list(&directory).await.is_err(), "{directory} is a directory, not a file: an error");
     let manifest = format!("{root}/manifest.json");
-    assert_eq!(lister.read_to_string(&manifest).unwrap_or_else(|e| panic!("{e}")), "{\"files\": 2}");
-    assert!(lister.read_to_string(&format!("{root}/absent.json")).is_err(), "reading a missing object fails");
+    assert_eq!(lister.read_to_string(&manifest).await.unwrap_or_else(|e| panic!("{e}")), "{\"files\": 2}");
+    assert!(lister.read_to_string(&format!("{root}/absent.json")).await.is_err(), "reading a missing object fails");
 }
 
 fn task(query_id: &str, task_id: usize, sql: &str, files: &[&str]) -> Task {

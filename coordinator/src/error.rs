@@ -21,6 +21,14 @@ pub enum Error {
     /// Listing the files of a path failed.
     #[error("listing {path}: {message}")]
     List { path: String, message: String },
+    /// An object store failed to list or read `path`.
+    #[error("{action} {path}: {source}")]
+    Store {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
     /// A task failed for good (after retries, when retryable).
     #[error("task {task_id} ({label}): {source}")]
     Task { task_id: usize, label: String, source: crate::invoke::InvokeError },

@@ -229,7 +229,7 @@ pub struct ExchangeCleanup {
 #[derive(Debug)]
 enum CleanupTarget {
     Local { dir: String },
-    S3 { client: aws_sdk_s3::Client, root: String, query_id: String },
+    S3 { aws: std::sync::Arc<crate::aws::Aws>, root: String, query_id: String },
 }
 
 impl ExchangeCleanup {
@@ -243,9 +243,10 @@ impl ExchangeCleanup {
         ExchangeCleanup { target: Some(CleanupTarget::Local { dir }) }
     }
 
-    /// Cleans up every object under `<root><query_id>/` (`root` an `s3://` prefix).
-    pub fn s3(client: aws_sdk_s3::Client, root: String, query_id: String) -> Self {
-        ExchangeCleanup { target: Some(CleanupTarget::S3 { client, root, query_id }) }
+    /// Cleans up every object under `<root><query_id>/` (`root` an `s3://` prefix), through
+    /// `object_store` (bulk deletes of up to 1,000 keys a request).
+    pub fn s3(aws: std::sync::Arc<crate::aws::Aws>, root: String, query_id: String) -> Self {
+        ExchangeCleanup { target: Some(CleanupTarget::S3 { aws, root, query_id }) }
     }
 
     /// Deletes the files now.
@@ -253,7 +254,7 @@ impl ExchangeCleanup {
         match self.target.take() {
             None => {}
             Some(CleanupTarget::Local { dir }) => remove_local(&dir),
-            Some(CleanupTarget::S3 { client, root, query_id }) => remove_s3(&client, &root, &query_id).await,
+            Some(CleanupTarget::S3 { aws, root, query_id }) => remove_s3(&aws, &root, &query_id).await,
         }
     }
 }
@@ -266,11 +267,28 @@ fn remove_local(dir: &str) {
     }
 }
 
-async fn remove_s3(client: &aws_sdk_s3::Client, root: &str, query_id: &str) {
-    match quack_lambda::spill::delete_query(client, root, query_id).await {
+async fn remove_s3(aws: &crate::aws::Aws, root: &str, query_id: &str) {
+    match delete_query_objects(aws, root, query_id).await {
         Ok(deleted) => tracing::debug!(%query_id, deleted, "deleted the query's exchange objects"),
         Err(e) => tracing::warn!(%query_id, error = %e, "could not delete the query's exchange objects"),
     }
+}
+
+/// Deletes every object under `<root><query_id>/`; answers how many.
+async fn delete_query_objects(aws: &crate::aws::Aws, root: &str, query_id: &str) -> Result<usize> {
+    let url = quack_lambda::spill::query_prefix(root, query_id);
+    let error = |message: String| Error::List { path: url.clone(), message };
+    if !quack_lambda::wire::valid_query_id(query_id) {
+        return Err(error("not a valid query id".into()));
+    }
+    let (bucket, key) = quack_lambda::s3::split_url(&url).ok_or_else(|| error("not an s3:// URL".into()))?;
+    let store_error = |action: &'static str| {
+        let path = url.clone();
+        move |source| Error::Store { action, path, source }
+    };
+    let store = aws.object_store(bucket).await.map_err(store_error("connecting to S3 for"))?;
+    let prefix = object_store::path::Path::parse(key).map_err(|e| error(format!("not a valid prefix: {e}")))?;
+    crate::store::delete_under(&store, &prefix).await.map_err(store_error("deleting"))
 }
 
 impl Drop for ExchangeCleanup {
@@ -278,9 +296,9 @@ impl Drop for ExchangeCleanup {
         match self.target.take() {
             None => {}
             Some(CleanupTarget::Local { dir }) => remove_local(&dir),
-            Some(CleanupTarget::S3 { client, root, query_id }) => {
+            Some(CleanupTarget::S3 { aws, root, query_id }) => {
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move { remove_s3(&client, &root, &query_id).await });
+                    runtime.spawn(async move { remove_s3(&aws, &root, &query_id).await });
                 }
             }
         }

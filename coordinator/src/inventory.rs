@@ -58,32 +58,34 @@ fn not_found(location: &str, message: impl Into<String>) -> Error {
 
 impl Inventory {
     /// Finds the reports under `location`.
-    pub fn open(lister: &dyn Lister, location: &str) -> Result<Inventory> {
+    pub async fn open(lister: &dyn Lister, location: &str) -> Result<Inventory> {
         let location = location.trim_end_matches('/').to_string();
         if location.is_empty() {
             return Err(not_found("", "no inventory location given"));
         }
-        let dates_of = |pattern: &str| -> Result<Vec<String>> {
+        // The `dt=` dates of the files `pattern` names, newest first.
+        let dates_of = |pattern: String| async move {
             let mut dates: Vec<String> = lister
-                .list(pattern)?
+                .list(&pattern)
+                .await?
                 .iter()
                 .filter_map(|f| hive_segments(&f.path).into_iter().rev().find(|(k, _)| k == "dt").map(|(_, v)| v))
                 .collect();
             dates.sort();
             dates.dedup();
             dates.reverse();
-            Ok(dates)
+            Ok::<_, Error>(dates)
         };
         for (root, hive) in [(location.clone(), format!("{location}/hive")), parent_of_hive(&location)] {
             if root.is_empty() {
                 continue;
             }
-            let dates = dates_of(&format!("{hive}/dt=*/symlink.txt"))?;
+            let dates = dates_of(format!("{hive}/dt=*/symlink.txt")).await?;
             if !dates.is_empty() {
                 return Ok(Inventory { location, layout: Layout::Aws { root }, dates });
             }
         }
-        let dates = dates_of(&format!("{location}/dt=*/*"))?;
+        let dates = dates_of(format!("{location}/dt=*/*")).await?;
         if !dates.is_empty() {
             return Ok(Inventory { location, layout: Layout::Hive, dates });
         }
@@ -99,7 +101,7 @@ impl Inventory {
     }
 
     /// The report of `date`, or an error listing the dates there are.
-    pub fn report(&self, lister: &dyn Lister, date: &str) -> Result<Report> {
+    pub async fn report(&self, lister: &dyn Lister, date: &str) -> Result<Report> {
         if !self.dates.iter().any(|d| d == date) {
             return Err(not_found(
                 &self.location,
@@ -108,7 +110,7 @@ impl Inventory {
         }
         match &self.layout {
             Layout::Hive => {
-                let files = lister.list(&format!("{}/dt={date}/*.parquet", self.location))?;
+                let files = lister.list(&format!("{}/dt={date}/*.parquet", self.location)).await?;
                 if files.is_empty() {
                     return Err(not_found(&self.location, format!("report {date} has no .parquet files")));
                 }
@@ -118,23 +120,24 @@ impl Inventory {
                     format: ReportFormat::Parquet,
                 })
             }
-            Layout::Aws { root } => self.aws_report(lister, root, date),
+            Layout::Aws { root } => self.aws_report(lister, root, date).await,
         }
     }
 
-    fn aws_report(&self, lister: &dyn Lister, root: &str, date: &str) -> Result<Report> {
+    async fn aws_report(&self, lister: &dyn Lister, root: &str, date: &str) -> Result<Report> {
         let symlink = format!("{root}/hive/dt={date}/symlink.txt");
         let listed: Vec<String> = lister
-            .read_to_string(&symlink)?
+            .read_to_string(&symlink)
+            .await?
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(|url| self.resolve(root, url))
             .collect::<Result<_>>()?;
         let manifest_path = format!("{root}/{}/manifest.json", manifest_folder(date));
-        let manifest = match lister.read_to_string(&manifest_path) {
+        let manifest = match lister.read_to_string(&manifest_path).await {
             Ok(text) => {
-                check_manifest_checksum(lister, &manifest_path, &text)?;
+                check_manifest_checksum(lister, &manifest_path, &text).await?;
                 Some(Manifest::parse(&text).map_err(|m| not_found(&manifest_path, m))?)
             }
             Err(_) => None,
@@ -155,7 +158,7 @@ impl Inventory {
         // undercount, and one of another size is truncated or replaced.
         let data_dir = expected[0].0.rsplit_once('/').map(|(dir, _)| dir.to_string()).unwrap_or_default();
         let present: std::collections::HashMap<String, u64> =
-            lister.list(&format!("{data_dir}/*"))?.into_iter().map(|f| (f.path, f.size)).collect();
+            lister.list(&format!("{data_dir}/*")).await?.into_iter().map(|f| (f.path, f.size)).collect();
         for (file, size) in &expected {
             match (present.get(file), size) {
                 (None, _) => {
@@ -276,10 +279,10 @@ pub fn column_name(field: &str) -> String {
 /// Checks `manifest.json` (its `text`, read from `manifest_path`) against the
 /// `manifest.checksum` beside it, which AWS writes with the MD5 of the manifest in hex. No
 /// checksum file: nothing to check. A mismatch names the manifest.
-fn check_manifest_checksum(lister: &dyn Lister, manifest_path: &str, text: &str) -> Result<()> {
+async fn check_manifest_checksum(lister: &dyn Lister, manifest_path: &str, text: &str) -> Result<()> {
     use md5::Digest as _;
     let checksum_path = format!("{}checksum", manifest_path.trim_end_matches("json"));
-    let Ok(expected) = lister.read_to_string(&checksum_path) else { return Ok(()) };
+    let Ok(expected) = lister.read_to_string(&checksum_path).await else { return Ok(()) };
     let expected = expected.trim().to_ascii_lowercase();
     let actual: String = md5::Md5::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     if expected != actual {
@@ -381,7 +384,8 @@ mod tests {
         }
         let location = root.to_string_lossy().to_string();
         let lister = crate::partitions::LocalLister;
-        Inventory::open(&lister, &location)?.report(&lister, "2024-04-01-00-00")
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async { Inventory::open(&lister, &location).await?.report(&lister, "2024-04-01-00-00").await })
     }
 
     #[test]

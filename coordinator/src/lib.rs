@@ -27,6 +27,7 @@ pub mod reduce;
 pub mod rewrite;
 pub mod s3;
 pub mod settings;
+pub mod store;
 pub mod tasks;
 pub mod time_zone;
 pub mod transport;
@@ -251,11 +252,11 @@ impl Quack {
         &self.config
     }
 
-    /// Plans `sql` without running it.
-    pub fn plan(&self, sql: &str) -> Result<Plan> {
+    /// Plans `sql` without running it (listing its tables' files).
+    pub async fn plan(&self, sql: &str) -> Result<Plan> {
         self.check_sandbox(sql)?;
         self.enable_s3_for(sql)?;
-        self.planner().plan(&new_query_id(), sql)
+        self.planner().plan(&new_query_id(), sql).await
     }
 
     /// What running `plan` would cost, by the configured [`config::CostModel`] and prices,
@@ -340,7 +341,7 @@ impl Quack {
         on_progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<(Plan, Vec<PartialResult>, QueryReport)> {
         let started = Instant::now();
-        let plan = self.plan(sql)?;
+        let plan = self.plan(sql).await?;
         let plan_ms = started.elapsed().as_millis() as u64;
         let run = Arc::new(QueryRun::with_gather_limit(self.config.max_gather_bytes));
         let map_started = Instant::now();
@@ -363,7 +364,7 @@ impl Quack {
     /// What removes query `query_id`'s exchange files: everything under `<root><query_id>/`.
     fn query_exchange_cleanup(&self, root: &str, query_id: &str) -> exchange::ExchangeCleanup {
         if root.starts_with("s3://") {
-            exchange::ExchangeCleanup::s3(self.aws.s3(), root.to_string(), query_id.to_string())
+            exchange::ExchangeCleanup::s3(self.aws.clone(), root.to_string(), query_id.to_string())
         } else {
             exchange::ExchangeCleanup::local(format!("{root}{query_id}/"))
         }
@@ -415,7 +416,7 @@ impl Quack {
                     u32::try_from(plan.tasks.len()).unwrap_or(u32::MAX).clamp(2, quack_lambda::exchange::MAX_BUCKETS);
                 let config = Config { buckets: Some(buckets), ..self.config.clone() };
                 let planner = plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &config };
-                let staged = planner.plan(&new_query_id(), &plan.sql)?;
+                let staged = planner.plan(&new_query_id(), &plan.sql).await?;
                 if staged.shuffle.is_none() {
                     return Err(gather);
                 }

@@ -196,7 +196,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let sql = read_sql(sql)?;
             let quack = Quack::new(engine.config()?)?;
             if dry_run {
-                let plan = quack.plan(&sql)?;
+                let plan = quack.plan(&sql).await?;
                 let estimate = quack.estimate(&plan);
                 let mut text = plan.explain();
                 text.push_str(&format!("\nestimate: {estimate}\n"));
@@ -248,7 +248,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let quack = Quack::new(engine.config()?)?;
             if dates {
                 let mut text = String::new();
-                for date in quack::du::dates(&quack, &inventory)? {
+                for date in quack::du::dates(&quack, &inventory).await? {
                     text.push_str(&date);
                     text.push('\n');
                 }
@@ -283,7 +283,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Explain { sql, engine } => {
             let sql = read_sql(sql)?;
             let quack = Quack::new(engine.config()?)?;
-            print!("{}", quack.plan(&sql)?.explain());
+            print!("{}", quack.plan(&sql).await?.explain());
         }
         Command::Demo { dir, trips, objects, no_queries, engine } => {
             let started = Instant::now();

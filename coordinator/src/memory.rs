@@ -1,17 +1,31 @@
-//! An in-memory [`Lister`]: objects kept in a map, listed with the same glob semantics as the
-//! local and S3 listers. A real mode for callers that hold their listing already (tests, a
-//! listing read from an inventory) and the test double of everything that lists.
+//! An in-memory [`Lister`]: `object_store`'s in-memory store, listed by [`StoreLister`] with the
+//! same glob semantics as the local and S3 listers. A real mode for callers that hold their
+//! objects already (a listing read from an inventory, tests) and the test double of
+//! everything that lists.
 
-use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::Arc;
+
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
 
 use crate::error::{Error, Result};
-use crate::partitions::{glob_matcher, has_glob, FileEntry, Lister};
+use crate::partitions::{FileEntry, Lister};
+use crate::store::StoreLister;
 
-/// Objects by path (any string: `mem://bucket/key`, `/a/b`), listed as files.
-#[derive(Debug, Default)]
+/// The URL prefix of in-memory objects: `mem://bucket/key`.
+pub const URL_PREFIX: &str = "mem://";
+
+/// Objects named `mem://...`, held in memory.
+#[derive(Debug, Clone)]
 pub struct InMemoryLister {
-    objects: RwLock<BTreeMap<String, Vec<u8>>>,
+    inner: StoreLister,
+}
+
+impl Default for InMemoryLister {
+    fn default() -> Self {
+        InMemoryLister { inner: StoreLister::new(Arc::new(InMemory::new()), URL_PREFIX) }
+    }
 }
 
 impl InMemoryLister {
@@ -19,37 +33,28 @@ impl InMemoryLister {
         Self::default()
     }
 
-    /// Stores `bytes` at `path`, replacing what was there.
-    pub fn put(&self, path: impl Into<String>, bytes: impl Into<Vec<u8>>) {
-        self.objects.write().unwrap_or_else(|e| e.into_inner()).insert(path.into(), bytes.into());
+    /// Stores `bytes` at `url` (`mem://...`), replacing what was there.
+    pub async fn put(&self, url: &str, bytes: impl Into<Vec<u8>>) -> Result<()> {
+        let put_error = |message: String| Error::List { path: url.to_string(), message };
+        let key = url.strip_prefix(URL_PREFIX).ok_or_else(|| put_error(format!("is not under {URL_PREFIX}")))?;
+        let path = Path::parse(key).map_err(|e| put_error(format!("not a valid object key: {e}")))?;
+        self.inner.store().put(&path, bytes.into().into()).await.map_err(|source| Error::Store {
+            action: "writing",
+            path: url.to_string(),
+            source,
+        })?;
+        Ok(())
     }
 }
 
+#[async_trait::async_trait]
 impl Lister for InMemoryLister {
-    fn list(&self, pattern: &str) -> Result<Vec<FileEntry>> {
-        let list_error = |message: String| Error::List { path: pattern.to_string(), message };
-        let objects = self.objects.read().unwrap_or_else(|e| e.into_inner());
-        let entry = |(path, bytes): (&String, &Vec<u8>)| FileEntry { path: path.clone(), size: bytes.len() as u64 };
-        if !has_glob(pattern) {
-            if let Some(bytes) = objects.get(pattern) {
-                return Ok(vec![entry((&pattern.to_string(), bytes))]);
-            }
-            let directory = format!("{}/", pattern.trim_end_matches('/'));
-            if objects.range(directory.clone()..).next().is_some_and(|(path, _)| path.starts_with(&directory)) {
-                return Err(list_error("is a directory; name its files with a glob such as dir/*/*.parquet".into()));
-            }
-            return Ok(vec![]);
-        }
-        let matcher = glob_matcher(pattern).map_err(list_error)?;
-        // BTreeMap order is byte order of the paths: DuckDB's sorted order.
-        Ok(objects.iter().filter(|(path, _)| matcher.is_match(path.as_str())).map(entry).collect())
+    async fn list(&self, pattern: &str) -> Result<Vec<FileEntry>> {
+        self.inner.list(pattern).await
     }
 
-    fn read_to_string(&self, path: &str) -> Result<String> {
-        let error = |message: String| Error::List { path: path.to_string(), message };
-        let objects = self.objects.read().unwrap_or_else(|e| e.into_inner());
-        let bytes = objects.get(path).ok_or_else(|| error("no such object".into()))?;
-        String::from_utf8(bytes.clone()).map_err(|e| error(format!("not UTF-8 text: {e}")))
+    async fn read_to_string(&self, path: &str) -> Result<String> {
+        self.inner.read_to_string(path).await
     }
 }
 
@@ -57,12 +62,12 @@ impl Lister for InMemoryLister {
 mod tests {
     use super::*;
 
-    #[test]
-    fn passes_the_lister_conformance_suite() {
+    #[tokio::test]
+    async fn passes_the_lister_conformance_suite() {
         let lister = InMemoryLister::new();
         for (path, contents) in crate::conformance::LISTER_FILES {
-            lister.put(format!("mem://lake/{path}"), contents.as_bytes());
+            lister.put(&format!("mem://lake/{path}"), contents.as_bytes()).await.unwrap();
         }
-        crate::conformance::lister(&lister, "mem://lake");
+        crate::conformance::lister(&lister, "mem://lake").await;
     }
 }

@@ -2,8 +2,9 @@
 //! `key=value` segments from their paths, grouping files into partitions, and pruning partitions
 //! with the query's predicates on partition columns.
 //!
-//! Listing is behind the [`Lister`] trait: local directories here, S3 in [`crate::s3`], an
-//! in-memory map in [`crate::memory`]; all pass [`crate::conformance::lister`]. Pruning evaluates the predicate in DuckDB over one row per partition, so its
+//! Listing is behind the async [`Lister`] trait: local directories here, S3 in [`crate::s3`] and
+//! an in-memory store in [`crate::memory`] (both on `object_store`, [`crate::store`]); all pass
+//! [`crate::conformance::lister`]. Pruning evaluates the predicate in DuckDB over one row per partition, so its
 //! semantics (casts, NULLs, functions) are DuckDB's own; it is an optimization only, since the
 //! map SQL keeps the full WHERE clause.
 
@@ -24,53 +25,73 @@ pub struct FileEntry {
     pub size: u64,
 }
 
-/// Lists the files a path or glob names, in DuckDB's order (sorted).
+/// Lists the files a path or glob names, in DuckDB's order (sorted). Asynchronous: a listing
+/// is I/O (S3 pages, a directory walk), and the planner lists before it plans.
+#[async_trait::async_trait]
 pub trait Lister: Send + Sync {
     /// Files matching `pattern` (a path, or a glob with `*`, `**`, `?`, `[...]`). An empty list
-    /// when nothing matches.
-    fn list(&self, pattern: &str) -> Result<Vec<FileEntry>>;
+    /// when nothing matches; an error when a literal path names a directory (a prefix).
+    async fn list(&self, pattern: &str) -> Result<Vec<FileEntry>>;
 
-    /// The contents of a small text object (a manifest, a symlink list). Local files by default.
-    fn read_to_string(&self, path: &str) -> Result<String> {
-        std::fs::read_to_string(path).map_err(|e| Error::List { path: path.to_string(), message: e.to_string() })
-    }
+    /// The contents of a small text object (a manifest, a symlink list).
+    async fn read_to_string(&self, path: &str) -> Result<String>;
 }
 
-/// Lists local files.
+/// Lists local files, walking directories on tokio's blocking pool.
+///
+/// Written by hand rather than on `object_store`'s `LocalFileSystem`, which hides files whose
+/// names end in `#` and digits (its own upload temporaries) where DuckDB reads them, and walks
+/// the whole tree under a glob's literal prefix where `*` needs one level.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalLister;
 
+#[async_trait::async_trait]
 impl Lister for LocalLister {
-    fn list(&self, pattern: &str) -> Result<Vec<FileEntry>> {
-        let list_error = |message: String| Error::List { path: pattern.to_string(), message };
-        if !has_glob(pattern) {
-            return match std::fs::metadata(pattern) {
-                Ok(meta) if meta.is_file() => Ok(vec![FileEntry { path: pattern.to_string(), size: meta.len() }]),
-                Ok(_) => Err(list_error("is a directory; name its files with a glob such as dir/*/*.parquet".into())),
-                Err(_) => Ok(vec![]),
-            };
-        }
-        let (root, matcher) = local_glob(pattern).map_err(list_error)?;
-        if !Path::new(&root).exists() {
-            return Ok(vec![]);
-        }
-        let depth_limit = if pattern.contains("**") { usize::MAX } else { pattern.matches('/').count() + 1 };
-        let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(&root).follow_links(true).max_depth(depth_limit) {
-            let entry = entry.map_err(|e| list_error(e.to_string()))?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let path = entry.path().to_string_lossy().to_string();
-            let relative = path.strip_prefix("./").unwrap_or(&path);
-            if matcher.is_match(relative) || matcher.is_match(&path) {
-                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                files.push(FileEntry { path, size });
-            }
-        }
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
+    async fn list(&self, pattern: &str) -> Result<Vec<FileEntry>> {
+        let owned = pattern.to_string();
+        tokio::task::spawn_blocking(move || list_local(&owned)).await.map_err(|e| Error::List {
+            path: pattern.to_string(),
+            message: format!("the listing thread failed: {e}"),
+        })?
     }
+
+    async fn read_to_string(&self, path: &str) -> Result<String> {
+        tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| Error::List { path: path.to_string(), message: e.to_string() })
+    }
+}
+
+/// [`LocalLister::list`], synchronously.
+fn list_local(pattern: &str) -> Result<Vec<FileEntry>> {
+    let list_error = |message: String| Error::List { path: pattern.to_string(), message };
+    if !has_glob(pattern) {
+        return match std::fs::metadata(pattern) {
+            Ok(meta) if meta.is_file() => Ok(vec![FileEntry { path: pattern.to_string(), size: meta.len() }]),
+            Ok(_) => Err(list_error("is a directory; name its files with a glob such as dir/*/*.parquet".into())),
+            Err(_) => Ok(vec![]),
+        };
+    }
+    let (root, matcher) = local_glob(pattern).map_err(list_error)?;
+    if !Path::new(&root).exists() {
+        return Ok(vec![]);
+    }
+    let depth_limit = if pattern.contains("**") { usize::MAX } else { pattern.matches('/').count() + 1 };
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(&root).follow_links(true).max_depth(depth_limit) {
+        let entry = entry.map_err(|e| list_error(e.to_string()))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path().to_string_lossy().to_string();
+        let relative = path.strip_prefix("./").unwrap_or(&path);
+        if matcher.is_match(relative) || matcher.is_match(&path) {
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            files.push(FileEntry { path, size });
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }
 
 /// Whether a path has glob characters.
@@ -101,10 +122,10 @@ pub(crate) fn glob_matcher(pattern: &str) -> std::result::Result<GlobMatcher, St
 
 /// Files for all the scan's paths, in order, each pattern's matches sorted; an error naming the
 /// first pattern that matches nothing (DuckDB errors the same way).
-pub fn discover(lister: &dyn Lister, patterns: &[String]) -> Result<Vec<FileEntry>> {
+pub async fn discover(lister: &dyn Lister, patterns: &[String]) -> Result<Vec<FileEntry>> {
     let mut files = Vec::new();
     for pattern in patterns {
-        let found = lister.list(pattern)?;
+        let found = lister.list(pattern).await?;
         if found.is_empty() {
             return Err(Error::NoFiles { pattern: pattern.clone() });
         }
@@ -225,8 +246,8 @@ pub fn value_literal(raw: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn local_lister_passes_the_conformance_suite() {
+    #[tokio::test]
+    async fn local_lister_passes_the_conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().display().to_string();
         for (path, contents) in crate::conformance::LISTER_FILES {
@@ -234,7 +255,7 @@ mod tests {
             std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
             std::fs::write(&path, contents).unwrap();
         }
-        crate::conformance::lister(&LocalLister, &root);
+        crate::conformance::lister(&LocalLister, &root).await;
     }
 
     fn touch(root: &Path, rel: &str, bytes: usize) {
@@ -243,22 +264,25 @@ mod tests {
         std::fs::write(path, vec![0u8; bytes]).unwrap();
     }
 
-    #[test]
-    fn lists_globs_sorted_like_duckdb() {
+    #[tokio::test]
+    async fn lists_globs_sorted_like_duckdb() {
         let dir = tempfile::tempdir().unwrap();
         touch(dir.path(), "t/date=2024-03-02/b.parquet", 3);
         touch(dir.path(), "t/date=2024-03-01/a.parquet", 1);
         touch(dir.path(), "t/date=2024-03-01/a.txt", 1);
         touch(dir.path(), "t/deeper/x/y.parquet", 1);
         let root = dir.path().display();
-        let files = LocalLister.list(&format!("{root}/t/*/*.parquet")).unwrap();
+        let files = LocalLister.list(&format!("{root}/t/*/*.parquet")).await.unwrap();
         let names: Vec<_> = files.iter().map(|f| f.path.rsplit('/').next().unwrap().to_string()).collect();
         assert_eq!(names, vec!["a.parquet", "b.parquet"]);
         assert_eq!(files[1].size, 3);
-        let all = LocalLister.list(&format!("{root}/t/**/*.parquet")).unwrap();
+        let all = LocalLister.list(&format!("{root}/t/**/*.parquet")).await.unwrap();
         assert_eq!(all.len(), 3);
-        assert!(LocalLister.list(&format!("{root}/nothing/*.parquet")).unwrap().is_empty());
-        assert!(matches!(discover(&LocalLister, &[format!("{root}/nothing/*.parquet")]), Err(Error::NoFiles { .. })));
+        assert!(LocalLister.list(&format!("{root}/nothing/*.parquet")).await.unwrap().is_empty());
+        assert!(matches!(
+            discover(&LocalLister, &[format!("{root}/nothing/*.parquet")]).await,
+            Err(Error::NoFiles { .. })
+        ));
     }
 
     #[test]

@@ -177,6 +177,30 @@ fn hashed_key_type(left: &str, right: &str) -> std::result::Result<Option<&'stat
     }
 }
 
+/// `sql` without surrounding blanks and trailing semicolons: the statement planned.
+fn statement_text(sql: &str) -> &str {
+    sql.trim().trim_end_matches(';').trim_end()
+}
+
+/// The files listed for each fanned-out scan of a query ([`Planner::list_scans`]), by the
+/// scan's paths.
+#[derive(Default)]
+struct Listed(Vec<(Vec<String>, Result<Vec<partitions::FileEntry>>)>);
+
+impl Listed {
+    /// The files of the scan of `paths`, or the error listing them gave (once).
+    fn take(&mut self, paths: &[String]) -> Result<Vec<partitions::FileEntry>> {
+        let at = self.0.iter().position(|(listed, _)| listed == paths).ok_or_else(|| Error::List {
+            path: paths.join(", "),
+            message: "the planner met a scan it had not listed (a planner bug)".into(),
+        })?;
+        match &self.0[at].1 {
+            Ok(files) => Ok(files.clone()),
+            Err(_) => self.0.swap_remove(at).1,
+        }
+    }
+}
+
 /// Plans queries against one engine and lister.
 pub struct Planner<'a> {
     pub engine: &'a Engine,
@@ -187,12 +211,31 @@ pub struct Planner<'a> {
 impl Planner<'_> {
     /// Plans `sql` under query id `query_id`. A query that would run as one DuckDB query where
     /// DuckDB's answer is not fixed ([`Planner::filters_leak`]) is refused.
-    pub fn plan(&self, query_id: &str, sql: &str) -> Result<Plan> {
-        self.checked(self.plan_any(query_id, sql)?)
+    pub async fn plan(&self, query_id: &str, sql: &str) -> Result<Plan> {
+        let mut listed = self.list_scans(sql).await;
+        self.checked(self.plan_any(query_id, sql, &mut listed)?)
     }
 
-    fn plan_any(&self, query_id: &str, sql: &str) -> Result<Plan> {
-        let sql = sql.trim().trim_end_matches(';').trim_end();
+    /// Lists the files of every fanned-out scan of `sql` before it is planned (listing is I/O,
+    /// planning is not): each scan's paths with what listing them answered. A listing's error
+    /// is kept for the point where planning meets that scan, so errors come in the same order
+    /// as if planning listed as it went.
+    async fn list_scans(&self, sql: &str) -> Listed {
+        let mut listed = Listed::default();
+        let Ok(statements) = rewrite::parse(statement_text(sql)) else { return listed };
+        let Ok(mut query) = rewrite::single_query(statements) else { return listed };
+        rewrite::join::inline_scan_ctes(&mut query);
+        for scan in collect_fan_scans(&mut query, false) {
+            if !listed.0.iter().any(|(paths, _)| *paths == scan.paths) {
+                let files = partitions::discover(self.lister, &scan.paths).await;
+                listed.0.push((scan.paths, files));
+            }
+        }
+        listed
+    }
+
+    fn plan_any(&self, query_id: &str, sql: &str, listed: &mut Listed) -> Result<Plan> {
+        let sql = statement_text(sql);
         if sql.is_empty() {
             return Err(Error::Unsupported { reason: "the query is empty".into() });
         }
@@ -219,7 +262,7 @@ impl Planner<'_> {
         }
         let mut scan_files = Vec::new();
         for scan in &scans {
-            scan_files.push(partitions::discover(self.lister, &scan.paths)?);
+            scan_files.push(listed.take(&scan.paths)?);
         }
         let all_files: Vec<partitions::FileEntry> = scan_files.concat();
         let pairing = match scans.len() {

@@ -114,7 +114,7 @@ fn every_case_matches_duckdb_through_the_exchange() {
             "sort_without_limit",
         ] {
             let (_, template, _) = CASES.iter().find(|(n, _, _)| *n == name).unwrap();
-            let plan = quack.plan(&sql(template)).unwrap();
+            let plan = common::plan(&quack, &sql(template)).unwrap();
             assert!(plan.shuffle.is_some(), "{name} at {buckets} buckets has no second stage: {}", plan.explain());
             assert!(plan.explain().contains("stage 2: one task per bucket"), "{}", plan.explain());
         }
@@ -138,7 +138,7 @@ fn a_self_join_is_co_partitioned_and_matches_duckdb() {
     config.buckets = Some(4);
     config.broadcast_bytes = 0;
     config.exchange = Some(exchange.path().to_string_lossy().into_owned());
-    let plan = quack::Quack::embedded(config.clone()).unwrap().plan(&sql).unwrap();
+    let plan = common::plan(&quack::Quack::embedded(config.clone()).unwrap(), &sql).unwrap();
     let join = plan.join.as_ref().unwrap_or_else(|| panic!("no co-partitioned join: {}", plan.explain()));
     assert!(join.side0_tasks > 1 && plan.tasks.len() - join.side0_tasks > 1, "{}", plan.explain());
     assert_same("self_join_co_partitioned", &sql, true, config);

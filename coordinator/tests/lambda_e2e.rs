@@ -73,6 +73,19 @@ impl Stack {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// AWS access to this stack as the coordinator has it: its S3 endpoint, and the SDK's chain
+    /// reading the stack's credentials from the environment.
+    fn aws(&self) -> std::sync::Arc<quack::aws::Aws> {
+        for (name, value) in &self.vars {
+            std::env::set_var(name, value);
+        }
+        std::sync::Arc::new(quack::aws::Aws::new(quack::aws::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: None,
+            s3_endpoint_env: Some(self.var("AWS_ENDPOINT_URL_S3").into()),
+        }))
+    }
+
     /// A Quack on the Lambda backend of this stack.
     fn quack(&self, function: &str) -> Quack {
         self.quack_with(function, |_| {})
@@ -452,16 +465,17 @@ async fn large_partials_spill_to_s3_and_the_coordinator_deletes_them() {
 async fn lists_s3_globs_like_local_ones() {
     let stack = Stack::get();
     let lake = upload_lake(stack).await;
-    let lister = quack::s3::S3Lister::new(stack.s3());
-    let remote = lister.list(&format!("{lake}/trips/*/*.parquet")).unwrap();
-    let local = quack::partitions::LocalLister.list(&format!("{}/trips/*/*.parquet", common::lake().path())).unwrap();
+    let lister = quack::s3::S3Lister::new(stack.aws());
+    let remote = lister.list(&format!("{lake}/trips/*/*.parquet")).await.unwrap();
+    let local =
+        quack::partitions::LocalLister.list(&format!("{}/trips/*/*.parquet", common::lake().path())).await.unwrap();
     assert_eq!(remote.len(), local.len());
     for (r, l) in remote.iter().zip(&local) {
         assert_eq!(r.path.strip_prefix(&lake), l.path.strip_prefix(&common::lake().path()));
         assert_eq!(r.size, l.size);
     }
-    assert!(lister.list(&format!("{lake}/nothing/*.parquet")).unwrap().is_empty());
-    assert!(lister.list(&format!("{lake}/trips")).is_err(), "a prefix is not a file");
+    assert!(lister.list(&format!("{lake}/nothing/*.parquet")).await.unwrap().is_empty());
+    assert!(lister.list(&format!("{lake}/trips")).await.is_err(), "a prefix is not a file");
 }
 
 /// The S3 lister keeps the contract of every lister: the shared suite, over objects written
@@ -480,7 +494,7 @@ async fn s3_lister_passes_the_conformance_suite() {
             .await
             .unwrap_or_else(|e| panic!("{}", aws_sdk_s3::error::DisplayErrorContext(e)));
     }
-    quack::conformance::lister(&quack::s3::S3Lister::new(s3), &format!("s3://lake/{prefix}"));
+    quack::conformance::lister(&quack::s3::S3Lister::new(stack.aws()), &format!("s3://lake/{prefix}")).await;
 }
 
 /// The Lambda invoker keeps the contract of every invoker (the in-process one passes the same

@@ -120,6 +120,7 @@ proptest! {
     fn the_full_planner_never_panics(seed in 0..SEEDS.len(), cuts in proptest::collection::vec((0usize..400, 0usize..12, 0usize..64), 0..4)) {
         let sql = mutate(SEEDS[seed], &cuts);
         let quack = quack::Quack::embedded(quack::Config::with_concurrency(1)).unwrap();
-        let _ = quack.plan(&sql);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _ = runtime.block_on(quack.plan(&sql));
     }
 }

@@ -470,7 +470,7 @@ async fn du_json(state: &AppState, params: &DuParams, groups: &[String]) -> Resu
 }
 
 async fn du_dates(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let dates = quack::du::dates(&state.quack, &state.inventory).map_err(|e| ApiError::of(e, &state))?;
+    let dates = quack::du::dates(&state.quack, &state.inventory).await.map_err(|e| ApiError::of(e, &state))?;
     Ok(Json(serde_json::json!({ "inventory": state.inventory, "dates": dates })))
 }
 
@@ -604,7 +604,7 @@ async fn query(
     let started = Instant::now();
     let _slot = state.slot()?;
     let plan = redact_paths(
-        &state.quack.plan(&request.sql).map_err(|e| ApiError::of(e, &state))?.explain(),
+        &state.quack.plan(&request.sql).await.map_err(|e| ApiError::of(e, &state))?.explain(),
         &state.public_prefixes(),
     );
     let (batches, report) = state.run(&request.sql).await?;

@@ -247,8 +247,8 @@ pub struct DuAnswer {
 }
 
 /// The report dates under `inventory`, newest first.
-pub fn dates(quack: &Quack, inventory: &str) -> Result<Vec<String>> {
-    Ok(Inventory::open(quack.lister(), inventory)?.dates)
+pub async fn dates(quack: &Quack, inventory: &str) -> Result<Vec<String>> {
+    Ok(Inventory::open(quack.lister(), inventory).await?.dates)
 }
 
 /// A planned `du`: the reports it reads and its SQL.
@@ -262,11 +262,14 @@ pub struct DuPlan {
 }
 
 /// The inventory and the reports a du reads (see [`DuPlan::dates`]), all of one format.
-fn read_reports(quack: &Quack, options: &DuOptions) -> Result<(Inventory, Vec<String>, Vec<Report>)> {
+async fn read_reports(quack: &Quack, options: &DuOptions) -> Result<(Inventory, Vec<String>, Vec<Report>)> {
     options.validate()?;
-    let inventory = Inventory::open(quack.lister(), &options.inventory)?;
+    let inventory = Inventory::open(quack.lister(), &options.inventory).await?;
     let dates = report_dates(&inventory, options)?;
-    let reports = dates.iter().map(|date| inventory.report(quack.lister(), date)).collect::<Result<Vec<_>>>()?;
+    let mut reports = Vec::with_capacity(dates.len());
+    for date in &dates {
+        reports.push(inventory.report(quack.lister(), date).await?);
+    }
     let first = &reports[0];
     if let Some(other) = reports.iter().find(|r| r.format != first.format) {
         return Err(Error::Inventory {
@@ -666,7 +669,7 @@ pub async fn du_with_progress(
     options: &DuOptions,
     on_progress: &(dyn Fn(crate::invoke::Progress) + Send + Sync),
 ) -> Result<DuAnswer> {
-    let (inventory, dates, mut reports) = read_reports(quack, options)?;
+    let (inventory, dates, mut reports) = read_reports(quack, options).await?;
     // ORC reports: the workers convert their data files into Parquet first.
     let converted = match reports[0].format {
         ReportFormat::Orc => {

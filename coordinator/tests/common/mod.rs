@@ -84,6 +84,11 @@ pub fn database_with_icu() -> duckdb::Connection {
     conn
 }
 
+/// `quack`'s plan of `sql`, from synchronous test code.
+pub fn plan(quack: &Quack, sql: &str) -> Result<quack::plan::Plan, quack::Error> {
+    tokio::runtime::Runtime::new().unwrap().block_on(quack.plan(sql))
+}
+
 /// quack's answer as CSV rows (header first), with `concurrency` in-process workers.
 pub fn quack_csv(sql: &str, config: Config) -> Result<Vec<Vec<String>>, quack::Error> {
     let dir = tempfile::tempdir().unwrap();
