@@ -33,6 +33,7 @@ impl AwsSettings {
 pub struct Aws {
     settings: AwsSettings,
     sdk: OnceLock<aws_config::SdkConfig>,
+    credentials: OnceLock<Option<std::sync::Arc<CachedCredentials>>>,
 }
 
 /// Talking to AWS failed.
@@ -44,7 +45,7 @@ pub struct AwsError {
 
 impl Aws {
     pub fn new(settings: AwsSettings) -> Self {
-        Aws { settings, sdk: OnceLock::new() }
+        Aws { settings, sdk: OnceLock::new(), credentials: OnceLock::new() }
     }
 
     /// The SDK configuration, loaded once (the credential chain itself resolves lazily). From
@@ -60,6 +61,20 @@ impl Aws {
         }
         let loaded = self.loader().load().await;
         self.sdk.get_or_init(|| loaded)
+    }
+
+    /// The SDK's credential chain behind one shared cache; `None` when no provider is set.
+    pub async fn credentials(&self) -> Option<std::sync::Arc<CachedCredentials>> {
+        let sdk = self.sdk_loaded().await;
+        self.credentials
+            .get_or_init(|| sdk.credentials_provider().map(|p| std::sync::Arc::new(CachedCredentials::new(p))))
+            .clone()
+    }
+
+    /// A client for Lambda's Invoke API on the SDK's region, endpoint and credentials
+    /// ([`crate::lambda_api`]).
+    pub async fn invoke_api(&self) -> Result<crate::lambda_api::InvokeApi, crate::lambda_api::InvokeApiError> {
+        crate::lambda_api::InvokeApi::new(self.sdk_loaded().await, self.credentials().await).await
     }
 
     fn loader(&self) -> aws_config::ConfigLoader {
@@ -86,11 +101,8 @@ impl Aws {
         if let Some(endpoint) = self.settings.s3_endpoint() {
             builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
         }
-        builder = match sdk.credentials_provider() {
-            Some(provider) => builder.with_credentials(std::sync::Arc::new(SdkCredentials {
-                provider,
-                cached: tokio::sync::Mutex::new(None),
-            })),
+        builder = match self.credentials().await {
+            Some(credentials) => builder.with_credentials(credentials),
             None => builder.with_skip_signature(true),
         };
         builder.build()
@@ -135,39 +147,50 @@ impl Aws {
     }
 }
 
-/// The SDK's credential chain as `object_store` asks for credentials.
+/// The SDK's credential chain, asked again only when its credentials are five minutes from
+/// expiring: the orchestrator's identity cache, for callers that sign requests themselves
+/// (`object_store`'s S3 client, [`crate::lambda_api`]).
 #[derive(Debug)]
-struct SdkCredentials {
+pub struct CachedCredentials {
     provider: aws_credential_types::provider::SharedCredentialsProvider,
-    cached:
-        tokio::sync::Mutex<Option<(std::sync::Arc<object_store::aws::AwsCredential>, Option<std::time::SystemTime>)>>,
+    cached: tokio::sync::Mutex<Option<aws_credential_types::Credentials>>,
 }
 
-#[async_trait::async_trait]
-impl object_store::CredentialProvider for SdkCredentials {
-    type Credential = object_store::aws::AwsCredential;
+impl CachedCredentials {
+    pub fn new(provider: aws_credential_types::provider::SharedCredentialsProvider) -> Self {
+        CachedCredentials { provider, cached: tokio::sync::Mutex::new(None) }
+    }
 
-    async fn get_credential(&self) -> object_store::Result<std::sync::Arc<Self::Credential>> {
+    /// Credentials valid for at least five more minutes (or without an expiry).
+    pub async fn get(
+        &self,
+    ) -> Result<aws_credential_types::Credentials, aws_credential_types::provider::error::CredentialsError> {
         use aws_credential_types::provider::ProvideCredentials;
         let mut cached = self.cached.lock().await;
         let fresh_until = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
-        if let Some((credential, expiry)) = cached.as_ref() {
-            if expiry.is_none_or(|expiry| expiry > fresh_until) {
-                return Ok(credential.clone());
+        if let Some(credentials) = cached.as_ref() {
+            if credentials.expiry().is_none_or(|expiry| expiry > fresh_until) {
+                return Ok(credentials.clone());
             }
         }
-        let credentials = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| object_store::Error::Generic { store: "S3", source: Box::new(e) })?;
-        let credential = std::sync::Arc::new(object_store::aws::AwsCredential {
+        let credentials = self.provider.provide_credentials().await?;
+        *cached = Some(credentials.clone());
+        Ok(credentials)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::CredentialProvider for CachedCredentials {
+    type Credential = object_store::aws::AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<std::sync::Arc<Self::Credential>> {
+        let credentials =
+            self.get().await.map_err(|e| object_store::Error::Generic { store: "S3", source: Box::new(e) })?;
+        Ok(std::sync::Arc::new(object_store::aws::AwsCredential {
             key_id: credentials.access_key_id().to_string(),
             secret_key: credentials.secret_access_key().to_string(),
             token: credentials.session_token().map(String::from),
-        });
-        *cached = Some((credential.clone(), credentials.expiry()));
-        Ok(credential)
+        }))
     }
 }
 

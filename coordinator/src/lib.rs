@@ -19,6 +19,7 @@ pub mod error;
 pub mod exchange;
 pub mod inventory;
 pub mod invoke;
+pub mod lambda_api;
 pub mod memory;
 pub mod output;
 pub mod partitions;
@@ -173,13 +174,8 @@ impl Quack {
                     });
                 }
                 Arc::new(
-                    invoke::lambda::LambdaInvoker::new(
-                        aws.lambda(),
-                        function.clone(),
-                        aws.s3(),
-                        config.spill_prefix.clone(),
-                    )
-                    .with_attempt_timeout(config.task_timeout),
+                    invoke::lambda::LambdaInvoker::new(aws.clone(), function.clone(), config.spill_prefix.clone())
+                        .with_attempt_timeout(config.task_timeout),
                 )
             }
         };

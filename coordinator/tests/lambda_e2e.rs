@@ -504,9 +504,8 @@ async fn lambda_invoker_passes_the_conformance_suite() {
     let stack = Stack::get();
     let lake = upload_lake(stack).await;
     for function in ["quack-worker", "quack-worker-spill"] {
-        let invoker =
-            quack::invoke::lambda::LambdaInvoker::new(stack.lambda(), function, stack.s3(), Some(SPILL_PREFIX.into()))
-                .with_attempt_timeout(Some(std::time::Duration::from_secs(600)));
+        let invoker = quack::invoke::lambda::LambdaInvoker::new(stack.aws(), function, Some(SPILL_PREFIX.into()))
+            .with_attempt_timeout(Some(std::time::Duration::from_secs(600)));
         quack::conformance::invoker(&invoker, &format!("{lake}/zones.parquet"), &format!("{lake}/missing.parquet"))
             .await;
         let query_id = quack::conformance::exchange(&invoker, EXCHANGE_ROOT).await;
@@ -585,7 +584,7 @@ async fn lambda_csv(quack: &Quack, sql: &str) -> (Vec<Vec<String>>, quack::Query
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_function_fails_at_once_and_says_which() {
     let stack = Stack::get();
-    let invoker = quack::invoke::lambda::LambdaInvoker::new(stack.lambda(), "no-such-function", stack.s3(), None)
+    let invoker = quack::invoke::lambda::LambdaInvoker::new(stack.aws(), "no-such-function", None)
         .with_attempt_timeout(Some(std::time::Duration::from_secs(30)));
     let task = serde_json::from_value(task_event("SELECT 1", &[])).unwrap();
     let run = std::sync::Arc::new(quack::invoke::QueryRun::default());

@@ -2,8 +2,11 @@
 //! reads (then deletes) partials the worker spilled to S3.
 //!
 //! Contract:
+//! - Invocations go through [`crate::lambda_api`], a lean Invoke client (the SDK's orchestrator
+//!   costs more coordinator CPU per task than everything else); GetFunctionConfiguration, once a
+//!   query, through the SDK.
 //! - Failures map to [`InvokeError`] with a [`Retryable`] class decided here, from structured
-//!   data only: the SDK's error variant and HTTP status (`TooManyRequestsException` and 429 are
+//!   data only: the service's error type and HTTP status (`TooManyRequestsException` and 429 are
 //!   throttling, with the service's `Retry-After`; 5xx and dropped connections are passing), and
 //!   Lambda's `errorType` for function errors (its own timeout, out of memory, an oversized
 //!   response and a broken cold start are tried once more at most; a crashed handler again).
@@ -19,14 +22,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_lambda::operation::invoke::InvokeError as SdkInvokeError;
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
 use futures::future::BoxFuture;
 use quack_lambda::{PartialData, PartialResult, Task, TaskResponse, WIRE_VERSION};
 use tokio::sync::OnceCell;
 
 use super::{InvokeError, Invoker, QueryRun, Retryable};
+use crate::aws::Aws;
+use crate::lambda_api::{InvokeApi, InvokeApiError};
 
 /// How much longer than the function's own timeout an attempt may take (network, queueing).
 pub const TIMEOUT_SLACK: Duration = Duration::from_secs(10);
@@ -39,6 +41,8 @@ pub const MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Invokes one Lambda function per task.
 pub struct LambdaInvoker {
+    aws: Arc<Aws>,
+    api: OnceCell<InvokeApi>,
     client: aws_sdk_lambda::Client,
     function: String,
     s3: aws_sdk_s3::Client,
@@ -48,18 +52,16 @@ pub struct LambdaInvoker {
 }
 
 impl LambdaInvoker {
-    /// `function` is a name, ARN or `name:alias`; `s3` reads spilled partials, which are
-    /// accepted only under `spill_prefix`.
-    pub fn new(
-        client: aws_sdk_lambda::Client,
-        function: impl Into<String>,
-        s3: aws_sdk_s3::Client,
-        spill_prefix: Option<String>,
-    ) -> Self {
+    /// `function` is a name, ARN or `name:alias`, reached through `aws`'s region, endpoint and
+    /// credentials; spilled partials are read through `aws`'s S3 client, and accepted only under
+    /// `spill_prefix`.
+    pub fn new(aws: Arc<Aws>, function: impl Into<String>, spill_prefix: Option<String>) -> Self {
         LambdaInvoker {
-            client,
+            client: aws.lambda(),
+            s3: aws.s3(),
+            aws,
+            api: OnceCell::new(),
             function: function.into(),
-            s3,
             spill_prefix,
             attempt_timeout: None,
             function_timeout: OnceCell::new(),
@@ -104,16 +106,13 @@ impl LambdaInvoker {
         let payload = serde_json::to_vec(&task)
             .map_err(|e| InvokeError::Transport { message: format!("encoding the task: {e}"), retry: Retryable::No })?;
         let timeout = self.attempt_timeout().await;
+        let api = self.api.get_or_try_init(|| self.aws.invoke_api()).await.map_err(|e| InvokeError::Transport {
+            message: format!("function {}: {e}", self.function),
+            retry: Retryable::No,
+        })?;
         QueryRun::add(&run.attempts, 1);
         let started = std::time::Instant::now();
-        let request = self
-            .client
-            .invoke()
-            .function_name(&self.function)
-            .invocation_type(InvocationType::RequestResponse)
-            .payload(Blob::new(payload))
-            .send();
-        let sent = match tokio::time::timeout(timeout, request).await {
+        let sent = match tokio::time::timeout(timeout, api.invoke(&self.function, payload)).await {
             Ok(sent) => sent,
             Err(_) => {
                 QueryRun::add(&run.abandoned_ms, started.elapsed().as_millis() as u64);
@@ -122,10 +121,10 @@ impl LambdaInvoker {
         };
         let output = match sent {
             Ok(output) => output,
-            Err(error) => return Err(sdk_error(&self.function, error)),
+            Err(error) => return Err(api_error(&self.function, error)),
         };
-        let body = output.payload().map(|b| b.as_ref()).unwrap_or_default();
-        if let Some(kind) = output.function_error() {
+        let body = output.payload.as_ref();
+        if let Some(kind) = output.function_error.as_deref() {
             QueryRun::add(&run.failed_ms, started.elapsed().as_millis() as u64);
             return Err(function_error(&self.function, kind, body));
         }
@@ -219,56 +218,48 @@ fn check_identity(
     })
 }
 
-fn sdk_error(function: &str, error: aws_sdk_lambda::error::SdkError<SdkInvokeError>) -> InvokeError {
-    use aws_sdk_lambda::error::SdkError;
-    let status = error.raw_response().map(|r| r.status().as_u16());
-    let body = error.raw_response().and_then(|r| r.body().bytes()).unwrap_or_default().to_vec();
-    let header_retry_after = error
-        .raw_response()
-        .and_then(|r| r.headers().get("retry-after"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let message = format!("function {function}: {}", aws_sdk_lambda::error::DisplayErrorContext(&error));
-    match &error {
-        SdkError::ServiceError(service) => {
-            let retry = match service.err() {
-                SdkInvokeError::TooManyRequestsException(e) => Retryable::Throttled {
-                    retry_after: e
-                        .retry_after_seconds()
-                        .and_then(|s| s.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs)
-                        .or(header_retry_after),
-                },
-                SdkInvokeError::Ec2ThrottledException(_)
-                | SdkInvokeError::EniLimitReachedException(_)
-                | SdkInvokeError::SubnetIpAddressLimitReachedException(_) => {
-                    Retryable::Throttled { retry_after: header_retry_after }
-                }
-                SdkInvokeError::ServiceException(_)
-                | SdkInvokeError::ResourceNotReadyException(_)
-                | SdkInvokeError::ResourceConflictException(_)
-                | SdkInvokeError::SnapStartNotReadyException(_) => Retryable::Yes,
-                _ => match status {
-                    Some(429) => Retryable::Throttled { retry_after: header_retry_after },
-                    Some(500..=599) => Retryable::Yes,
-                    _ => Retryable::No,
-                },
-            };
+/// The class of an Invoke that got no answer from the function.
+fn api_error(function: &str, error: InvokeApiError) -> InvokeError {
+    let message = format!("function {function}: {error}");
+    match error {
+        InvokeApiError::Service { status, error_type, retry_after, body, .. } => {
             // The emulator answers a handler error with 500 and the function-error body.
-            if status == Some(500) {
+            if status == 500 {
                 if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
                     if let Some(kind) = value.get("errorType").and_then(|t| t.as_str()) {
                         return function_error(function, kind, &body);
                     }
                 }
             }
-            InvokeError::Transport { message, retry }
+            InvokeError::Transport { message, retry: service_error_retry(status, &error_type, retry_after) }
         }
-        // Connection refused or reset, timeouts, unreadable responses: try again.
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+        // Connection refused or reset, unreadable answers: try again; a request that could not
+        // be built would not be built the next time either.
+        InvokeApiError::Dispatch { source, .. } if !source.is_builder() => {
             InvokeError::Transport { message, retry: Retryable::Yes }
         }
-        _ => InvokeError::Transport { message, retry: Retryable::No },
+        InvokeApiError::Dispatch { .. } | InvokeApiError::Request { .. } => {
+            InvokeError::Transport { message, retry: Retryable::No }
+        }
+    }
+}
+
+/// How an Invoke error answer may be retried, from Lambda's error type and the HTTP status.
+pub fn service_error_retry(status: u16, error_type: &str, retry_after: Option<Duration>) -> Retryable {
+    match error_type {
+        "TooManyRequestsException"
+        | "EC2ThrottledException"
+        | "ENILimitReachedException"
+        | "SubnetIPAddressLimitReachedException" => Retryable::Throttled { retry_after },
+        "ServiceException"
+        | "ResourceNotReadyException"
+        | "ResourceConflictException"
+        | "SnapStartNotReadyException" => Retryable::Yes,
+        _ => match status {
+            429 => Retryable::Throttled { retry_after },
+            500..=599 => Retryable::Yes,
+            _ => Retryable::No,
+        },
     }
 }
 
@@ -333,6 +324,25 @@ mod tests {
         assert_eq!(crash.retryable(), Retryable::Yes);
         let error = function_error("f", "Unhandled", b"not json");
         assert!(error.to_string().contains("not json"));
+    }
+
+    #[test]
+    fn service_errors_are_classified_by_type_then_status() {
+        let after = Some(Duration::from_secs(3));
+        assert_eq!(
+            service_error_retry(429, "TooManyRequestsException", after),
+            Retryable::Throttled { retry_after: after }
+        );
+        assert_eq!(
+            service_error_retry(502, "ENILimitReachedException", None),
+            Retryable::Throttled { retry_after: None }
+        );
+        assert_eq!(service_error_retry(400, "ResourceConflictException", None), Retryable::Yes);
+        assert_eq!(service_error_retry(404, "ResourceNotFoundException", None), Retryable::No);
+        assert_eq!(service_error_retry(403, "AccessDeniedException", None), Retryable::No);
+        assert_eq!(service_error_retry(413, "RequestTooLargeException", None), Retryable::No);
+        assert_eq!(service_error_retry(429, "", after), Retryable::Throttled { retry_after: after });
+        assert_eq!(service_error_retry(503, "", None), Retryable::Yes);
     }
 
     #[test]
