@@ -282,10 +282,7 @@ async fn delete_query_objects(aws: &crate::aws::Aws, root: &str, query_id: &str)
         return Err(error("not a valid query id".into()));
     }
     let (bucket, key) = quack_lambda::s3::split_url(&url).ok_or_else(|| error("not an s3:// URL".into()))?;
-    let store_error = |action: &'static str| {
-        let path = url.clone();
-        move |source| Error::Store { action, path, source }
-    };
+    let store_error = |action| crate::store::store_error(action, &url);
     let store = aws.object_store(bucket).await.map_err(store_error("connecting to S3 for"))?;
     let prefix = object_store::path::Path::parse(key).map_err(|e| error(format!("not a valid prefix: {e}")))?;
     crate::store::delete_under(&store, &prefix).await.map_err(store_error("deleting"))

@@ -31,6 +31,9 @@ use crate::aws::CachedCredentials;
 /// What a path label keeps unescaped: RFC 3986's unreserved characters.
 const LABEL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
+/// The headers of every Invoke, all signed.
+const HEADERS: [(&str, &str); 2] = [("x-amz-invocation-type", "RequestResponse"), ("content-type", "application/json")];
+
 /// Lambda's signing name.
 const SERVICE: &str = "lambda";
 
@@ -110,22 +113,16 @@ impl InvokeApi {
         Ok(InvokeApi { http, endpoint, region, credentials })
     }
 
-    /// The endpoint requests go to.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// Invokes `function` (a name, ARN or `name:qualifier`) with `payload` and waits for its
     /// answer.
     pub async fn invoke(&self, function: &str, payload: Vec<u8>) -> Result<Invoked, InvokeApiError> {
         let url =
             format!("{}/2015-03-31/functions/{}/invocations", self.endpoint, utf8_percent_encode(function, LABEL));
         let request_error = |message: String| InvokeApiError::Request { endpoint: self.endpoint.clone(), message };
-        let mut request = self
-            .http
-            .post(&url)
-            .header("x-amz-invocation-type", "RequestResponse")
-            .header("content-type", "application/json");
+        let mut request = self.http.post(&url);
+        for (name, value) in HEADERS {
+            request = request.header(name, value);
+        }
         if let Some(credentials) = &self.credentials {
             let credentials = credentials.get().await.map_err(|e| request_error(format!("AWS credentials: {e}")))?;
             let identity: Identity = credentials.into();
@@ -138,10 +135,9 @@ impl InvokeApi {
                 .build()
                 .map_err(|e| request_error(format!("signing parameters: {e}")))?
                 .into();
-            let headers =
-                [("x-amz-invocation-type", "RequestResponse"), ("content-type", "application/json")].into_iter();
-            let signable = SignableRequest::new("POST", url.as_str(), headers, SignableBody::Bytes(&payload))
-                .map_err(|e| request_error(format!("signing: {e}")))?;
+            let signable =
+                SignableRequest::new("POST", url.as_str(), HEADERS.into_iter(), SignableBody::Bytes(&payload))
+                    .map_err(|e| request_error(format!("signing: {e}")))?;
             let (instructions, _) =
                 sign(signable, &params).map_err(|e| request_error(format!("signing: {e}")))?.into_parts();
             for (name, value) in instructions.headers() {

@@ -38,11 +38,7 @@ impl InMemoryLister {
         let put_error = |message: String| Error::List { path: url.to_string(), message };
         let key = url.strip_prefix(URL_PREFIX).ok_or_else(|| put_error(format!("is not under {URL_PREFIX}")))?;
         let path = Path::parse(key).map_err(|e| put_error(format!("not a valid object key: {e}")))?;
-        self.inner.store().put(&path, bytes.into().into()).await.map_err(|source| Error::Store {
-            action: "writing",
-            path: url.to_string(),
-            source,
-        })?;
+        self.inner.store().put(&path, bytes.into().into()).await.map_err(crate::store::store_error("writing", url))?;
         Ok(())
     }
 }

@@ -31,11 +31,11 @@ impl S3Lister {
         let lister = match buckets.get(bucket) {
             Some(lister) => lister.clone(),
             None => {
-                let store = self.aws.object_store(bucket).await.map_err(|source| Error::Store {
-                    action: "connecting to S3 for",
-                    path: url.to_string(),
-                    source,
-                })?;
+                let store = self
+                    .aws
+                    .object_store(bucket)
+                    .await
+                    .map_err(crate::store::store_error("connecting to S3 for", url))?;
                 let lister = StoreLister::new(Arc::new(store), format!("s3://{bucket}/"));
                 buckets.insert(bucket.to_string(), lister.clone());
                 lister

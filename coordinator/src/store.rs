@@ -50,7 +50,8 @@ fn location(key: &str) -> std::result::Result<Path, String> {
     Path::parse(key).map_err(|e| format!("not a valid object key: {e}"))
 }
 
-fn store_error(action: &'static str, path: &str) -> impl FnOnce(object_store::Error) -> Error {
+/// Maps an `object_store` error to [`Error::Store`], naming the action and the URL.
+pub(crate) fn store_error(action: &'static str, path: &str) -> impl FnOnce(object_store::Error) -> Error {
     let path = path.to_string();
     move |source| Error::Store { action, path, source }
 }
