@@ -9,7 +9,9 @@
 //!   dual-stack, or the override from `--endpoint-url`, `AWS_ENDPOINT_URL_LAMBDA`,
 //!   `AWS_ENDPOINT_URL` or the profile), resolved when the client is made;
 //! - credentials come from the SDK's chain through [`CachedCredentials`];
-//! - signing is `aws-sigv4`'s, the SDK's signer.
+//! - signing is [`crate::sigv4`]'s: what `aws-sigv4` signs, with the day's key cached;
+//! - the URL of a function's Invoke is parsed once ([`InvokeApi::target`]), and requests go
+//!   straight to hyper's pooled client (no redirects, no URL parsing per request).
 //!
 //! Contract: [`InvokeApi::invoke`] answers the function's payload with Lambda's
 //! `X-Amz-Function-Error` when the status is 2xx; any other status is
@@ -20,32 +22,47 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningParams, SigningSettings};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::aws::CachedCredentials;
+use crate::sigv4::{InvokeSigner, SigningTarget};
 
-/// What a path label keeps unescaped: RFC 3986's unreserved characters.
-const LABEL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+/// What a path label keeps unescaped: RFC 3986's unreserved characters but `.`, so that no
+/// label is a dot segment.
+const LABEL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
 
 /// The headers of every Invoke, all signed.
 const HEADERS: [(&str, &str); 2] = [("x-amz-invocation-type", "RequestResponse"), ("content-type", "application/json")];
 
-/// Lambda's signing name.
-const SERVICE: &str = "lambda";
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A client for one region's (or one override's) Invoke API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InvokeApi {
-    http: reqwest::Client,
+    http: HttpClient,
     /// `scheme://host[:port][/path]`, without a trailing `/`.
     endpoint: String,
-    region: String,
+    signer: Arc<InvokeSigner>,
     /// `None`: requests go unsigned (no credential provider is configured).
     credentials: Option<Arc<CachedCredentials>>,
+}
+
+impl std::fmt::Debug for InvokeApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvokeApi").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+/// One function's Invoke: its URL and what signing it needs, made once per function.
+#[derive(Debug, Clone)]
+pub struct InvokeTarget {
+    uri: http::Uri,
+    signing: SigningTarget,
 }
 
 /// A 2xx answer to an Invoke.
@@ -59,12 +76,13 @@ pub struct Invoked {
 /// An Invoke that got no 2xx answer.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeApiError {
-    /// No answer: the connection failed, was reset, or the body could not be read.
+    /// No answer: the connection failed, was reset, or the body could not be read. Worth
+    /// another try.
     #[error("calling Lambda at {endpoint}: {source}")]
     Dispatch {
         endpoint: String,
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The request could not be made (a credential chain failure, an unsignable request).
     #[error("preparing the request to Lambda at {endpoint}: {message}")]
@@ -105,53 +123,71 @@ impl InvokeApi {
             .await
             .map_err(|e| request_error(format!("resolving the Lambda endpoint for {region}: {e}")))?;
         let endpoint = endpoint.url().trim_end_matches('/').to_string();
-        let http = reqwest::Client::builder()
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let tls = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(tls) => tls,
+            // Plain HTTP (a local emulator) needs no roots; HTTPS fails here, saying why.
+            Err(e) if endpoint.starts_with("http://") => {
+                tracing::debug!(error = %e, "no system root certificates; the Lambda endpoint is plain HTTP");
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                    rustls::ClientConfig::builder()
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth(),
+                )
+            }
+            Err(e) => {
+                return Err(InvokeApiError::Request {
+                    endpoint,
+                    message: format!("loading the system's root certificates: {e}"),
+                })
+            }
+        };
+        let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| InvokeApiError::Request { endpoint: endpoint.clone(), message: e.to_string() })?;
-        Ok(InvokeApi { http, endpoint, region, credentials })
+            .pool_timer(TokioTimer::new())
+            .build(tls.https_or_http().enable_http1().wrap_connector(connector));
+        Ok(InvokeApi { http, endpoint, signer: Arc::new(InvokeSigner::new(region)), credentials })
     }
 
-    /// Invokes `function` (a name, ARN or `name:qualifier`) with `payload` and waits for its
-    /// answer.
-    pub async fn invoke(&self, function: &str, payload: Vec<u8>) -> Result<Invoked, InvokeApiError> {
+    /// The Invoke of `function` (a name, ARN or `name:qualifier`): its URL, made once.
+    pub fn target(&self, function: &str) -> Result<InvokeTarget, InvokeApiError> {
+        let request_error = |message: String| InvokeApiError::Request { endpoint: self.endpoint.clone(), message };
         let url =
             format!("{}/2015-03-31/functions/{}/invocations", self.endpoint, utf8_percent_encode(function, LABEL));
+        let uri: http::Uri = url.parse().map_err(|e| request_error(format!("the URL {url}: {e}")))?;
+        let signing = InvokeSigner::target(&uri, &HEADERS).map_err(|e| request_error(e.to_string()))?;
+        Ok(InvokeTarget { uri, signing })
+    }
+
+    /// Invokes `target` with `payload` and waits for its answer.
+    pub async fn invoke(&self, target: &InvokeTarget, payload: Vec<u8>) -> Result<Invoked, InvokeApiError> {
         let request_error = |message: String| InvokeApiError::Request { endpoint: self.endpoint.clone(), message };
-        let mut request = self.http.post(&url);
+        let mut request = http::Request::post(target.uri.clone());
         for (name, value) in HEADERS {
             request = request.header(name, value);
         }
         if let Some(credentials) = &self.credentials {
             let credentials = credentials.get().await.map_err(|e| request_error(format!("AWS credentials: {e}")))?;
-            let identity: Identity = credentials.into();
-            let params: SigningParams = v4::SigningParams::builder()
-                .identity(&identity)
-                .region(&self.region)
-                .name(SERVICE)
-                .time(SystemTime::now())
-                .settings(SigningSettings::default())
-                .build()
-                .map_err(|e| request_error(format!("signing parameters: {e}")))?
-                .into();
-            let signable =
-                SignableRequest::new("POST", url.as_str(), HEADERS.into_iter(), SignableBody::Bytes(&payload))
-                    .map_err(|e| request_error(format!("signing: {e}")))?;
-            let (instructions, _) =
-                sign(signable, &params).map_err(|e| request_error(format!("signing: {e}")))?.into_parts();
-            for (name, value) in instructions.headers() {
-                request = request.header(name, value);
+            let signature = self.signer.sign(&target.signing, &credentials, &payload, SystemTime::now());
+            request = request.header("x-amz-date", signature.amz_date).header("authorization", signature.authorization);
+            if let Some(token) = signature.security_token {
+                request = request.header("x-amz-security-token", token);
             }
         }
-        let dispatch = |source| InvokeApiError::Dispatch { endpoint: self.endpoint.clone(), source };
-        let response = request.body(payload).send().await.map_err(dispatch)?;
+        let request = request.body(Full::new(Bytes::from(payload))).map_err(|e| request_error(e.to_string()))?;
+        let dispatch = |source: Box<dyn std::error::Error + Send + Sync>| InvokeApiError::Dispatch {
+            endpoint: self.endpoint.clone(),
+            source,
+        };
+        let response = self.http.request(request).await.map_err(|e| dispatch(e.into()))?;
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let function_error = header("x-amz-function-error");
         let error_type = header("x-amzn-errortype");
         let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
-        let body = response.bytes().await.map_err(dispatch)?;
+        let body = response.into_body().collect().await.map_err(|e| dispatch(e.into()))?.to_bytes();
         if (200..300).contains(&status) {
             return Ok(Invoked { function_error, payload: body });
         }
@@ -240,6 +276,7 @@ mod tests {
     #[test]
     fn function_names_are_one_escaped_path_segment() {
         let encoded = utf8_percent_encode("arn:aws:lambda:us-east-1:123:function:quack/../x:live", LABEL).to_string();
-        assert_eq!(encoded, "arn%3Aaws%3Alambda%3Aus-east-1%3A123%3Afunction%3Aquack%2F..%2Fx%3Alive");
+        assert_eq!(encoded, "arn%3Aaws%3Alambda%3Aus-east-1%3A123%3Afunction%3Aquack%2F%2E%2E%2Fx%3Alive");
+        assert_eq!(utf8_percent_encode("..", LABEL).to_string(), "%2E%2E");
     }
 }

@@ -28,6 +28,7 @@ pub mod reduce;
 pub mod rewrite;
 pub mod s3;
 pub mod settings;
+pub mod sigv4;
 pub mod store;
 pub mod tasks;
 pub mod time_zone;

@@ -167,7 +167,12 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread: the coordinator's own work is waiting on invocations and listings; DuckDB runs
+    // on blocking threads (in-process tasks) or between the waits (planning, the reduce). A
+    // multi-threaded runtime
+    // would hand every answer from the thread that read it to the one awaiting it, a wake-up and
+    // a context switch per task of a fan-out of thousands.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");

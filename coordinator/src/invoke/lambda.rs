@@ -28,7 +28,7 @@ use tokio::sync::OnceCell;
 
 use super::{InvokeError, Invoker, QueryRun, Retryable};
 use crate::aws::Aws;
-use crate::lambda_api::{InvokeApi, InvokeApiError};
+use crate::lambda_api::{InvokeApi, InvokeApiError, InvokeTarget};
 
 /// How much longer than the function's own timeout an attempt may take (network, queueing).
 pub const TIMEOUT_SLACK: Duration = Duration::from_secs(10);
@@ -42,7 +42,8 @@ pub const MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(900);
 /// Invokes one Lambda function per task.
 pub struct LambdaInvoker {
     aws: Arc<Aws>,
-    api: OnceCell<InvokeApi>,
+    /// The Invoke client and this function's target, made on first use.
+    api: OnceCell<(InvokeApi, InvokeTarget)>,
     client: aws_sdk_lambda::Client,
     function: String,
     s3: aws_sdk_s3::Client,
@@ -106,13 +107,21 @@ impl LambdaInvoker {
         let payload = serde_json::to_vec(&task)
             .map_err(|e| InvokeError::Transport { message: format!("encoding the task: {e}"), retry: Retryable::No })?;
         let timeout = self.attempt_timeout().await;
-        let api = self.api.get_or_try_init(|| self.aws.invoke_api()).await.map_err(|e| InvokeError::Transport {
-            message: format!("function {}: {e}", self.function),
-            retry: Retryable::No,
-        })?;
+        let (api, target) = self
+            .api
+            .get_or_try_init(|| async {
+                let api = self.aws.invoke_api().await?;
+                let target = api.target(&self.function)?;
+                Ok::<_, InvokeApiError>((api, target))
+            })
+            .await
+            .map_err(|e| InvokeError::Transport {
+                message: format!("function {}: {e}", self.function),
+                retry: Retryable::No,
+            })?;
         QueryRun::add(&run.attempts, 1);
         let started = std::time::Instant::now();
-        let sent = match tokio::time::timeout(timeout, api.invoke(&self.function, payload)).await {
+        let sent = match tokio::time::timeout(timeout, api.invoke(target, payload)).await {
             Ok(sent) => sent,
             Err(_) => {
                 QueryRun::add(&run.abandoned_ms, started.elapsed().as_millis() as u64);
@@ -235,12 +244,8 @@ fn api_error(function: &str, error: InvokeApiError) -> InvokeError {
         }
         // Connection refused or reset, unreadable answers: try again; a request that could not
         // be built would not be built the next time either.
-        InvokeApiError::Dispatch { source, .. } if !source.is_builder() => {
-            InvokeError::Transport { message, retry: Retryable::Yes }
-        }
-        InvokeApiError::Dispatch { .. } | InvokeApiError::Request { .. } => {
-            InvokeError::Transport { message, retry: Retryable::No }
-        }
+        InvokeApiError::Dispatch { .. } => InvokeError::Transport { message, retry: Retryable::Yes },
+        InvokeApiError::Request { .. } => InvokeError::Transport { message, retry: Retryable::No },
     }
 }
 
