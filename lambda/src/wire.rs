@@ -224,11 +224,88 @@ impl std::fmt::Display for ErrorType {
 }
 
 /// A worker's whole answer to one task, as the Lambda handler returns it.
+///
+/// On the wire, an object tagged by `status` (`ok`: a [`PartialResult`]'s fields; `error`: a
+/// [`TaskFailure`]'s). It is read through [`ResponseFields`], one flat pass, rather than as
+/// serde's internally tagged enum, which first copies the whole answer (the base64 rows
+/// included) into a buffer of its own: the coordinator reads one answer per task. It accepts
+/// what the tagged enum accepts, except that a field of the other status's, when present, must
+/// be well-formed too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "status", rename_all = "snake_case", try_from = "ResponseFields")]
 pub enum TaskResponse {
     Ok(PartialResult),
     Error(TaskFailure),
+}
+
+/// Every field a [`TaskResponse`] may have, as read off the wire; which are required depends on
+/// `status`.
+#[derive(Deserialize)]
+struct ResponseFields {
+    status: ResponseStatus,
+    version: u32,
+    query_id: String,
+    task_id: usize,
+    data: Option<DataFields>,
+    stats: Option<TaskStats>,
+    error_type: Option<ErrorType>,
+    retryable: Option<bool>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ResponseStatus {
+    Ok,
+    Error,
+}
+
+/// Every field a [`PartialData`] may have; which are required depends on `kind`.
+#[derive(Deserialize)]
+struct DataFields {
+    kind: DataKind,
+    #[serde(default, with = "base64_bytes_option")]
+    arrow_ipc: Option<Vec<u8>>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DataKind {
+    Inline,
+    Spilled,
+}
+
+impl TryFrom<ResponseFields> for TaskResponse {
+    type Error = String;
+
+    fn try_from(fields: ResponseFields) -> Result<Self, String> {
+        let missing = |status: &str, field: &str| format!("a `{status}` task response without its `{field}`");
+        let ResponseFields { status, version, query_id, task_id, data, stats, error_type, retryable, message } = fields;
+        Ok(match status {
+            ResponseStatus::Ok => {
+                let data = data.ok_or_else(|| missing("ok", "data"))?;
+                let data = match data.kind {
+                    DataKind::Inline => {
+                        PartialData::Inline { arrow_ipc: data.arrow_ipc.ok_or_else(|| missing("inline", "arrow_ipc"))? }
+                    }
+                    DataKind::Spilled => {
+                        PartialData::Spilled { url: data.url.ok_or_else(|| missing("spilled", "url"))? }
+                    }
+                };
+                let stats = stats.ok_or_else(|| missing("ok", "stats"))?;
+                TaskResponse::Ok(PartialResult { version, query_id, task_id, data, stats })
+            }
+            ResponseStatus::Error => TaskResponse::Error(TaskFailure {
+                version,
+                query_id,
+                task_id,
+                error_type: error_type.ok_or_else(|| missing("error", "error_type"))?,
+                retryable: retryable.ok_or_else(|| missing("error", "retryable"))?,
+                message: message.ok_or_else(|| missing("error", "message"))?,
+            }),
+        })
+    }
 }
 
 mod base64_bytes {
@@ -243,6 +320,14 @@ mod base64_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
         STANDARD.decode(text.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+mod base64_bytes_option {
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        super::base64_bytes::deserialize(d).map(Some)
     }
 }
 
@@ -305,6 +390,87 @@ mod tests {
         let TaskResponse::Error(failure) = failed else { panic!("expected error") };
         assert_eq!(failure.error_type, ErrorType::CorruptFile);
         assert!(!failure.retryable);
+    }
+
+    /// The one-pass reading accepts exactly what serde's internally tagged enum accepts, and
+    /// reads the same values: over the fixtures, each with every field removed, nulled, mistyped,
+    /// or joined by another variant's fields.
+    #[test]
+    fn responses_read_as_the_tagged_enum_reads_them() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        #[serde(tag = "status", rename_all = "snake_case")]
+        enum Tagged {
+            Ok(PartialResult),
+            Error(TaskFailure),
+        }
+        fn same(value: &serde_json::Value) {
+            let text = value.to_string();
+            let ours = serde_json::from_str::<TaskResponse>(&text);
+            let theirs = serde_json::from_str::<Tagged>(&text);
+            match (ours, theirs) {
+                (Ok(TaskResponse::Ok(a)), Ok(Tagged::Ok(b))) => assert_eq!(a, b, "{text}"),
+                (Ok(TaskResponse::Error(a)), Ok(Tagged::Error(b))) => assert_eq!(a, b, "{text}"),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => panic!("{text}: ours {ours:?}, the tagged enum's {theirs:?}"),
+            }
+        }
+        let mut cases = Vec::new();
+        for name in ["response_ok.json", "response_spilled.json", "response_error.json"] {
+            let value: serde_json::Value = serde_json::from_str(&fixture(name)).unwrap();
+            cases.push(value.clone());
+            let mut with_paths = vec![(None, value.clone())];
+            if let Some(data) = value.get("data") {
+                with_paths.push((Some("data"), data.clone()));
+            }
+            for (inner, object) in with_paths {
+                for key in object.as_object().unwrap().keys() {
+                    for replacement in
+                        [None, Some(serde_json::Value::Null), Some(serde_json::json!("3")), Some(serde_json::json!(3))]
+                    {
+                        let mut changed = value.clone();
+                        let target = match inner {
+                            Some(field) => changed.get_mut(field).unwrap(),
+                            None => &mut changed,
+                        };
+                        let target = target.as_object_mut().unwrap();
+                        match &replacement {
+                            None => {
+                                target.remove(key);
+                            }
+                            Some(v) => {
+                                target.insert(key.clone(), v.clone());
+                            }
+                        }
+                        cases.push(changed);
+                    }
+                }
+            }
+            let mut mixed = value.clone();
+            let object = mixed.as_object_mut().unwrap();
+            object.insert("message".into(), serde_json::json!("x"));
+            object.insert("error_type".into(), serde_json::json!("query_error"));
+            object.insert("retryable".into(), serde_json::json!(false));
+            object.insert("data".into(), serde_json::json!({"kind": "inline", "arrow_ipc": "QUJD", "url": "s3://b/k"}));
+            object.insert("unknown".into(), serde_json::json!([1]));
+            cases.push(mixed);
+            for status in ["ok", "error", "OK", "other", ""] {
+                let mut restatused = value.clone();
+                restatused.as_object_mut().unwrap().insert("status".into(), serde_json::json!(status));
+                cases.push(restatused);
+            }
+        }
+        cases.push(serde_json::json!({"status": "ok", "version": 1, "query_id": "q", "task_id": 0,
+            "data": {"kind": "inline", "arrow_ipc": "not base64!"}, "stats": TaskStats::default()}));
+        cases.push(serde_json::json!([]));
+        cases.push(serde_json::json!("ok"));
+        for case in &cases {
+            same(case);
+        }
+        // Stricter in one way: a field of the other status's, present but malformed, is an
+        // error, where the tagged enum ignored it.
+        let mut odd: serde_json::Value = serde_json::from_str(&fixture("response_ok.json")).unwrap();
+        odd.as_object_mut().unwrap().insert("retryable".into(), serde_json::json!("yes"));
+        assert!(serde_json::from_value::<TaskResponse>(odd).is_err());
     }
 
     #[test]
