@@ -169,9 +169,8 @@ fn main() -> std::process::ExitCode {
         .init();
     // One thread: the coordinator's own work is waiting on invocations and listings; DuckDB runs
     // on blocking threads (in-process tasks) or between the waits (planning, the reduce). A
-    // multi-threaded runtime
-    // would hand every answer from the thread that read it to the one awaiting it, a wake-up and
-    // a context switch per task of a fan-out of thousands.
+    // multi-threaded runtime would hand every answer from the thread that read it to the one
+    // awaiting it, a wake-up and a context switch per task of a fan-out of thousands.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
