@@ -10,8 +10,9 @@
 //!   `AWS_ENDPOINT_URL` or the profile), resolved when the client is made;
 //! - credentials come from the SDK's chain through [`CachedCredentials`];
 //! - signing is [`crate::sigv4`]'s: what `aws-sigv4` signs, with the day's key cached;
-//! - the URL of a function's Invoke is parsed once ([`InvokeApi::target`]), and requests go
-//!   straight to hyper's pooled client (no redirects, no URL parsing per request).
+//! - the URL of a function's Invoke is parsed once ([`InvokeApi::target`]), and a request is
+//!   one write on a kept-alive connection, its answer read in the caller's task
+//!   ([`crate::http1`]; no redirects, no URL parsing per request).
 //!
 //! Contract: [`InvokeApi::invoke`] answers the function's payload with Lambda's
 //! `X-Amz-Function-Error` when the status is 2xx; any other status is
@@ -22,14 +23,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::aws::CachedCredentials;
+use crate::http1::Connections;
 use crate::sigv4::{InvokeSigner, SigningTarget};
 
 /// What a path label keeps unescaped: RFC 3986's unreserved characters but `.`, so that no
@@ -39,12 +40,13 @@ const LABEL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~'
 /// The headers of every Invoke, all signed.
 const HEADERS: [(&str, &str); 2] = [("x-amz-invocation-type", "RequestResponse"), ("content-type", "application/json")];
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The largest answer read: Lambda's synchronous responses are at most 6 MB (20 MB streamed).
+pub const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 /// A client for one region's (or one override's) Invoke API.
 #[derive(Clone)]
 pub struct InvokeApi {
-    http: HttpClient,
+    http: Arc<Connections>,
     /// `scheme://host[:port][/path]`, without a trailing `/`.
     endpoint: String,
     signer: Arc<InvokeSigner>,
@@ -61,7 +63,8 @@ impl std::fmt::Debug for InvokeApi {
 /// One function's Invoke: its URL and what signing it needs, made once per function.
 #[derive(Debug, Clone)]
 pub struct InvokeTarget {
-    uri: http::Uri,
+    /// The request line and the headers every request to it has, up to `content-length: `.
+    head: String,
     signing: SigningTarget,
 }
 
@@ -144,11 +147,11 @@ impl InvokeApi {
                 })
             }
         };
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(TokioTimer::new())
-            .build(tls.https_or_http().enable_http1().wrap_connector(connector));
-        Ok(InvokeApi { http, endpoint, signer: Arc::new(InvokeSigner::new(region)), credentials })
+        let uri: http::Uri = endpoint
+            .parse()
+            .map_err(|e| InvokeApiError::Request { endpoint: endpoint.clone(), message: format!("the URL: {e}") })?;
+        let http = Connections::new(tls.https_or_http().enable_http1().wrap_connector(connector), uri);
+        Ok(InvokeApi { http: Arc::new(http), endpoint, signer: Arc::new(InvokeSigner::new(region)), credentials })
     }
 
     /// The Invoke of `function` (a name, ARN or `name:qualifier`): its URL, made once.
@@ -158,40 +161,51 @@ impl InvokeApi {
             format!("{}/2015-03-31/functions/{}/invocations", self.endpoint, utf8_percent_encode(function, LABEL));
         let uri: http::Uri = url.parse().map_err(|e| request_error(format!("the URL {url}: {e}")))?;
         let signing = InvokeSigner::target(&uri, &HEADERS).map_err(|e| request_error(e.to_string()))?;
-        Ok(InvokeTarget { uri, signing })
+        let mut head = format!("POST {} HTTP/1.1\r\nhost: {}\r\n", uri.path(), signing.host());
+        for (name, value) in HEADERS {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        head.push_str("content-length: ");
+        Ok(InvokeTarget { head, signing })
     }
 
     /// Invokes `target` with `payload` and waits for its answer.
     pub async fn invoke(&self, target: &InvokeTarget, payload: Vec<u8>) -> Result<Invoked, InvokeApiError> {
         let request_error = |message: String| InvokeApiError::Request { endpoint: self.endpoint.clone(), message };
-        let mut request = http::Request::post(target.uri.clone());
-        for (name, value) in HEADERS {
-            request = request.header(name, value);
-        }
+        let mut head = String::with_capacity(target.head.len() + 512);
+        head.push_str(&target.head);
+        let _ = write!(head, "{}\r\n", payload.len());
         if let Some(credentials) = &self.credentials {
             let credentials = credentials.get().await.map_err(|e| request_error(format!("AWS credentials: {e}")))?;
             let signature = self.signer.sign(&target.signing, &credentials, &payload, SystemTime::now());
-            request = request.header("x-amz-date", signature.amz_date).header("authorization", signature.authorization);
-            if let Some(token) = signature.security_token {
-                request = request.header("x-amz-security-token", token);
+            let mut header = |name: &str, value: &str| {
+                // A value that would end the header early is never sent (a forged credential).
+                if value.bytes().any(|b| b < b' ' && b != b'\t' || b == 0x7f) {
+                    return Err(request_error(format!("the {name} header has a control character")));
+                }
+                let _ = write!(head, "{name}: {value}\r\n");
+                Ok(())
+            };
+            header("x-amz-date", &signature.amz_date)?;
+            header("authorization", &signature.authorization)?;
+            if let Some(token) = &signature.security_token {
+                header("x-amz-security-token", token)?;
             }
         }
-        let request = request.body(Full::new(Bytes::from(payload))).map_err(|e| request_error(e.to_string()))?;
-        let dispatch = |source: Box<dyn std::error::Error + Send + Sync>| InvokeApiError::Dispatch {
-            endpoint: self.endpoint.clone(),
-            source,
-        };
-        let response = self.http.request(request).await.map_err(|e| dispatch(e.into()))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let function_error = header("x-amz-function-error");
-        let error_type = header("x-amzn-errortype");
-        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
-        let body = response.into_body().collect().await.map_err(|e| dispatch(e.into()))?.to_bytes();
-        if (200..300).contains(&status) {
-            return Ok(Invoked { function_error, payload: body });
+        head.push_str("\r\n");
+        let answer = self
+            .http
+            .exchange(head.as_bytes(), &payload, MAX_ANSWER)
+            .await
+            .map_err(|e| InvokeApiError::Dispatch { endpoint: self.endpoint.clone(), source: Box::new(e) })?;
+        if (200..300).contains(&answer.status) {
+            let function_error = answer.header("x-amz-function-error").map(str::to_string);
+            return Ok(Invoked { function_error, payload: answer.body });
         }
-        Err(service_error(status, error_type, retry_after, body))
+        let retry_after =
+            answer.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let error_type = answer.header("x-amzn-errortype").map(str::to_string);
+        Err(service_error(answer.status, error_type, retry_after, answer.body))
     }
 }
 

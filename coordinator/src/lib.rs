@@ -17,6 +17,7 @@ pub mod du;
 pub mod engine;
 pub mod error;
 pub mod exchange;
+pub mod http1;
 pub mod inventory;
 pub mod invoke;
 pub mod lambda_api;

@@ -57,6 +57,14 @@ pub struct SigningTarget {
     headers: Vec<(String, String)>,
 }
 
+impl SigningTarget {
+    /// The `Host` header's value the signature covers (the port only when it is not the
+    /// scheme's default).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
 /// The headers a signed request adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {

@@ -71,10 +71,19 @@ pub(crate) fn from_partials_with(items: Vec<SelectItem>) -> Vec<TableWithJoins> 
 
 /// An expression of the rewriter's own, from constant SQL with holes (`__quack_hole_x`).
 pub(crate) fn expr_template(sql: &'static str) -> Expr {
-    Parser::new(&DuckDbDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .unwrap_or_else(|e| panic!("constant expression template {sql:?} does not parse: {e}"))
+    static PARSED: std::sync::Mutex<Option<std::collections::HashMap<&'static str, Expr>>> =
+        std::sync::Mutex::new(None);
+    let mut parsed = PARSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    parsed
+        .get_or_insert_with(std::collections::HashMap::new)
+        .entry(sql)
+        .or_insert_with(|| {
+            Parser::new(&DuckDbDialect {})
+                .try_with_sql(sql)
+                .and_then(|mut p| p.parse_expr())
+                .unwrap_or_else(|e| panic!("constant expression template {sql:?} does not parse: {e}"))
+        })
+        .clone()
 }
 
 /// `template` with each hole `__quack_hole_<name>` replaced by its tree from `holes`. The

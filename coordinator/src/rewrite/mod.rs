@@ -218,9 +218,17 @@ pub(crate) fn normalized(expr: &Expr) -> Expr {
     copy
 }
 
-/// A query parsed from constant SQL of the rewriter's own (always valid).
+/// A query parsed from constant SQL of the rewriter's own (always valid). Each constant is
+/// parsed once per process and cloned after that: task SQL is built from templates once per
+/// task, and a fan-out has thousands of tasks.
 pub(crate) fn template(sql: &'static str) -> Query {
-    parse_query(sql).expect("constant template SQL parses")
+    static PARSED: std::sync::Mutex<Option<HashMap<&'static str, Query>>> = std::sync::Mutex::new(None);
+    let mut parsed = PARSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    parsed
+        .get_or_insert_with(HashMap::new)
+        .entry(sql)
+        .or_insert_with(|| parse_query(sql).expect("constant template SQL parses"))
+        .clone()
 }
 
 pub(crate) fn query_of_body(body: SetExpr) -> Query {
