@@ -20,6 +20,7 @@
 //!   anything else (a malformed head or chunk, a short body) is an [`ExchangeError`], and the
 //!   connection is dropped. Dropping the future (a timeout) drops its connection.
 
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
@@ -62,15 +63,30 @@ struct Connection {
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
-    /// Header names in lowercase, values as sent (non-UTF-8 values are dropped).
-    pub headers: Vec<(String, String)>,
+    head: Head,
     pub body: Bytes,
 }
 
 impl Answer {
-    /// The first value of the header `name` (lowercase).
+    /// The first value of the header `name` (any case), when it is UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.head.header(name)
+    }
+}
+
+/// An answer's head: its bytes, and where each header's name and value are in them (so that
+/// parsing allocates nothing per header).
+#[derive(Debug)]
+struct Head {
+    bytes: Bytes,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        let (_, value) =
+            self.headers.iter().find(|(n, _)| self.bytes[n.clone()].eq_ignore_ascii_case(name.as_bytes()))?;
+        std::str::from_utf8(&self.bytes[value.clone()]).ok()
     }
 }
 
@@ -185,11 +201,11 @@ impl Connection {
                 }
                 self.fill("before the answer's head").await?;
             };
-            self.buffer.advance(head_len);
+            let head = Head { bytes: self.buffer.split_to(head_len).freeze(), headers };
             if (100..200).contains(&status) {
                 continue;
             }
-            let value = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+            let value = |name: &str| head.header(name);
             let mut reusable =
                 !value("connection").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
             let chunked = value("transfer-encoding")
@@ -228,7 +244,7 @@ impl Connection {
                 }
                 self.buffer.split().freeze()
             };
-            return Ok((Answer { status, headers, body }, reusable));
+            return Ok((Answer { status, head, body }, reusable));
         }
     }
 
@@ -276,10 +292,11 @@ impl Connection {
     }
 }
 
-type Head = (u16, Vec<(String, String)>, usize);
+type Parsed = (u16, Vec<(Range<usize>, Range<usize>)>, usize);
 
-/// The answer head at the start of `buffer`, when it is all there: status, headers and length.
-fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ExchangeError> {
+/// The answer head at the start of `buffer`, when it is all there: its status, where its
+/// headers' names and values are, and its length.
+fn parse_head(buffer: &[u8]) -> Result<Option<Parsed>, ExchangeError> {
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut slots);
     let length = match response.parse(buffer) {
@@ -288,11 +305,12 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ExchangeError> {
         Err(e) => return Err(ExchangeError::Malformed { reason: format!("the head: {e}") }),
     };
     let status = response.code.unwrap_or_default();
-    let headers = response
-        .headers
-        .iter()
-        .filter_map(|h| Some((h.name.to_ascii_lowercase(), std::str::from_utf8(h.value).ok()?.to_string())))
-        .collect();
+    let start = buffer.as_ptr() as usize;
+    let range = |part: &[u8]| {
+        let at = part.as_ptr() as usize - start;
+        at..at + part.len()
+    };
+    let headers = response.headers.iter().map(|h| (range(h.name.as_bytes()), range(h.value))).collect();
     Ok(Some((status, headers, length)))
 }
 

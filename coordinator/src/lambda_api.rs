@@ -174,7 +174,8 @@ impl InvokeApi {
         let request_error = |message: String| InvokeApiError::Request { endpoint: self.endpoint.clone(), message };
         let mut head = String::with_capacity(target.head.len() + 512);
         head.push_str(&target.head);
-        let _ = write!(head, "{}\r\n", payload.len());
+        head.push_str(&payload.len().to_string());
+        head.push_str("\r\n");
         if let Some(credentials) = &self.credentials {
             let credentials = credentials.get().await.map_err(|e| request_error(format!("AWS credentials: {e}")))?;
             let signature = self.signer.sign(&target.signing, &credentials, &payload, SystemTime::now());
@@ -183,7 +184,9 @@ impl InvokeApi {
                 if value.bytes().any(|b| b < b' ' && b != b'\t' || b == 0x7f) {
                     return Err(request_error(format!("the {name} header has a control character")));
                 }
-                let _ = write!(head, "{name}: {value}\r\n");
+                for part in [name, ": ", value, "\r\n"] {
+                    head.push_str(part);
+                }
                 Ok(())
             };
             header("x-amz-date", &signature.amz_date)?;

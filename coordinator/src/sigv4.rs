@@ -13,7 +13,6 @@
 //! `authorization` headers as `aws_sigv4::http_request::sign` at the same time and with the same
 //! credentials; the golden test below holds them equal over varied inputs.
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -122,8 +121,18 @@ impl InvokeSigner {
         now: SystemTime,
     ) -> Signature {
         let now = time::OffsetDateTime::from(now);
-        let date = format!("{:04}{:02}{:02}", now.year(), u8::from(now.month()), now.day());
-        let amz_date = format!("{date}T{:02}{:02}{:02}Z", now.hour(), now.minute(), now.second());
+        // `YYYYMMDD` and `YYYYMMDDTHHMMSSZ`, written without the formatting machinery: this runs
+        // once per task of a fan-out.
+        let mut amz_date = String::with_capacity(16);
+        push_digits(&mut amz_date, now.year().clamp(0, 9999) as u32, 4);
+        push_digits(&mut amz_date, u8::from(now.month()).into(), 2);
+        push_digits(&mut amz_date, now.day().into(), 2);
+        amz_date.push('T');
+        push_digits(&mut amz_date, now.hour().into(), 2);
+        push_digits(&mut amz_date, now.minute().into(), 2);
+        push_digits(&mut amz_date, now.second().into(), 2);
+        amz_date.push('Z');
+        let date = &amz_date[..8];
         let token = credentials.session_token().map(|t| t.trim().to_string());
 
         // The canonical headers, sorted by name: the request's own, host, x-amz-date and the
@@ -136,27 +145,55 @@ impl InvokeSigner {
             headers.push(("x-amz-security-token", token));
         }
         headers.sort_unstable();
-        let signed_headers = headers.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(";");
 
         let mut canonical = String::with_capacity(512);
         canonical.push_str("POST\n");
         canonical.push_str(&target.canonical_path);
         canonical.push_str("\n\n");
         for (name, value) in &headers {
-            let _ = writeln!(canonical, "{name}:{value}");
+            canonical.push_str(name);
+            canonical.push(':');
+            canonical.push_str(value);
+            canonical.push('\n');
         }
-        let _ = write!(canonical, "\n{signed_headers}\n{}", hex::encode(Sha256::digest(payload)));
+        canonical.push('\n');
+        let signed_headers_at = canonical.len();
+        for (i, (name, _)) in headers.iter().enumerate() {
+            if i > 0 {
+                canonical.push(';');
+            }
+            canonical.push_str(name);
+        }
+        let signed_headers_end = canonical.len();
+        canonical.push('\n');
+        push_hex(&mut canonical, &Sha256::digest(payload));
+        let signed_headers = &canonical[signed_headers_at..signed_headers_end];
 
-        let scope = format!("{date}/{}/{SERVICE}/aws4_request", self.region);
-        let string_to_sign =
-            format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
-        let signature = self.with_key(&date, credentials.secret_access_key(), now, |key| {
+        let mut scope = String::with_capacity(64);
+        for part in [date, "/", &self.region, "/", SERVICE, "/aws4_request"] {
+            scope.push_str(part);
+        }
+        let mut string_to_sign = String::with_capacity(160);
+        for part in ["AWS4-HMAC-SHA256\n", &amz_date, "\n", &scope, "\n"] {
+            string_to_sign.push_str(part);
+        }
+        push_hex(&mut string_to_sign, &Sha256::digest(canonical.as_bytes()));
+        let signature = self.with_key(date, credentials.secret_access_key(), now, |key| {
             aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes())
         });
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-            credentials.access_key_id()
-        );
+        let mut authorization = String::with_capacity(256);
+        for part in [
+            "AWS4-HMAC-SHA256 Credential=",
+            credentials.access_key_id(),
+            "/",
+            &scope,
+            ", SignedHeaders=",
+            signed_headers,
+            ", Signature=",
+            &signature,
+        ] {
+            authorization.push_str(part);
+        }
         Signature { amz_date, security_token: token, authorization }
     }
 
@@ -169,6 +206,29 @@ impl InvokeSigner {
             *cached = Some(DayKey { date: date.to_string(), secret: secret.to_string(), key: key.as_ref().to_vec() });
         }
         f(&cached.as_ref().expect("the key was just derived").key)
+    }
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits.
+fn push_digits(out: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut rest = value;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let used = 10 - value.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let start = used.min(10 - width);
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+}
+
+/// Appends `bytes` in lowercase hex.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 15)]));
     }
 }
 
@@ -208,6 +268,18 @@ mod tests {
             security_token: header("x-amz-security-token"),
             authorization: header("authorization").unwrap(),
         }
+    }
+
+    #[test]
+    fn digits_and_hex_are_written_as_format_writes_them() {
+        for (value, width) in [(0, 2), (5, 2), (59, 2), (2026, 4), (7, 4), (123456, 2)] {
+            let mut out = String::new();
+            push_digits(&mut out, value, width);
+            assert_eq!(out, format!("{value:0width$}"));
+        }
+        let mut out = String::new();
+        push_hex(&mut out, &[0x00, 0x0f, 0xa5, 0xff]);
+        assert_eq!(out, "000fa5ff");
     }
 
     #[test]

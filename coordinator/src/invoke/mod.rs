@@ -287,17 +287,23 @@ async fn run_all(
         .collect();
     let mut partials: Vec<Option<PartialResult>> = vec![None; total];
     let mut done = 0;
+    // One timer for the whole query, not one per answer.
     let expires = deadline.and_then(|d| tokio::time::Instant::now().checked_add(d));
+    let expiry = async move {
+        match expires {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expiry);
     loop {
-        let next = match expires {
-            Some(at) => match tokio::time::timeout_at(at, running.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let seconds = deadline.map_or(0, |d| d.as_secs());
-                    return Err(crate::Error::Deadline { seconds, done, total });
-                }
-            },
-            None => running.next().await,
+        let next = tokio::select! {
+            biased;
+            next = running.next() => next,
+            () = &mut expiry => {
+                let seconds = deadline.map_or(0, |d| d.as_secs());
+                return Err(crate::Error::Deadline { seconds, done, total });
+            }
         };
         let Some((position, result)) = next else { break };
         let gather_error = |gathered: u64| crate::Error::GatherLimit {
