@@ -23,7 +23,7 @@
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -169,10 +169,8 @@ impl Connection {
         let mut byte = [0u8; 1];
         let mut read = ReadBuf::new(&mut byte);
         let waker = futures::task::noop_waker();
-        match Pin::new(&mut self.io).poll_read(&mut Context::from_waker(&waker), &mut read) {
-            Poll::Pending => true,
-            Poll::Ready(_) => false,
-        }
+        // Pending: nothing to read and no end of stream, so the server still waits for a request.
+        Pin::new(&mut self.io).poll_read(&mut Context::from_waker(&waker), &mut read).is_pending()
     }
 
     /// Reads more bytes into the buffer; `Closed` at the end of the connection.

@@ -219,6 +219,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ProgressBar::hidden()
             };
             let on_progress = |progress: Progress| {
+                // A hidden bar still keeps its estimate: skip it, as this runs once per task.
+                if !interactive {
+                    return;
+                }
                 bar.set_length(progress.total as u64);
                 bar.set_position(progress.done as u64);
                 bar.set_message(format!("retries {}", progress.retries));
