@@ -188,7 +188,7 @@ impl Connection {
     /// The next whole answer, and whether the connection may carry another request.
     async fn read_answer(&mut self, max_body: usize) -> Result<(Answer, bool), ExchangeError> {
         loop {
-            let (status, headers, head_len) = loop {
+            let (version, status, headers, head_len) = loop {
                 if let Some(parsed) = parse_head(&self.buffer)? {
                     break parsed;
                 }
@@ -204,8 +204,12 @@ impl Connection {
                 continue;
             }
             let value = |name: &str| head.header(name);
-            let mut reusable =
-                !value("connection").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+            // HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes it unless told
+            // to keep it.
+            let says = |token: &str| {
+                value("connection").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            };
+            let mut reusable = if version == 1 { !says("close") } else { says("keep-alive") };
             let chunked = value("transfer-encoding")
                 .is_some_and(|v| v.rsplit(',').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked")));
             let length = value("content-length").map(|length| {
@@ -276,8 +280,11 @@ impl Connection {
 
     /// The next CRLF-terminated line (at most [`MAX_HEAD`] bytes), without its CRLF.
     async fn line(&mut self, during: &'static str) -> Result<String, ExchangeError> {
+        // Where the search for CRLF goes on: bytes already searched are not searched again.
+        let mut searched = 0;
         loop {
-            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\r\n") {
+            if let Some(at) = self.buffer[searched..].windows(2).position(|w| w == b"\r\n") {
+                let end = searched + at;
                 let line = self.buffer.split_to(end + 2);
                 return String::from_utf8(line[..end].to_vec())
                     .map_err(|_| ExchangeError::Malformed { reason: format!("a line {during} is not UTF-8") });
@@ -285,15 +292,16 @@ impl Connection {
             if self.buffer.len() > MAX_HEAD {
                 return Err(ExchangeError::Malformed { reason: format!("a line {during} is too long") });
             }
+            searched = self.buffer.len().saturating_sub(1);
             self.fill(during).await?;
         }
     }
 }
 
-type Parsed = (u16, Vec<(Range<usize>, Range<usize>)>, usize);
+type Parsed = (u8, u16, Vec<(Range<usize>, Range<usize>)>, usize);
 
-/// The answer head at the start of `buffer`, when it is all there: its status, where its
-/// headers' names and values are, and its length.
+/// The answer head at the start of `buffer`, when it is all there: its minor HTTP version, its
+/// status, where its headers' names and values are, and its length.
 fn parse_head(buffer: &[u8]) -> Result<Option<Parsed>, ExchangeError> {
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut slots);
@@ -309,7 +317,7 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Parsed>, ExchangeError> {
         at..at + part.len()
     };
     let headers = response.headers.iter().map(|h| (range(h.name.as_bytes()), range(h.value))).collect();
-    Ok(Some((status, headers, length)))
+    Ok(Some((response.version.unwrap_or_default(), status, headers, length)))
 }
 
 #[cfg(test)]
@@ -369,7 +377,8 @@ mod tests {
                 b"HTTP/1.1 200 OK\r\n\r\nto the end",
             ],
             vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"],
-            vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nz"],
+            vec![b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\nz"],
+            vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\ny"],
         ])
         .await;
         let connections = connections(uri);
@@ -388,8 +397,11 @@ mod tests {
         // `Connection: close` was honoured: the last request goes on a third connection.
         let sixth = connections.exchange(HEAD, b"{}", 100).await.unwrap();
         assert_eq!(&sixth.body[..], b"z");
+        // HTTP/1.0 without `Connection: keep-alive` closes: the last request goes on a fourth.
+        let seventh = connections.exchange(HEAD, b"{}", 100).await.unwrap();
+        assert_eq!(&seventh.body[..], b"y");
         let requests = server.await.unwrap();
-        assert_eq!(requests.len(), 6);
+        assert_eq!(requests.len(), 7);
         assert!(requests.iter().all(|r| r.starts_with(HEAD) && r.ends_with(b"{}")));
     }
 

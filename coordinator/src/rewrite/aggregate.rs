@@ -75,7 +75,7 @@ pub(crate) const NOT_AGGREGATING: &str = "the block does not aggregate";
 
 /// Splits an aggregating block, or says why this strategy does not apply.
 pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteError> {
-    split_with(block, ctx, false)
+    split_with(block, ctx, Mode::Partial)
 }
 
 /// Splits an aggregating block into a map that computes every aggregate call whole per group
@@ -83,10 +83,31 @@ pub(crate) fn split(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteE
 /// when every group's rows reach one map, as a shuffle on the group keys makes them
 /// ([`super::stage`]).
 pub(crate) fn split_whole(block: &Query, ctx: &Context) -> Result<BlockSplit, RewriteError> {
-    split_with(block, ctx, true)
+    split_with(block, ctx, Mode::Whole)
 }
 
-fn split_with(block: &Query, ctx: &Context, whole: bool) -> Result<BlockSplit, RewriteError> {
+/// Splits an aggregating block into a map of mergeable partial states and a reduce that merges
+/// them, where the map's rows are partitioned on `key`: every row with a given value of `key`
+/// reaches the same map, as a shuffle on `key` makes them ([`super::stage`]). A DISTINCT
+/// aggregate over `key` is then computed in the map (`count(DISTINCT key)` per map, summed),
+/// instead of shipping a row per distinct value. A DISTINCT aggregate over anything else has no
+/// such split.
+pub(crate) fn split_partitioned_on(block: &Query, ctx: &Context, key: &Expr) -> Result<BlockSplit, RewriteError> {
+    split_with(block, ctx, Mode::PartitionedOn(key))
+}
+
+/// How the map of [`split_with`] sees the rows.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Any rows: DISTINCT arguments become extra map keys.
+    Partial,
+    /// Every group's rows: each aggregate is computed whole.
+    Whole,
+    /// Every row of each value of this expression: DISTINCT over it is computed in the map.
+    PartitionedOn(&'a Expr),
+}
+
+fn split_with(block: &Query, ctx: &Context, mode: Mode<'_>) -> Result<BlockSplit, RewriteError> {
     let SetExpr::Select(select) = block.body.as_ref() else {
         return Err(RewriteError::unsupported("the block is not a plain SELECT"));
     };
@@ -125,13 +146,13 @@ fn split_with(block: &Query, ctx: &Context, whole: bool) -> Result<BlockSplit, R
     let mut distinct_keys: Vec<Expr> = Vec::new();
     let mut aggregates: Vec<Aggregate> = Vec::new();
     for (index, call) in collector.calls.iter().enumerate() {
-        aggregates.push(if whole {
-            Aggregate {
+        aggregates.push(match mode {
+            Mode::Whole => Aggregate {
                 merge: Merge::Whole,
                 partials: vec![(Expr::Function(call.clone()), format!("__quack_a{index}"))],
-            }
-        } else {
-            plan_aggregate(index, call, &mut distinct_keys)?
+            },
+            Mode::Partial => plan_aggregate(index, call, &mut distinct_keys, None)?,
+            Mode::PartitionedOn(key) => plan_aggregate(index, call, &mut distinct_keys, Some(key))?,
         });
     }
 
@@ -370,8 +391,14 @@ fn function_name(call: &Function) -> String {
     call.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// Decides how one aggregate call merges and which partial columns it needs.
-fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) -> Result<Aggregate, RewriteError> {
+/// Decides how one aggregate call merges and which partial columns it needs. `partitioned_on`:
+/// each map gets every row of each value of this expression (see [`split_partitioned_on`]).
+fn plan_aggregate(
+    index: usize,
+    call: &Function,
+    distinct_keys: &mut Vec<Expr>,
+    partitioned_on: Option<&Expr>,
+) -> Result<Aggregate, RewriteError> {
     let name = function_name(call);
     let unsupported = || RewriteError::unsupported(format!("aggregate `{call}` has no exact split"));
     let FunctionArguments::List(list) = &call.args else {
@@ -400,6 +427,27 @@ fn plan_aggregate(index: usize, call: &Function, distinct_keys: &mut Vec<Expr>) 
     let partial = |suffix: &str| format!("__quack_a{index}{suffix}");
     let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
 
+    if let (true, Some(key)) = (distinct, partitioned_on) {
+        // The maps see disjoint sets of the argument's values, so per-map DISTINCT results
+        // add up (count, sum), extend (min, max) or divide (avg as sum and count).
+        let arg = single.ok_or_else(unsupported)?;
+        if normalized(&arg) != normalized(key) {
+            return Err(RewriteError::unsupported(format!(
+                "aggregate `{call}` is DISTINCT over another expression than the one the rows are partitioned on"
+            )));
+        }
+        let verbatim = vec![(Expr::Function(call.clone()), partial(""))];
+        let (merge, partials) = match name.as_str() {
+            "count" => (Merge::Count, verbatim),
+            "sum" | "min" | "max" => (Merge::SameFunction(name.clone()), verbatim),
+            "avg" | "mean" => (
+                Merge::Avg,
+                vec![(build::renamed(call, "sum"), partial("_s")), (build::renamed(call, "count"), partial("_c"))],
+            ),
+            _ => return Err(unsupported()),
+        };
+        return Ok(Aggregate { merge, partials });
+    }
     if distinct {
         let arg = single.ok_or_else(unsupported)?;
         let function = match name.as_str() {

@@ -49,6 +49,9 @@ pub struct StageSplit {
 pub fn split_reduce(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
     match split_grouped(reduce, partial_columns, ctx) {
         Ok(split) => Ok(split),
+        Err(_) if !is_grouping(reduce) && distinct_argument(reduce, ctx).is_some() => {
+            split_distinct(reduce, partial_columns, ctx)
+        }
         Err(_) if super::contains_window(reduce) => super::window::split(reduce, partial_columns, ctx),
         Err(grouped) => match super::order::split(reduce, partial_columns, ctx) {
             Ok(split) => Ok(split),
@@ -89,6 +92,64 @@ pub(crate) fn partials_block<'a>(
         _ => return Err(not("it reads more than the partials")),
     };
     Ok((select, alias))
+}
+
+/// The argument of the reduce's DISTINCT aggregate calls when it has some (the first one's).
+fn distinct_argument(reduce: &Query, ctx: &Context) -> Option<Expr> {
+    struct Finder<'a>(&'a Context<'a>, Option<Expr>);
+    impl Visitor for Finder<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(call) = expr {
+                if let FunctionArguments::List(list) = &call.args {
+                    if matches!(list.duplicate_treatment, Some(sqlparser::ast::DuplicateTreatment::Distinct))
+                        && super::is_aggregate_call(call, self.0)
+                    {
+                        if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice() {
+                            self.1 = Some(arg.clone());
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut finder = Finder(ctx, None);
+    let _ = reduce.visit(&mut finder);
+    finder.1
+}
+
+/// A reduce without GROUP BY whose DISTINCT aggregates all take one argument `x` (`SELECT
+/// count(DISTINCT x), count(*) FROM partials`): shuffled on `x`. Each stage-2 task sees every
+/// row of its values of `x`, so it computes the DISTINCT aggregates over its bucket and every
+/// other aggregate's partial state, one row per bucket ([`aggregate::split_partitioned_on`]);
+/// the final reduce merges those rows (a sum of per-bucket distinct counts).
+fn split_distinct(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
+    let not = |why: &str| RewriteError::unsupported(format!("the reduce cannot be shuffled: {why}"));
+    let (_, alias) = partials_block(reduce, &not)?;
+    let key = distinct_argument(reduce, ctx).ok_or_else(|| not("it has no DISTINCT aggregate"))?;
+    if !reads_only(&key, partial_columns) {
+        return Err(not("its DISTINCT argument is not computed from the map's columns alone"));
+    }
+    if has_collation(&key) {
+        return Err(not("its DISTINCT argument has a COLLATE, which equates values whose hashes differ"));
+    }
+    let scoped = Context {
+        aggregates: ctx.aggregates.clone(),
+        scan_columns: partial_columns.iter().map(|c| c.to_ascii_lowercase()).collect(),
+        binder: None,
+        companion: None,
+    };
+    let split = aggregate::split_partitioned_on(reduce, &scoped, &key).map_err(|e| not(&e.to_string()))?;
+    Ok(StageSplit {
+        keys: vec![key],
+        alias,
+        group: split.map,
+        upper: split.reduce,
+        unit: "distinct values",
+        range: None,
+    })
 }
 
 /// A reduce that is one grouping block: shuffled on its group keys.
@@ -431,6 +492,40 @@ mod tests {
         // An alias of the reduce and a random draw are not stage 2's to evaluate.
         for having in ["n > 1", "random() < 0.5"] {
             assert!(!group(having).contains("HAVING"), "{having}");
+        }
+    }
+
+    #[test]
+    fn distinct_aggregates_without_group_by_are_shuffled_on_their_argument() {
+        let s = split(
+            "SELECT CAST(count(DISTINCT d) AS BIGINT) AS n, sum(DISTINCT d) FILTER (WHERE f) AS s, avg(DISTINCT d), \
+             CAST(coalesce(sum(a), 0) AS BIGINT) AS rows FROM __quack_partials__ HAVING count(DISTINCT d) > 1",
+            &["d", "f", "a"],
+        )
+        .unwrap();
+        assert_eq!(s.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(), ["d"]);
+        assert_eq!(
+            s.group.to_string(),
+            "SELECT count(DISTINCT d) AS __quack_a0, sum(DISTINCT d) FILTER (WHERE f) AS __quack_a1, \
+             sum(DISTINCT d) AS __quack_a2_s, count(DISTINCT d) AS __quack_a2_c, sum(a) AS __quack_a3 \
+             FROM __quack_partials__"
+        );
+        assert_eq!(
+            s.upper.to_string(),
+            "SELECT CAST(CAST(coalesce(sum(__quack_a0), 0) AS BIGINT) AS BIGINT) AS n, sum(__quack_a1) AS s, \
+             (sum(__quack_a2_s) / nullif(sum(__quack_a2_c), 0)), \
+             CAST(coalesce(sum(__quack_a3), 0) AS BIGINT) AS rows FROM __quack_partials__ \
+             HAVING CAST(coalesce(sum(__quack_a0), 0) AS BIGINT) > 1"
+        );
+        // Two DISTINCT arguments cannot both be partitioned on; other holistic aggregates
+        // have no partial state.
+        for (sql, why) in [
+            ("SELECT count(DISTINCT d), count(DISTINCT a) FROM __quack_partials__", "another expression"),
+            ("SELECT count(DISTINCT d), median(a) FROM __quack_partials__", "no exact split"),
+            ("SELECT count(DISTINCT d COLLATE nocase) FROM __quack_partials__", "COLLATE"),
+        ] {
+            let error = split(sql, &["d", "a"]).unwrap_err().to_string();
+            assert!(error.contains(why), "{sql}: {error}");
         }
     }
 
