@@ -20,10 +20,9 @@
 //! body's `Type`/`__type`), its message and `Retry-After`. Classifying those for retries is the
 //! invoker's job ([`crate::invoke::lambda`]).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-use std::fmt::Write as _;
 
 use bytes::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;

@@ -47,17 +47,20 @@ pub struct StageSplit {
 /// Splits `reduce` (a query over [`PARTIALS_TABLE`] whose columns are `partial_columns`), or says
 /// why it cannot be shuffled.
 pub fn split_reduce(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
-    match split_grouped(reduce, partial_columns, ctx) {
+    let grouped = match split_grouped(reduce, partial_columns, ctx) {
+        Ok(split) => return Ok(split),
+        Err(grouped) => grouped,
+    };
+    if let Some(key) = (!is_grouping(reduce)).then(|| distinct_argument(reduce, ctx)).flatten() {
+        return split_distinct(reduce, key, partial_columns, ctx);
+    }
+    if super::contains_window(reduce) {
+        return super::window::split(reduce, partial_columns, ctx);
+    }
+    match super::order::split(reduce, partial_columns, ctx) {
         Ok(split) => Ok(split),
-        Err(_) if !is_grouping(reduce) && distinct_argument(reduce, ctx).is_some() => {
-            split_distinct(reduce, partial_columns, ctx)
-        }
-        Err(_) if super::contains_window(reduce) => super::window::split(reduce, partial_columns, ctx),
-        Err(grouped) => match super::order::split(reduce, partial_columns, ctx) {
-            Ok(split) => Ok(split),
-            Err(ordered) if reduce.order_by.is_some() && !is_grouping(reduce) => Err(ordered),
-            Err(_) => Err(grouped),
-        },
+        Err(ordered) if reduce.order_by.is_some() && !is_grouping(reduce) => Err(ordered),
+        Err(_) => Err(grouped),
     }
 }
 
@@ -125,22 +128,21 @@ fn distinct_argument(reduce: &Query, ctx: &Context) -> Option<Expr> {
 /// row of its values of `x`, so it computes the DISTINCT aggregates over its bucket and every
 /// other aggregate's partial state, one row per bucket ([`aggregate::split_partitioned_on`]);
 /// the final reduce merges those rows (a sum of per-bucket distinct counts).
-fn split_distinct(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
+fn split_distinct(
+    reduce: &Query,
+    key: Expr,
+    partial_columns: &[String],
+    ctx: &Context,
+) -> Result<StageSplit, RewriteError> {
     let not = |why: &str| RewriteError::unsupported(format!("the reduce cannot be shuffled: {why}"));
     let (_, alias) = partials_block(reduce, &not)?;
-    let key = distinct_argument(reduce, ctx).ok_or_else(|| not("it has no DISTINCT aggregate"))?;
     if !reads_only(&key, partial_columns) {
         return Err(not("its DISTINCT argument is not computed from the map's columns alone"));
     }
     if has_collation(&key) {
         return Err(not("its DISTINCT argument has a COLLATE, which equates values whose hashes differ"));
     }
-    let scoped = Context {
-        aggregates: ctx.aggregates.clone(),
-        scan_columns: partial_columns.iter().map(|c| c.to_ascii_lowercase()).collect(),
-        binder: None,
-        companion: None,
-    };
+    let scoped = over_partials(ctx, partial_columns);
     let split = aggregate::split_partitioned_on(reduce, &scoped, &key).map_err(|e| not(&e.to_string()))?;
     Ok(StageSplit {
         keys: vec![key],
@@ -152,6 +154,16 @@ fn split_distinct(reduce: &Query, partial_columns: &[String], ctx: &Context) -> 
     })
 }
 
+/// The context of a reduce's block, whose only table is the partials (`partial_columns`).
+fn over_partials<'a>(ctx: &Context<'a>, partial_columns: &[String]) -> Context<'a> {
+    Context {
+        aggregates: ctx.aggregates.clone(),
+        scan_columns: partial_columns.iter().map(|c| c.to_ascii_lowercase()).collect(),
+        binder: None,
+        companion: None,
+    }
+}
+
 /// A reduce that is one grouping block: shuffled on its group keys.
 fn split_grouped(reduce: &Query, partial_columns: &[String], ctx: &Context) -> Result<StageSplit, RewriteError> {
     let not = |why: &str| RewriteError::unsupported(format!("the reduce cannot be shuffled: {why}"));
@@ -161,12 +173,7 @@ fn split_grouped(reduce: &Query, partial_columns: &[String], ctx: &Context) -> R
     if !grouped {
         return Err(not("it has no GROUP BY keys to shuffle on"));
     }
-    let scoped = Context {
-        aggregates: ctx.aggregates.clone(),
-        scan_columns: partial_columns.iter().map(|c| c.to_ascii_lowercase()).collect(),
-        binder: None,
-        companion: None,
-    };
+    let scoped = over_partials(ctx, partial_columns);
     let split = aggregate::split_whole(reduce, &scoped).map_err(|e| not(&e.to_string()))?;
     let SetExpr::Select(group_select) = split.map.body.as_ref() else { unreachable!("the map is a SELECT") };
     let key_count = match &group_select.group_by {
