@@ -586,9 +586,9 @@ async fn a_missing_function_fails_at_once_and_says_which() {
     let stack = Stack::get();
     let invoker = quack::invoke::lambda::LambdaInvoker::new(stack.aws(), "no-such-function", None)
         .with_attempt_timeout(Some(std::time::Duration::from_secs(30)));
-    let task = serde_json::from_value(task_event("SELECT 1", &[])).unwrap();
+    let task: quack_lambda::Task = serde_json::from_value(task_event("SELECT 1", &[])).unwrap();
     let run = std::sync::Arc::new(quack::invoke::QueryRun::default());
-    let error = quack::invoke::Invoker::invoke(&invoker, task, run).await.unwrap_err();
+    let error = quack::invoke::Invoker::invoke(&invoker, &task, &run).await.unwrap_err();
     assert!(!error.is_retryable(), "{error}");
     assert!(error.to_string().contains("no-such-function"), "{error}");
 }

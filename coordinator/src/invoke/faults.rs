@@ -25,7 +25,11 @@ impl<I> FaultInjection<I> {
 }
 
 impl<I: Invoker> Invoker for FaultInjection<I> {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         let fail = {
             let mut remaining = self.remaining.lock().unwrap_or_else(|p| p.into_inner());
             match remaining.get_mut(&task.task_id) {
@@ -37,7 +41,7 @@ impl<I: Invoker> Invoker for FaultInjection<I> {
             }
         };
         if fail {
-            let failure = TaskFailure::new(&task, self.error_type, "injected fault");
+            let failure = TaskFailure::new(task, self.error_type, "injected fault");
             return Box::pin(async move { Err(InvokeError::Task(failure)) });
         }
         self.inner.invoke(task, run)
@@ -100,7 +104,11 @@ impl<I> RandomFaults<I> {
 }
 
 impl<I: Invoker> Invoker for RandomFaults<I> {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         let (fail, delay) = {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
             (rng.f64() < self.faults.fail, rng.f64() < self.faults.delay)

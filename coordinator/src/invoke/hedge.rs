@@ -112,10 +112,14 @@ impl<I> Hedge<I> {
 }
 
 impl<I: Invoker> Invoker for Hedge<I> {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         Box::pin(async move {
             let started = Instant::now();
-            let mut primary = self.inner.invoke(task.clone(), run.clone());
+            let mut primary = self.inner.invoke(task, run);
             // No task is hedged before `min_delay`: the first check waits that long, so the
             // many tasks shorter than that set no timer but this one. Then every 50 ms.
             let mut wait = self.policy.min_delay.max(Duration::from_millis(1));
@@ -145,7 +149,7 @@ impl<I: Invoker> Invoker for Hedge<I> {
                 QueryRun::add(&run.hedges, 1);
                 tracing::info!(query_id = %task.query_id, task_id = task.task_id, after = ?started.elapsed(), "hedging a straggler");
                 *backup_started.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-                self.inner.invoke(task.clone(), run.clone()).await
+                self.inner.invoke(task, run).await
             };
             futures::pin_mut!(backup);
             let (result, loser_started) = match futures::future::select(primary, backup).await {
@@ -186,7 +190,11 @@ mod tests {
     }
 
     impl Invoker for Straggler {
-        fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        fn invoke<'a>(
+            &'a self,
+            task: &'a Task,
+            run: &'a Arc<QueryRun>,
+        ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
             let call = {
                 let mut calls = self.calls.lock().unwrap();
                 let n = calls.entry(task.task_id).or_default();
@@ -248,8 +256,8 @@ mod tests {
         let held = slots.acquire().await.unwrap();
         let hedge = Hedge::new(straggler, policy, Some(slots));
         hedge.record("q", Duration::from_millis(1));
-        let run = run();
-        let waiting = tokio::time::timeout(Duration::from_millis(300), hedge.invoke(task(9, "SELECT 9"), run.clone()));
+        let (run, nine) = (run(), task(9, "SELECT 9"));
+        let waiting = tokio::time::timeout(Duration::from_millis(300), hedge.invoke(&nine, &run));
         assert!(waiting.await.is_err(), "no slot, so the straggler is not hedged");
         assert_eq!(QueryRun::get(&run.hedges), 0);
         drop(held);

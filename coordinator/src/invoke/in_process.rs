@@ -60,7 +60,11 @@ impl InProcessInvoker {
 }
 
 impl Invoker for InProcessInvoker {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         Box::pin(async move {
             let _slot = self.slots.acquire().await.map_err(|e| InvokeError::Transport {
                 message: format!("worker pool closed: {e}"),
@@ -72,6 +76,8 @@ impl Invoker for InProcessInvoker {
                 Some(worker) => worker,
                 None => self.new_worker()?,
             };
+            // The worker thread needs a task of its own; DuckDB's run dwarfs the copy.
+            let task = task.clone();
             let joined = tokio::task::spawn_blocking(move || {
                 let result = worker.run(&task).map_err(InvokeError::Task);
                 (worker, result)
@@ -114,7 +120,7 @@ mod tests {
         let invoker = InProcessInvoker::standalone(1, &WorkerConfig::default()).unwrap();
         let mut task = crate::invoke::tests::task(0, "SELECT 1 AS k, 0 AS __quack_bucket");
         task.exchange = Some(quack_lambda::ExchangeWrite { prefix: format!("/tmp/{}/s1/", task.query_id), buckets: 1 });
-        let Err(InvokeError::Task(failure)) = invoker.invoke(task, Arc::new(QueryRun::default())).await else {
+        let Err(InvokeError::Task(failure)) = invoker.invoke(&task, &Arc::new(QueryRun::default())).await else {
             panic!("a worker without an exchange ran a stage task")
         };
         assert_eq!(failure.error_type, quack_lambda::ErrorType::Forbidden, "{}", failure.message);

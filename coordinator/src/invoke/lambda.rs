@@ -103,8 +103,11 @@ impl LambdaInvoker {
             .await
     }
 
-    async fn call(&self, task: Task, run: Arc<QueryRun>) -> Result<PartialResult, InvokeError> {
-        let payload = serde_json::to_vec(&task)
+    async fn call(&self, task: &Task, run: &QueryRun) -> Result<PartialResult, InvokeError> {
+        // Sized once for the task's text (the JSON adds its names and a few escapes).
+        let size = task.sql.len() + task.files.iter().map(|f| f.len() + 3).sum::<usize>() + task.label.len() + 256;
+        let mut payload = Vec::with_capacity(size);
+        serde_json::to_writer(&mut payload, task)
             .map_err(|e| InvokeError::Transport { message: format!("encoding the task: {e}"), retry: Retryable::No })?;
         let timeout = self.attempt_timeout().await;
         let (api, target) = self
@@ -149,11 +152,11 @@ impl LambdaInvoker {
             TaskResponse::Ok(partial) => partial,
             TaskResponse::Error(failure) => {
                 QueryRun::add(&run.failed_ms, started.elapsed().as_millis() as u64);
-                check_identity(&self.function, &task, failure.version, &failure.query_id, failure.task_id)?;
+                check_identity(&self.function, task, failure.version, &failure.query_id, failure.task_id)?;
                 return Err(InvokeError::Task(failure));
             }
         };
-        check_identity(&self.function, &task, partial.version, &partial.query_id, partial.task_id)?;
+        check_identity(&self.function, task, partial.version, &partial.query_id, partial.task_id)?;
         if let PartialData::Spilled { url } = &partial.data {
             let Some(prefix) = &self.spill_prefix else {
                 return Err(InvokeError::Transport {
@@ -188,7 +191,11 @@ impl LambdaInvoker {
 }
 
 impl Invoker for LambdaInvoker {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         Box::pin(self.call(task, run))
     }
 

@@ -144,7 +144,11 @@ impl<I> AdaptiveLimit<I> {
 }
 
 impl<I: Invoker> Invoker for AdaptiveLimit<I> {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         Box::pin(async move {
             let _slot = self.limit.acquire().await?;
             let result = self.inner.invoke(task, run).await;

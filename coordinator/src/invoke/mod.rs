@@ -187,8 +187,15 @@ impl QueryRun {
 
 /// Runs one task somewhere and returns its partial result.
 pub trait Invoker: Send + Sync {
-    /// Runs `task`, counting into `run`, the figures of the task's query.
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>>;
+    /// Runs `task`, counting into `run`, the figures of the task's query. Both are lent, not
+    /// given: a wrapper that tries a task again or twice (retry, hedge) lends the same task to
+    /// every attempt instead of copying it, and only a backend that must move it elsewhere (a
+    /// worker thread) copies it.
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>>;
 
     /// Called once when every task of `query_id` has answered or been abandoned: releases what
     /// the query left behind (spilled partials). Wrappers pass it on.
@@ -199,7 +206,11 @@ pub trait Invoker: Send + Sync {
 }
 
 impl<I: Invoker + ?Sized> Invoker for Arc<I> {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         (**self).invoke(task, run)
     }
 
@@ -280,10 +291,7 @@ async fn run_all(
     let mut running: FuturesUnordered<_> = tasks
         .into_iter()
         .enumerate()
-        .map(|(position, task)| {
-            let run = run.clone();
-            async move { (position, invoker.invoke(task, run).await) }
-        })
+        .map(|(position, task)| async move { (position, invoker.invoke(&task, run).await) })
         .collect();
     let mut partials: Vec<Option<PartialResult>> = vec![None; total];
     let mut done = 0;
@@ -367,7 +375,11 @@ pub(crate) mod tests {
     pub(crate) struct Slow;
 
     impl Invoker for Slow {
-        fn invoke(&self, _task: Task, _run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        fn invoke<'a>(
+            &'a self,
+            _task: &'a Task,
+            _run: &'a Arc<QueryRun>,
+        ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
             Box::pin(async {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Err(InvokeError::Transport { message: "slow".into(), retry: Retryable::No })
@@ -457,7 +469,11 @@ pub(crate) mod tests {
     async fn finish_runs_once_per_query_whatever_the_outcome() {
         struct Counting(AtomicU64, InProcessInvoker);
         impl Invoker for Counting {
-            fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+            fn invoke<'a>(
+                &'a self,
+                task: &'a Task,
+                run: &'a Arc<QueryRun>,
+            ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
                 self.1.invoke(task, run)
             }
             fn finish(&self, query_id: &str) -> BoxFuture<'_, ()> {
@@ -482,7 +498,11 @@ pub(crate) mod tests {
     }
 
     impl Invoker for Storm {
-        fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+        fn invoke<'a>(
+            &'a self,
+            task: &'a Task,
+            run: &'a Arc<QueryRun>,
+        ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
             Box::pin(async move {
                 if std::time::Instant::now() < self.until {
                     self.throttled.fetch_add(1, Ordering::Relaxed);

@@ -78,12 +78,16 @@ impl<I> Retry<I> {
 }
 
 impl<I: Invoker> Invoker for Retry<I> {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         Box::pin(async move {
             let (mut attempts, mut once_used, mut throttles) = (1u32, false, 0u32);
             let mut throttled_for = Duration::ZERO;
             loop {
-                let error = match self.inner.invoke(task.clone(), run.clone()).await {
+                let error = match self.inner.invoke(task, run).await {
                     Ok(partial) => return Ok(partial),
                     Err(error) => error,
                 };
@@ -148,7 +152,7 @@ mod tests {
     async fn retries_passing_faults_then_succeeds() {
         let invoker = Retry::new(FaultInjection::new(local(), ErrorType::Internal, &[0], 2), fast_policy(4));
         let run = run();
-        let partial = invoker.invoke(task(0, "SELECT 1"), run.clone()).await.unwrap();
+        let partial = invoker.invoke(&task(0, "SELECT 1"), &run).await.unwrap();
         assert_eq!(partial.stats.rows, 1);
         assert_eq!(QueryRun::get(&run.retries), 2);
     }
@@ -156,7 +160,7 @@ mod tests {
     #[tokio::test]
     async fn gives_up_loudly_after_the_last_attempt() {
         let invoker = Retry::new(FaultInjection::new(local(), ErrorType::Internal, &[0], 10), fast_policy(3));
-        let err = invoker.invoke(task(0, "SELECT 1"), run()).await.unwrap_err();
+        let err = invoker.invoke(&task(0, "SELECT 1"), &run()).await.unwrap_err();
         assert!(err.to_string().contains("gave up after 3 attempts"), "{err}");
         assert!(!err.is_retryable());
     }
@@ -166,23 +170,23 @@ mod tests {
         // Ten throttles in a row do not use up the three attempts of other failures.
         let invoker = Retry::new(FaultInjection::new(local(), ErrorType::Throttled, &[0], 10), fast_policy(3));
         let run = run();
-        invoker.invoke(task(0, "SELECT 1"), run.clone()).await.unwrap();
+        invoker.invoke(&task(0, "SELECT 1"), &run).await.unwrap();
         assert_eq!(QueryRun::get(&run.throttles), 10);
         // ...but a budget of waiting, once spent, ends it.
         let mut policy = fast_policy(3);
         policy.throttle_budget = Duration::from_millis(3);
         let invoker = Retry::new(FaultInjection::new(local(), ErrorType::Throttled, &[0], 1000), policy);
-        let err = invoker.invoke(task(0, "SELECT 1"), run.clone()).await.unwrap_err();
+        let err = invoker.invoke(&task(0, "SELECT 1"), &run).await.unwrap_err();
         assert!(err.to_string().contains("still throttled"), "{err}");
     }
 
     #[tokio::test]
     async fn timeouts_and_the_like_are_retried_once_only() {
         let invoker = Retry::new(FaultInjection::new(local(), ErrorType::Timeout, &[0], 1), fast_policy(4));
-        invoker.invoke(task(0, "SELECT 1"), run()).await.unwrap();
+        invoker.invoke(&task(0, "SELECT 1"), &run()).await.unwrap();
         let invoker = Retry::new(FaultInjection::new(local(), ErrorType::Timeout, &[0], 2), fast_policy(4));
         let run = run();
-        let err = invoker.invoke(task(0, "SELECT 1"), run.clone()).await.unwrap_err();
+        let err = invoker.invoke(&task(0, "SELECT 1"), &run).await.unwrap_err();
         assert!(err.to_string().contains("twice"), "{err}");
         assert_eq!(QueryRun::get(&run.retries), 1);
     }
@@ -191,7 +195,7 @@ mod tests {
     async fn does_not_retry_permanent_failures() {
         let invoker = Retry::new(local(), fast_policy(4));
         let run = run();
-        let err = invoker.invoke(task(0, "SELEC 1"), run.clone()).await.unwrap_err();
+        let err = invoker.invoke(&task(0, "SELEC 1"), &run).await.unwrap_err();
         assert!(matches!(err, InvokeError::Task(ref f) if f.error_type == ErrorType::BadSql));
         assert_eq!(QueryRun::get(&run.retries), 0);
     }

@@ -25,10 +25,14 @@ impl<I> Timeout<I> {
 }
 
 impl<I: Invoker> Invoker for Timeout<I> {
-    fn invoke(&self, task: Task, run: Arc<QueryRun>) -> BoxFuture<'_, Result<PartialResult, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        task: &'a Task,
+        run: &'a Arc<QueryRun>,
+    ) -> BoxFuture<'a, Result<PartialResult, InvokeError>> {
         Box::pin(async move {
             let started = Instant::now();
-            match tokio::time::timeout(self.limit, self.inner.invoke(task, run.clone())).await {
+            match tokio::time::timeout(self.limit, self.inner.invoke(task, run)).await {
                 Ok(result) => result,
                 Err(_) => {
                     QueryRun::add(&run.abandoned_ms, started.elapsed().as_millis() as u64);
@@ -52,7 +56,7 @@ mod tests {
     async fn times_out_slow_tasks_and_counts_the_time() {
         let invoker = Timeout::new(Slow, Duration::from_millis(10));
         let run = run();
-        assert!(matches!(invoker.invoke(task(0, "SELECT 1"), run.clone()).await, Err(InvokeError::Timeout { .. })));
+        assert!(matches!(invoker.invoke(&task(0, "SELECT 1"), &run).await, Err(InvokeError::Timeout { .. })));
         assert!(QueryRun::get(&run.abandoned_ms) >= 10);
     }
 }
