@@ -91,8 +91,10 @@ pub struct JoinShuffle {
     pub root: String,
     /// Where this query's exchange files go (`<root><query_id>/`).
     pub query_dir: String,
-    /// Each side's columns as its table has them (what its exchange files hold), side 0 being
-    /// the fanned-out scan (the map's placeholder) and side 1 its companion.
+    /// Each side's columns that its exchange files hold, typed as its table has them: every
+    /// column, or only those the map names when it provably reads no other
+    /// ([`crate::rewrite::join::named_columns`]). Side 0 is the fanned-out scan (the map's
+    /// placeholder), side 1 its companion.
     pub sides: [Vec<Column>; 2],
     /// Each side's hashed keys, for `explain` (`CAST(k AS BIGINT)`).
     pub keys: [String; 2],

@@ -827,8 +827,37 @@ impl Planner<'_> {
         let columns = |layout: &TableLayout| -> Vec<Column> {
             layout.columns.iter().map(|(name, ty)| Column { name: name.clone(), data_type: ty.clone() }).collect()
         };
-        let side_columns = [columns(sides[0].layout), columns(sides[1].layout)];
-        for (side, cols) in sides.iter().zip(&side_columns) {
+        let root = self.config.exchange_root();
+        let query_dir = format!("{root}{query_id}/");
+        let mut shuffle = JoinShuffle {
+            buckets,
+            root,
+            query_dir,
+            sides: [columns(sides[0].layout), columns(sides[1].layout)],
+            keys: [0, 1].map(|i| hashed[i].iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            side0_tasks: sides[0].specs.len(),
+            unaliased: [sides[0].scan.function.clone(), sides[1].scan.function.clone()],
+            map: rewritten.map.clone(),
+            partial_columns: Vec::new(),
+        };
+        let describe =
+            |shuffle: &JoinShuffle| self.engine.describe(&shuffle.bucket_query(&[vec![], vec![]]).to_string());
+        shuffle.partial_columns =
+            describe(&shuffle).map_err(|m| format!("the map over the exchange does not bind ({})", first_line(&m)))?;
+        // Stage 1 writes only the columns the map names, when it provably reads no other, and
+        // the map over those binds to the same columns as over all of them.
+        let unaliased = [shuffle.unaliased[0].as_str(), shuffle.unaliased[1].as_str()];
+        if let Some(names) = rewrite::join::named_columns(&rewritten.map, &unaliased) {
+            let named = shuffle
+                .sides
+                .clone()
+                .map(|cols| cols.into_iter().filter(|c| names.contains(&c.name.to_ascii_lowercase())).collect());
+            let all = std::mem::replace(&mut shuffle.sides, named);
+            if describe(&shuffle).ok().as_ref() != Some(&shuffle.partial_columns) {
+                shuffle.sides = all;
+            }
+        }
+        for (side, cols) in sides.iter().zip(&shuffle.sides) {
             if let Some(c) = cols.iter().find(|c| !transport::exchange_carries(&c.data_type)) {
                 return Err(format!(
                     "the column {} of {} is of type {}, which the exchange does not carry yet",
@@ -838,24 +867,6 @@ impl Planner<'_> {
                 ));
             }
         }
-        let root = self.config.exchange_root();
-        let query_dir = format!("{root}{query_id}/");
-        let mut shuffle = JoinShuffle {
-            buckets,
-            root,
-            query_dir,
-            sides: side_columns,
-            keys: [0, 1].map(|i| hashed[i].iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
-            side0_tasks: sides[0].specs.len(),
-            unaliased: [sides[0].scan.function.clone(), sides[1].scan.function.clone()],
-            map: rewritten.map.clone(),
-            partial_columns: Vec::new(),
-        };
-        let probe = shuffle.bucket_query(&[Vec::new(), Vec::new()]);
-        shuffle.partial_columns = self
-            .engine
-            .describe(&probe.to_string())
-            .map_err(|m| format!("the map over the exchange does not bind ({})", first_line(&m)))?;
         self.engine
             .check_reduce(&shuffle.partial_columns, &final_sql(&rewritten.reduce_sql, output_columns))
             .map_err(|m| format!("the reduce does not bind ({})", first_line(&m)))?;
@@ -868,6 +879,7 @@ impl Planner<'_> {
                 let files: Vec<String> = spec.files.iter().map(|f| f.path.clone()).collect();
                 let bucketed = rewrite::stage::bucketed_scan(
                     side.scan.task_factor(&files, side.layout, None),
+                    &shuffle.sides[i],
                     &hashed[i],
                     buckets,
                 );

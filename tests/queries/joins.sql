@@ -88,3 +88,25 @@ WITH l AS (SELECT * FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_part
 SELECT a.year, count(*) AS n
 FROM l AS a JOIN l AS b ON a.l_orderkey = b.l_orderkey AND a.l_linenumber = b.l_linenumber + 1
 GROUP BY 1 ORDER BY 1;
+
+-- Stage 1 writes only the columns the map names, unless the map reads columns it does not name:
+-- a whole row, a star, a NATURAL join. Each of these gives a different answer if it were pruned.
+
+-- name: j_whole_row_of_a_side
+SELECT min(o::VARCHAR) AS first_order, count(*) AS n
+FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true) AS l
+JOIN read_parquet('{lake}/orders_by_year/*/*.parquet', hive_partitioning = true) AS o ON l.l_orderkey = o.o_orderkey
+WHERE l.l_quantity > 49;
+
+-- name: j_distinct_star_over_join
+SELECT count(*) AS n FROM (
+  SELECT DISTINCT * EXCLUDE (l_linenumber, l_quantity, l_extendedprice, l_discount, l_tax, l_comment)
+  FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true) AS l
+  JOIN read_parquet('{lake}/orders_by_year/*/*.parquet', hive_partitioning = true) AS o ON l.l_orderkey = o.o_orderkey
+  WHERE o.oyear = 1995);
+
+-- name: j_natural_join_with_a_broadcast_side
+SELECT count(*) AS n, sum(l.l_quantity) AS q
+FROM read_parquet('{lake}/lineitem/*/*/*.parquet', hive_partitioning = true) AS l
+JOIN read_parquet('{lake}/orders_by_year/*/*.parquet', hive_partitioning = true) AS o ON l.l_orderkey = o.o_orderkey
+NATURAL JOIN (SELECT 1995 AS oyear) AS y;

@@ -12,12 +12,15 @@
 //! its own bucket exactly as over the whole tables. The caller checks that the keys are columns
 //! of each table and hashes them as one type on both sides.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, Query, SetExpr, TableAlias, TableFactor, TableWithJoins,
-    Visit, VisitMut, Visitor, VisitorMut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint, JoinOperator, Query,
+    Select, SetExpr, TableAlias, TableFactor, TableWithJoins, Visit, VisitMut, Visitor, VisitorMut,
 };
+use sqlparser::dialect::DuckDbDialect;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::scan::fan_scan_of;
 
@@ -330,6 +333,166 @@ fn equated_columns(expr: &Expr, aliases: &[Option<String>; 2], columns: &[Vec<St
     }
 }
 
+/// The names through which `map` (a co-partitioned join's map, its scans still placeholders) can
+/// read columns of its relations: every word of its text, lowercased (identifiers, quoted or
+/// not, wherever they stand: expressions, `USING`, window definitions; keywords too, which only
+/// keeps more). `None` when the map can read a column without naming it, so that a stage 1
+/// writing only the named columns could change the answer:
+/// - a star anywhere: `*`, `t.*` with any modifier, `COLUMNS(..)`, a function over `*` other
+///   than `count(*)` (`FROM t` alone is `SELECT *`);
+/// - a whole row: a bare name that is also a relation's name or alias, or one of `relations`
+///   (names the map's placeholders go by): `count(DISTINCT l)` and `to_json(l)` read every
+///   column of `l` as a struct;
+/// - a NATURAL join (it joins on the columns both sides have), PIVOT and UNPIVOT (PIVOT groups by
+///   the columns it does not name);
+/// - `#n`, a column by position.
+///
+/// The caller also binds the map over the named columns and compares its output with the
+/// map over all of them; this reading only has to be sound, not complete.
+pub fn named_columns(map: &Query, relations: &[&str]) -> Option<HashSet<String>> {
+    struct Hazards {
+        relations: HashSet<String>,
+        found: bool,
+    }
+    impl Visitor for Hazards {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            fn selects<'a>(body: &'a SetExpr, out: &mut Vec<&'a Select>) {
+                match body {
+                    SetExpr::Select(select) => out.push(select),
+                    SetExpr::SetOperation { left, right, .. } => {
+                        selects(left, out);
+                        selects(right, out);
+                    }
+                    _ => {}
+                }
+            }
+            let mut found = Vec::new();
+            selects(&query.body, &mut found);
+            for select in found {
+                if select.projection.is_empty() || select.projection.iter().any(super::is_star_item) {
+                    self.found = true;
+                }
+                let joins = select.from.iter().flat_map(|twj| &twj.joins);
+                if joins.into_iter().any(|join| natural(&join.join_operator)) {
+                    self.found = true;
+                }
+            }
+            self.stop()
+        }
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            match factor {
+                TableFactor::Pivot { .. } | TableFactor::Unpivot { .. } => self.found = true,
+                TableFactor::NestedJoin { table_with_joins, .. }
+                    if table_with_joins.joins.iter().any(|join| natural(&join.join_operator)) =>
+                {
+                    self.found = true
+                }
+                _ => {}
+            }
+            self.stop()
+        }
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Wildcard(_) | Expr::QualifiedWildcard(..) => self.found = true,
+                Expr::Identifier(ident) if self.relations.contains(&ident.value.to_ascii_lowercase()) => {
+                    self.found = true
+                }
+                Expr::Function(f) => {
+                    let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase());
+                    let count = name.as_deref() == Some("count");
+                    if name.as_deref() == Some("columns") {
+                        self.found = true;
+                    }
+                    if let FunctionArguments::List(list) = &f.args {
+                        let stars = list.args.iter().filter(|arg| {
+                            matches!(
+                                arg,
+                                FunctionArg::Unnamed(FunctionArgExpr::Wildcard | FunctionArgExpr::QualifiedWildcard(_))
+                                    | FunctionArg::Named {
+                                        arg: FunctionArgExpr::Wildcard | FunctionArgExpr::QualifiedWildcard(_),
+                                        ..
+                                    }
+                                    | FunctionArg::ExprNamed {
+                                        arg: FunctionArgExpr::Wildcard | FunctionArgExpr::QualifiedWildcard(_),
+                                        ..
+                                    }
+                            )
+                        });
+                        let star_count = stars.count();
+                        let plain_count_star = count
+                            && list.args.len() == 1
+                            && matches!(list.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
+                        if star_count > 0 && !plain_count_star {
+                            self.found = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            self.stop()
+        }
+    }
+    impl Hazards {
+        fn stop(&self) -> ControlFlow<()> {
+            if self.found {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    struct Relations(HashSet<String>);
+    impl Visitor for Relations {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            for cte in query.with.iter().flat_map(|with| &with.cte_tables) {
+                self.0.insert(cte.alias.name.value.to_ascii_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            let (alias, name) = match factor {
+                TableFactor::Table { alias, name, .. } => (alias, name.0.last().and_then(|p| p.as_ident())),
+                TableFactor::Derived { alias, .. }
+                | TableFactor::TableFunction { alias, .. }
+                | TableFactor::Function { alias, .. }
+                | TableFactor::UNNEST { alias, .. }
+                | TableFactor::NestedJoin { alias, .. } => (alias, None),
+                _ => (&None, None),
+            };
+            for ident in alias.iter().map(|a| &a.name).chain(name) {
+                self.0.insert(ident.value.to_ascii_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    fn natural(op: &JoinOperator) -> bool {
+        matches!(keyed_constraint(op), Some(JoinConstraint::Natural))
+    }
+    let text = map.to_string();
+    if text.contains('#') {
+        return None;
+    }
+    let mut relations = Relations(relations.iter().map(|r| r.to_ascii_lowercase()).collect());
+    let _ = Visit::visit(map, &mut relations);
+    let mut hazards = Hazards { relations: relations.0, found: false };
+    let _ = Visit::visit(map, &mut hazards);
+    if hazards.found {
+        return None;
+    }
+    let tokens = Tokenizer::new(&DuckDbDialect {}, &text).tokenize().ok()?;
+    Some(
+        tokens
+            .into_iter()
+            .filter_map(|token| match token {
+                Token::Word(word) => Some(word.value.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,6 +525,45 @@ mod tests {
         let p = plan(&format!("SELECT * FROM {A} JOIN {B} b ON only_b = only_a AND k = b.k")).unwrap();
         assert_eq!(p.sides[0].keys, ["only_a"]);
         assert_eq!(p.sides[1].keys, ["only_b"]);
+    }
+
+    #[test]
+    fn names_the_columns_a_map_reads_or_says_it_cannot() {
+        let named = |sql: &str| {
+            let query = super::super::parse_query(sql).unwrap();
+            named_columns(&query, &["read_parquet"]).map(|names| {
+                let mut wanted: Vec<&str> =
+                    ["k", "v", "w", "d", "only_b"].into_iter().filter(|c| names.contains(*c)).collect();
+                wanted.sort_unstable();
+                wanted
+            })
+        };
+        // Names anywhere count, quoted or not, in any case: select list, ON, USING, windows,
+        // ORDER BY, a correlated subquery.
+        assert_eq!(named(&format!("SELECT sum(a.\"V\") FROM {A} a JOIN {B} b ON a.k = b.k")), Some(vec!["k", "v"]));
+        assert_eq!(
+            named(&format!(
+                "SELECT count(*), max(w) OVER win FROM {A} JOIN {B} USING (k) WINDOW win AS (ORDER BY d) \
+                 ORDER BY (SELECT only_b)"
+            )),
+            Some(vec!["d", "k", "only_b", "w"])
+        );
+        // Reading columns it does not name: no pruning.
+        for sql in [
+            format!("SELECT * FROM {A} a JOIN {B} b ON a.k = b.k"),
+            format!("SELECT a.* EXCLUDE (v) FROM {A} a JOIN {B} b ON a.k = b.k"),
+            format!("SELECT count(*) FROM (SELECT DISTINCT * FROM {A} a JOIN {B} b ON a.k = b.k)"),
+            format!("SELECT max(COLUMNS(*)) FROM {A} a JOIN {B} b ON a.k = b.k"),
+            format!("SELECT count(DISTINCT a) FROM {A} a JOIN {B} b ON a.k = b.k"),
+            format!("SELECT to_json(read_parquet) FROM {A} JOIN {B} b ON k = b.k"),
+            format!("SELECT hash(*) FROM {A} a JOIN {B} b ON a.k = b.k"),
+            format!("SELECT count(*) FROM {A} a JOIN {B} b ON a.k = b.k NATURAL JOIN {B} c"),
+            format!("SELECT count(*) FROM {A} a JOIN ({B} b NATURAL JOIN {B} c) ON a.k = b.k"),
+        ] {
+            assert_eq!(named(&sql), None, "{sql}");
+        }
+        // count(*) reads no column.
+        assert_eq!(named(&format!("SELECT count(*) FROM {A} a JOIN {B} b ON a.k = b.k")), Some(vec!["k"]));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use sqlparser::ast::{
 };
 
 use super::{aggregate, build, names_only, scan, template, Context, RewriteError, PARTIALS_TABLE};
+use crate::engine::Column;
 
 /// A reduce split into a shuffled stage and the final reduce.
 #[derive(Debug, Clone)]
@@ -393,11 +394,16 @@ pub fn typed_literal(text: &str, data_type: &str) -> Expr {
     scan::cast(Expr::Value(sqlparser::ast::Value::SingleQuotedString(text.to_string()).into()), data_type)
 }
 
-/// A co-partitioned join's stage 1 over one task's `scan`: every column of the table, then its
-/// bucket, `SELECT *, CAST(hash(keys) % buckets AS INTEGER) AS __quack_bucket FROM scan`.
-pub fn bucketed_scan(scan: TableFactor, keys: &[Expr], buckets: u32) -> Query {
-    let mut query = template("SELECT * FROM __quack_x");
+/// A co-partitioned join's stage 1 over one task's `scan`: the table's `columns` (those stage 2
+/// reads), then each row's bucket,
+/// `SELECT "c0", .., CAST(hash(keys) % buckets AS INTEGER) AS __quack_bucket FROM scan`.
+pub fn bucketed_scan(scan: TableFactor, columns: &[Column], keys: &[Expr], buckets: u32) -> Query {
+    let mut query = template("SELECT 1 FROM __quack_x");
     if let SetExpr::Select(select) = query.body.as_mut() {
+        select.projection = columns
+            .iter()
+            .map(|c| SelectItem::UnnamedExpr(Expr::Identifier(Ident::with_quote('"', &c.name))))
+            .collect();
         select.projection.push(build::aliased(bucket_expr(keys, buckets), BUCKET_COLUMN));
         select.from[0].relation = scan;
     }
