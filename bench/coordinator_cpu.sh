@@ -4,9 +4,11 @@
 # server, then runs `SELECT count(*)` over it through `quack query --backend lambda` twice:
 #   * as N tasks (--target-task-bytes 1: one file per task), and
 #   * as one task over the same N files (same listing, same planning),
-# each 5 times, and reports the quack process's own CPU (user + sys, from wait4) per run. The
-# difference over N - 1 is the coordinator's CPU per extra task: building, signing and sending
-# the invocation, and reading, checking and reducing the answer.
+# alternating, QUACK_CPU_RUNS (9) times each, and reports the quack process's own CPU (user +
+# sys, from wait4) per run. The difference of the medians over N - 1 is the coordinator's CPU
+# per extra task: building, signing and sending the invocation, and reading, checking and
+# reducing the answer. The stack's emulator and workers share the machine's cores, so single
+# runs move by ±20 %; the range and the fastest-against-fastest figure show how much.
 #   bash bench/coordinator_cpu.sh [N=1000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,29 +30,36 @@ for i in range(n):
 open(f"{root}/.complete", "w").close()
 PY
 fi
-"$cache/venv/bin/python" - "$CARGO_TARGET_DIR/release/quack" "s3://lake/cpu-$n/t/*/*.parquet" "$n" <<'PY'
-import os, statistics, subprocess, sys, time
-quack, files, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+"$cache/venv/bin/python" - "$CARGO_TARGET_DIR/release/quack" "s3://lake/cpu-$n/t/*/*.parquet" "$n" "${QUACK_CPU_RUNS:-9}" <<'PY'
+import os, statistics, sys, time
+quack, files, n, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sql = f"SELECT count(*) AS n FROM read_parquet('{files}', hive_partitioning = true)"
-def measure(task_bytes):
-    cpu, wall = [], []
-    for _ in range(5):
-        started = time.time()
-        pid = os.posix_spawn(quack, [quack, "query", "--quiet", "--format", "csv", "-j", "16",
-                                      "--target-task-bytes", str(task_bytes), sql],
-                             os.environ,
-                             file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
-                                           (os.POSIX_SPAWN_OPEN, 2, "/tmp/quack-cpu-bench.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)])
-        _, status, usage = os.wait4(pid, 0)
-        if status != 0:
-            sys.exit("quack failed: " + open("/tmp/quack-cpu-bench.err").read())
-        wall.append(time.time() - started)
-        cpu.append(usage.ru_utime + usage.ru_stime)
-    return statistics.median(cpu), statistics.median(wall)
-many_cpu, many_wall = measure(1)
-one_cpu, one_wall = measure(1 << 40)
-print(f"{n} files through the local Lambda stack (median of 5 runs)")
-print(f"  {n} tasks: coordinator CPU {many_cpu:.3f} s, wall {many_wall:.3f} s")
-print(f"  1 task:   coordinator CPU {one_cpu:.3f} s, wall {one_wall:.3f} s")
-print(f"  coordinator CPU per extra task: {(many_cpu - one_cpu) / (n - 1) * 1000:.3f} ms")
+def run(task_bytes):
+    started = time.time()
+    pid = os.posix_spawn(quack, [quack, "query", "--quiet", "--format", "csv", "-j", "16",
+                                  "--target-task-bytes", str(task_bytes), sql],
+                         os.environ,
+                         file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+                                       (os.POSIX_SPAWN_OPEN, 2, "/tmp/quack-cpu-bench.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)])
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0:
+        sys.exit("quack failed: " + open("/tmp/quack-cpu-bench.err").read())
+    return usage.ru_utime, usage.ru_stime, time.time() - started
+# The two shapes alternate, so that a slow stretch of a shared machine (the stack's emulator
+# and workers run on the same cores) falls on both.
+many, one = [], []
+for _ in range(runs):
+    many.append(run(1))
+    one.append(run(1 << 40))
+def figures(runs):
+    cpu = [u + s for u, s, _ in runs]
+    return (statistics.median(cpu), min(cpu), max(cpu), statistics.median(u for u, _, _ in runs),
+            statistics.median(s for _, s, _ in runs), statistics.median(w for _, _, w in runs))
+m, o = figures(many), figures(one)
+print(f"{n} files through the local Lambda stack ({runs} runs of each, alternating; medians, range in brackets)")
+print(f"  {n} tasks: coordinator CPU {m[0]:.3f} s [{m[1]:.3f}-{m[2]:.3f}] (user {m[3]:.3f}, sys {m[4]:.3f}), wall {m[5]:.3f} s")
+print(f"  1 task:   coordinator CPU {o[0]:.3f} s [{o[1]:.3f}-{o[2]:.3f}] (user {o[3]:.3f}, sys {o[4]:.3f}), wall {o[5]:.3f} s")
+per = lambda a, b: (a - b) / (n - 1) * 1000
+print(f"  coordinator CPU per extra task: {per(m[0], o[0]):.3f} ms (user {per(m[3], o[3]):.3f}, sys {per(m[4], o[4]):.3f}); "
+      f"fastest against fastest {per(m[1], o[1]):.3f} ms")
 PY

@@ -20,8 +20,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, JoinConstraint, JoinOperator, OrderByKind, Query, Select, SelectItem, SetExpr, TableFactor,
-    Visit, Visitor,
+    Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, OrderByKind, Query, Select, SelectItem, SetExpr,
+    TableAlias, TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -184,21 +184,28 @@ fn check_join_constraints(select: &Select, check: &mut NameCheck<'_>) -> Result<
     Ok(())
 }
 
+/// A relation's alias, and its table's (or table function's) last name part with whether it is
+/// a function call (`read_parquet(..)`).
+pub(crate) fn factor_names(factor: &TableFactor) -> (Option<&TableAlias>, Option<(&Ident, bool)>) {
+    match factor {
+        TableFactor::Table { alias, name, args, .. } => {
+            (alias.as_ref(), name.0.last().and_then(|p| p.as_ident()).map(|n| (n, args.is_some())))
+        }
+        TableFactor::Derived { alias, .. }
+        | TableFactor::TableFunction { alias, .. }
+        | TableFactor::Function { alias, .. }
+        | TableFactor::UNNEST { alias, .. }
+        | TableFactor::NestedJoin { alias, .. } => (alias.as_ref(), None),
+        _ => (None, None),
+    }
+}
+
 /// Lowercased relation names and aliases of a FROM clause, for [`check_block`].
 pub(crate) fn relation_names(select: &Select) -> HashSet<String> {
     let mut names = HashSet::new();
     let mut add = |factor: &TableFactor| {
-        let (alias, name) = match factor {
-            TableFactor::Table { alias, name, args, .. } => {
-                (alias, if args.is_none() { name.0.last().and_then(|p| p.as_ident()).cloned() } else { None })
-            }
-            TableFactor::Derived { alias, .. }
-            | TableFactor::TableFunction { alias, .. }
-            | TableFactor::Function { alias, .. }
-            | TableFactor::UNNEST { alias, .. }
-            | TableFactor::NestedJoin { alias, .. } => (alias, None),
-            _ => (&None, None),
-        };
+        let (alias, name) = factor_names(factor);
+        let name = name.filter(|(_, function)| !function).map(|(name, _)| name);
         if let Some(alias) = alias {
             names.insert(alias.name.value.to_ascii_lowercase());
         } else if let Some(name) = name {

@@ -452,16 +452,9 @@ pub fn named_columns(map: &Query, relations: &[&str]) -> Option<HashSet<String>>
             ControlFlow::Continue(())
         }
         fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-            let (alias, name) = match factor {
-                TableFactor::Table { alias, name, .. } => (alias, name.0.last().and_then(|p| p.as_ident())),
-                TableFactor::Derived { alias, .. }
-                | TableFactor::TableFunction { alias, .. }
-                | TableFactor::Function { alias, .. }
-                | TableFactor::UNNEST { alias, .. }
-                | TableFactor::NestedJoin { alias, .. } => (alias, None),
-                _ => (&None, None),
-            };
-            for ident in alias.iter().map(|a| &a.name).chain(name) {
+            // A table function's name too: it is the relation's name when it has no alias.
+            let (alias, name) = super::gate::factor_names(factor);
+            for ident in alias.map(|a| &a.name).into_iter().chain(name.map(|(name, _)| name)) {
                 self.0.insert(ident.value.to_ascii_lowercase());
             }
             ControlFlow::Continue(())
