@@ -311,15 +311,26 @@ impl TryFrom<ResponseFields> for TaskResponse {
 mod base64_bytes {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(bytes))
     }
 
+    /// Decodes straight from the JSON text when it can be borrowed (no escapes, as a base64
+    /// string never has), without first copying it into a `String`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        STANDARD.decode(text.as_bytes()).map_err(serde::de::Error::custom)
+        struct Base64;
+        impl serde::de::Visitor<'_> for Base64 {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a base64 string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+                STANDARD.decode(text.as_bytes()).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Base64)
     }
 }
 
