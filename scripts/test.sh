@@ -78,8 +78,10 @@ step "lakecheck again, every block split (--split always: the ship-rows path Lam
   --queries tests/queries/windows.sql \
   --queries tests/queries/sorts.sql \
   -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always
-step "lakecheck again through a second stage: grouped reduces and windows shuffled, sorts range-partitioned, joined tables co-partitioned, through the exchange (1, 3 and 16 buckets)"
+step "lakecheck again through a second stage: grouped reduces and windows shuffled, sorts range-partitioned, joined tables co-partitioned, through the exchange (1, 3 and 16 buckets), with faults in both stages (attempts that fail, and attempts that write their bucket files and lose their answer)"
+exchange="$(mktemp -d)"
 for buckets in 1 3 16; do
+  QUACK_EXCHANGE="$exchange" QUACK_INJECT_FAULTS="fail=0.1,lose=0.1,delay=0.05,delay_ms=20" QUACK_MAX_ATTEMPTS=12 \
   "$venv/bin/python" "$shared/lakecheck/check.py" --lake "$lake" \
     --queries "$shared/lakecheck/queries/visible.sql" \
     --queries tests/queries/extra.sql \
@@ -88,6 +90,10 @@ for buckets in 1 3 16; do
   --queries tests/queries/sorts.sql \
     -- "$CARGO_TARGET_DIR/release/quack" query --format csv --split always --buckets "$buckets" --broadcast-bytes 0
 done
+# Every query deletes its exchange, lost attempts' files included.
+left="$(find "$exchange" -type f | wc -l)"
+[ "$left" -eq 0 ] || { echo "exchange files left behind: $(find "$exchange" -type f | head -5)" >&2; exit 1; }
+rm -rf "$exchange"
 step "quack du against lakeview's SQL (hive, AWS Parquet and AWS CSV inventories, bad inputs)"
 "$venv/bin/python" tests/du/check_du.py --quack "$CARGO_TARGET_DIR/release/quack" --lake "$lake" \
   --work "$cache/du-check"

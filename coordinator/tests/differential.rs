@@ -91,6 +91,8 @@ fn every_case_matches_duckdb_with_one_big_task() {
 /// buckets, one stage-2 task per bucket, one file per map task. The cases whose reduce groups
 /// (holistic aggregates, DISTINCT aggregates, ship-rows blocks), computes partitioned windows or
 /// sorts every row do get a second stage, and the exchange is empty once each query ends.
+/// Faults are injected in both stages: attempts fail, and some run to the end (writing their
+/// bucket files) and lose their answer, so that a retried attempt's files must never be read.
 #[test]
 fn every_case_matches_duckdb_through_the_exchange() {
     let exchange = tempfile::tempdir().unwrap();
@@ -100,6 +102,10 @@ fn every_case_matches_duckdb_through_the_exchange() {
         config.split = SplitPolicy::Always;
         config.buckets = Some(buckets);
         config.exchange = Some(exchange.path().to_string_lossy().into_owned());
+        config.inject_faults = Some("fail=0.1,lose=0.2,delay=0.05,delay_ms=5".parse().unwrap());
+        config.retry.max_attempts = 12;
+        config.retry.base_delay = std::time::Duration::from_millis(1);
+        config.retry.max_delay = std::time::Duration::from_millis(20);
         run_all(config.clone());
         let quack = quack::Quack::embedded(config).unwrap();
         for name in [

@@ -2,15 +2,16 @@
 # The differential corpus through the Lambda backend, against the stack of stack.sh (S3 server
 # and Lambda emulator with real workers):
 #   1. the whole corpus, plain;
-#   2. the whole corpus with faults injected around the invoker (20% of invocations fail, 10% are
-#      delayed): retries must keep every answer exact;
+#   2. the whole corpus with faults injected around the invoker (20% of invocations fail, 10% run
+#      and lose their answer, 10% are delayed): retries must keep every answer exact;
 #   3. part of the corpus through a front that answers 429 TooManyRequests to every third Invoke,
 #      then through a storm: every Invoke answered 429 for 5 s at the start of each query;
 #   4. part of the corpus on the worker that spills every partial over 1 KiB to S3, after which no
 #      spilled object may be left;
 #   5. the whole corpus, joins.sql, windows.sql and sorts.sql through a second stage: the map writes to the
-#      S3 exchange in 3 buckets (joined tables co-partitioned, never broadcast), with faults in
-#      both stages, after which no exchange object may be left.
+#      S3 exchange in 1, 3 or 16 buckets by query (buckets_by_query.sh; joined tables
+#      co-partitioned, never broadcast), with faults in both stages (lost answers included), after
+#      which no exchange object may be left.
 #   6. du through Lambda over the demo's inventory in S3, in Parquet and converted to ORC, equal to
 #      du on the local copy.
 #   tests/e2e/run.sh LAKE_DIR VENV_PYTHON QUERIES...     (the stack's exports in the environment)
@@ -35,8 +36,8 @@ run_check() { "$python" "$check" --lake "$s3lake" --truth-lake "$lake" "$@" -- "
 step "corpus through Lambda ($s3lake)"
 QUACK_MAX_ATTEMPTS=4 run_check "${queries[@]}"
 
-step "corpus with injected faults (fail 20%, delay 10%)"
-QUACK_INJECT_FAULTS="fail=0.2,delay=0.1,delay_ms=300" QUACK_MAX_ATTEMPTS=12 run_check "${queries[@]}"
+step "corpus with injected faults (fail 20%, answer lost 10%, delay 10%)"
+QUACK_INJECT_FAULTS="fail=0.2,lose=0.1,delay=0.1,delay_ms=300" QUACK_MAX_ATTEMPTS=12 run_check "${queries[@]}"
 
 # Starts throttle_proxy.py with the given mode in front of the emulator; sets $proxy and $portfile.
 start_proxy() {
@@ -47,11 +48,12 @@ start_proxy() {
   for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
 }
 
-step "second stage through the S3 exchange: every block split, reduces that group or window shuffled and joined tables co-partitioned into 3 buckets, faults in both stages"
-QUACK_SPLIT=always QUACK_BUCKETS=3 QUACK_BROADCAST_BYTES=0 QUACK_INJECT_FAULTS="fail=0.2,delay=0.1,delay_ms=300" \
-  QUACK_MAX_ATTEMPTS=12 run_check "${queries[@]}" \
+step "second stage through the S3 exchange: every block split, reduces that group or window shuffled and joined tables co-partitioned into 1, 3 or 16 buckets by query, faults in both stages"
+QUACK_SPLIT=always QUACK_BROADCAST_BYTES=0 QUACK_INJECT_FAULTS="fail=0.2,lose=0.1,delay=0.1,delay_ms=300" \
+  QUACK_MAX_ATTEMPTS=12 "$python" "$check" --lake "$s3lake" --truth-lake "$lake" "${queries[@]}" \
   --queries "$ROOT/tests/queries/joins.sql" --queries "$ROOT/tests/queries/windows.sql" \
-  --queries "$ROOT/tests/queries/sorts.sql"
+  --queries "$ROOT/tests/queries/sorts.sql" \
+  -- bash "$ROOT/tests/e2e/buckets_by_query.sh" "$quack" query --format csv --quiet
 median="SELECT payment_type, median(fare_amount) AS m FROM read_parquet('$s3lake/trips/*/*.parquet', hive_partitioning = true) GROUP BY 1"
 "$quack" explain --split always --buckets 3 "$median" | grep -q "stage 2: one task per bucket" \
   || { echo "a grouped median through Lambda got no second stage" >&2; exit 1; }
