@@ -80,7 +80,8 @@ def run(argv):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quack", required=True)
-    ap.add_argument("--duckdb", required=True, help="the DuckDB CLI (pip install duckdb-cli==1.5.6)")
+    ap.add_argument("--duckdb", required=True,
+                    help="the DuckDB CLI binary (pip install duckdb-cli==1.5.6: <site-packages>/duckdb_cli/duckdb, not the Python launcher in bin/)")
     ap.add_argument("--cache", required=True)
     ap.add_argument("--shared", default="../shared")
     ap.add_argument("--scale", type=int, default=4)

@@ -105,7 +105,8 @@ FROM {every} GROUP BY 1, 2 ORDER BY date, size DESC, common_prefix"""),
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quack", required=True)
-    ap.add_argument("--duckdb", required=True, help="the DuckDB CLI (pip install duckdb-cli==1.5.6)")
+    ap.add_argument("--duckdb", required=True,
+                    help="the DuckDB CLI binary (pip install duckdb-cli==1.5.6: <site-packages>/duckdb_cli/duckdb, not the Python launcher in bin/)")
     ap.add_argument("--work", required=True, help="where the inventory is written (kept for the next run)")
     ap.add_argument("--objects", type=int, default=20_000_000)
     ap.add_argument("--reports", type=int, default=4)

@@ -12,5 +12,8 @@ venv="$cache/venv"
 # duckdb (the Python module) generates the lake; duckdb-cli is the whole-process DuckDB we time against.
 "$venv/bin/pip" install -q duckdb==1.5.5 duckdb-extension-tpch==1.5.5 duckdb-cli==1.5.6
 cargo build --release --workspace --all-targets  # one unit: -p unifies features differently
-exec "$venv/bin/python" bench/bench.py --quack "$CARGO_TARGET_DIR/release/quack" --duckdb "$venv/bin/duckdb" --cache "$cache" \
+# The CLI binary itself: the venv's bin/duckdb is a Python launcher that runs it as a child
+# process, and timing that would add Python's start (~25 ms) to DuckDB's side.
+duckdb="$("$venv/bin/python" -c 'import duckdb_cli, os; print(os.path.join(os.path.dirname(duckdb_cli.__file__), "duckdb"))')"
+exec "$venv/bin/python" bench/bench.py --quack "$CARGO_TARGET_DIR/release/quack" --duckdb "$duckdb" --cache "$cache" \
   --shared "${QUACK_SHARED:-../shared}" "$@"
