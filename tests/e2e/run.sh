@@ -31,7 +31,8 @@ if [ ! -f "$QUACK_STACK_S3_DIR/lake/$name/.complete" ]; then
   cp -r "$lake" "$QUACK_STACK_S3_DIR/lake/$name"
 fi
 s3lake="s3://lake/$name"
-run_check() { "$python" "$check" --lake "$s3lake" --truth-lake "$lake" "$@" -- "$quack" query --format csv --quiet; }
+# `wrapper=CMD run_check ...` runs each query as `CMD QUACK ARGS... SQL` instead.
+run_check() { "$python" "$check" --lake "$s3lake" --truth-lake "$lake" "$@" -- ${wrapper:+"$wrapper"} "$quack" query --format csv --quiet; }
 
 step "corpus through Lambda ($s3lake)"
 QUACK_MAX_ATTEMPTS=4 run_check "${queries[@]}"
@@ -50,10 +51,9 @@ start_proxy() {
 
 step "second stage through the S3 exchange: every block split, reduces that group or window shuffled and joined tables co-partitioned into 1, 3 or 16 buckets by query, faults in both stages"
 QUACK_SPLIT=always QUACK_BROADCAST_BYTES=0 QUACK_INJECT_FAULTS="fail=0.2,lose=0.1,delay=0.1,delay_ms=300" \
-  QUACK_MAX_ATTEMPTS=12 "$python" "$check" --lake "$s3lake" --truth-lake "$lake" "${queries[@]}" \
+  QUACK_MAX_ATTEMPTS=12 wrapper="$ROOT/tests/e2e/buckets_by_query.sh" run_check "${queries[@]}" \
   --queries "$ROOT/tests/queries/joins.sql" --queries "$ROOT/tests/queries/windows.sql" \
-  --queries "$ROOT/tests/queries/sorts.sql" \
-  -- bash "$ROOT/tests/e2e/buckets_by_query.sh" "$quack" query --format csv --quiet
+  --queries "$ROOT/tests/queries/sorts.sql"
 median="SELECT payment_type, median(fare_amount) AS m FROM read_parquet('$s3lake/trips/*/*.parquet', hive_partitioning = true) GROUP BY 1"
 "$quack" explain --split always --buckets 3 "$median" | grep -q "stage 2: one task per bucket" \
   || { echo "a grouped median through Lambda got no second stage" >&2; exit 1; }
