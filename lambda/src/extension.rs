@@ -12,7 +12,9 @@
 //! and of a Lambda worker's cold start. quack instead pins the BLAKE3 hash of the exact official
 //! files it ships ([`PINNED`], from PyPI's `duckdb-extension-<name>` wheels, which
 //! `scripts/fetch-extension.sh` unpacks) and hashes them itself (SIMD, about 4 ms per file; a
-//! SHA-256 with SHA-NI took 15-25 ms, a fifth of a short query). A database
+//! SHA-256 with SHA-NI took 15-25 ms, a fifth of a short query), once per file: the verdict is
+//! kept, in memory and in quack's cache directory, for as long as the file's identity (inode,
+//! size, change time) stays the same ([`is_pinned`]). A database
 //! skips DuckDB's check (`allow_unsigned_extensions`) only when every extension it will load is
 //! a pinned file ([`open_in_memory`]), and such a database then loads nothing else: [`load`]
 //! refuses a file whose hash is not pinned. Any other file still loads in a database that
@@ -52,14 +54,19 @@ pub const PINNED: &[(&str, &str, &str)] = &[
     ("icu", "aarch64", "c24434325cf66b851b7657b846699df0528693a6ad85897b904724970f4aab15"),
 ];
 
+/// quack's cache directory: `$QUACK_CACHE`, else `~/.cache/quack`.
+fn cache_root() -> Option<PathBuf> {
+    std::env::var_os("QUACK_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| Path::new(&h).join(".cache/quack")))
+}
+
 /// Where `scripts/fetch-extension.sh <name>` keeps the file for this machine's architecture,
 /// when it is there.
 pub fn cached(name: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("QUACK_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| Path::new(&h).join(".cache/quack")))?;
-    let file = root.join(name).join(RELEASE).join(std::env::consts::ARCH).join(format!("{name}.duckdb_extension"));
+    let file =
+        cache_root()?.join(name).join(RELEASE).join(std::env::consts::ARCH).join(format!("{name}.duckdb_extension"));
     file.is_file().then_some(file)
 }
 
@@ -77,27 +84,135 @@ pub fn blake3(file: &Path) -> std::io::Result<String> {
 }
 
 /// Whether `file` is the official `name` extension of [`RELEASE`] that quack pins (for any
-/// architecture: DuckDB itself refuses one built for another). Each file is hashed once per
-/// process while its size, inode and change time stay the same.
+/// architecture: DuckDB itself refuses one built for another).
+///
+/// A file is hashed once while its identity stays the same: its device, inode, size,
+/// modification and change times (to the nanosecond), as git decides that a file in its index
+/// need not be hashed again. Within a process the verdict is kept in memory; across processes
+/// a pinned file's is kept in quack's cache directory (`pins/`, see [`Verdicts`]), so a short
+/// query does not hash 20 MB per extension on every run. Writing to a file changes its change
+/// time, which no caller can set, so a file changed since its verdict is hashed again.
 pub fn is_pinned(name: &str, file: &Path) -> bool {
-    type Seen = HashMap<PathBuf, ((u64, u64, u64, i64, i64), Option<String>)>;
+    is_pinned_with(name, file, cache_root().map(|root| Verdicts { dir: root.join("pins") }).as_ref())
+}
+
+fn is_pinned_with(name: &str, file: &Path, verdicts: Option<&Verdicts>) -> bool {
+    type Seen = HashMap<PathBuf, (Stamp, Option<String>)>;
     static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
-    let Ok(meta) = std::fs::metadata(file) else { return false };
-    let stamp = {
-        use std::os::unix::fs::MetadataExt as _;
-        (meta.dev(), meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec())
-    };
+    let Some(stamp) = Stamp::of(file) else { return false };
     let seen = SEEN.get_or_init(Default::default);
     let known = seen.lock().unwrap_or_else(|p| p.into_inner()).get(file).filter(|(s, _)| *s == stamp).cloned();
     let hash = match known {
         Some((_, hash)) => hash,
         None => {
-            let hash = blake3(file).ok();
+            let hash = check(name, file, stamp, verdicts, unix_now());
             seen.lock().unwrap_or_else(|p| p.into_inner()).insert(file.to_path_buf(), (stamp, hash.clone()));
             hash
         }
     };
-    hash.is_some_and(|hash| PINNED.iter().any(|(n, _, pin)| *n == name && *pin == hash))
+    hash.is_some_and(|hash| pinned(name, &hash))
+}
+
+/// `file`'s hash, from its kept verdict or by hashing it (then kept when it is pinned as
+/// `name`). Kept only when the file was not changed while it was read and has not changed for
+/// two seconds before `now`: a write in the same tick of the file system's clock as the hash
+/// might not move the change time (git's "racy" files).
+fn check(name: &str, file: &Path, stamp: Stamp, verdicts: Option<&Verdicts>, now: i64) -> Option<String> {
+    if let Some(hash) = verdicts.and_then(|v| v.recall(file, &stamp)) {
+        return Some(hash);
+    }
+    let hash = blake3(file).ok()?;
+    if let Some(verdicts) = verdicts {
+        if pinned(name, &hash) && stamp.changed_before(now - 2) && Stamp::of(file) == Some(stamp) {
+            verdicts.record(file, &stamp, &hash);
+        }
+    }
+    Some(hash)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn pinned(name: &str, hash: &str) -> bool {
+    PINNED.iter().any(|(n, _, pin)| *n == name && *pin == hash)
+}
+
+/// A file's identity: device, inode, size, modification and change time (seconds, nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp([i64; 7]);
+
+impl Stamp {
+    fn of(file: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(file).ok().filter(|m| m.is_file())?;
+        // Device and inode numbers are stored bit for bit.
+        Some(Stamp([
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.size() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ]))
+    }
+
+    /// Whether the file last changed before second `unix` (its change time).
+    fn changed_before(&self, unix: i64) -> bool {
+        self.0[5] < unix
+    }
+}
+
+/// Verdicts on pinned files kept across processes: one small file per extension path (named by
+/// the path's BLAKE3), holding the file's [`Stamp`] and hash. Only quack's own cache directory
+/// holds them, never a directory beside an extension file given by path: whoever can write
+/// there can already replace the fetched extensions themselves. A record that cannot be read
+/// or written is as if absent; one whose stamp differs from the file's, or whose hash is not
+/// pinned, is ignored.
+struct Verdicts {
+    dir: PathBuf,
+}
+
+impl Verdicts {
+    const HEADER: &'static str = "quack-pin-v1";
+
+    fn path(&self, file: &Path) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt as _;
+        let key = blake3::hash(file.as_os_str().as_bytes()).to_hex();
+        self.dir.join(&key[..32])
+    }
+
+    fn recall(&self, file: &Path, stamp: &Stamp) -> Option<String> {
+        let text = std::fs::read_to_string(self.path(file)).ok().filter(|t| t.len() < 512)?;
+        let mut fields = text.split_ascii_whitespace();
+        (fields.next() == Some(Self::HEADER)).then_some(())?;
+        for expected in stamp.0 {
+            (fields.next()?.parse::<i64>().ok()? == expected).then_some(())?;
+        }
+        let hash = fields.next()?;
+        (fields.next().is_none() && PINNED.iter().any(|(_, _, pin)| *pin == hash)).then(|| hash.to_string())
+    }
+
+    /// Best effort: written to a temporary file and renamed, so a reader sees all or nothing.
+    fn record(&self, file: &Path, stamp: &Stamp, hash: &str) {
+        let target = self.path(file);
+        let line = std::iter::once(Self::HEADER.to_string())
+            .chain(stamp.0.iter().map(i64::to_string))
+            .chain(std::iter::once(hash.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let temp = target.with_extension(format!("{}.tmp", std::process::id()));
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&temp, format!("{line}\n")))
+            .and_then(|()| std::fs::rename(&temp, &target));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        if let Err(error) = written {
+            tracing::debug!(%error, dir = %self.dir.display(), "could not keep an extension's verdict");
+        }
+    }
 }
 
 /// Opens an in-memory DuckDB with `config` that will load the extensions `planned` (name and
@@ -215,10 +330,73 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("icu.duckdb_extension");
         std::fs::write(&file, b"not an extension").unwrap();
-        assert!(!is_pinned("icu", &file));
+        assert!(!is_pinned_with("icu", &file, None));
         let Some(icu) = fetched("icu") else { return };
         std::fs::copy(&icu, &file).unwrap();
-        assert!(is_pinned("icu", &file), "the copy's new size and change time are noticed");
-        assert!(!is_pinned("icu", &dir.path().join("missing")));
+        assert!(is_pinned_with("icu", &file, None), "the copy's new size and change time are noticed");
+        assert!(!is_pinned_with("icu", &dir.path().join("missing"), None));
+    }
+
+    #[test]
+    fn a_kept_verdict_holds_only_for_the_same_file_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let verdicts = Verdicts { dir: dir.path().join("pins") };
+        let file = dir.path().join("icu.duckdb_extension");
+        std::fs::write(&file, b"not an extension").unwrap();
+        let stamp = Stamp::of(&file).unwrap();
+        let (icu_pin, httpfs_pin) = (PINNED[2].2, PINNED[0].2);
+        assert_eq!(verdicts.recall(&file, &stamp), None, "nothing kept yet");
+        verdicts.record(&file, &stamp, icu_pin);
+        assert_eq!(verdicts.recall(&file, &stamp).as_deref(), Some(icu_pin));
+        // With the record trusted, the file counts as pinned without being hashed, for its own
+        // name only...
+        assert!(is_pinned_with("icu", &file, Some(&verdicts)));
+        assert!(!is_pinned_with("httpfs", &file, Some(&verdicts)));
+        // ...and not once it changes: same size, same modification time, new change time.
+        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+        std::fs::write(&file, b"NOT an extension").unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(modified).unwrap();
+        let changed = Stamp::of(&file).unwrap();
+        assert_ne!(changed, stamp);
+        assert_eq!(verdicts.recall(&file, &changed), None);
+        assert!(!is_pinned_with("icu", &file, Some(&verdicts)), "hashed again, and refused");
+        // Another path's record, a forged hash, a torn or oversized record: all ignored.
+        assert_eq!(verdicts.recall(&dir.path().join("other"), &stamp), None);
+        let record = verdicts.path(&file);
+        let line = std::fs::read_to_string(&record).unwrap();
+        for forged in [
+            line.replace(icu_pin, &"0".repeat(64)),
+            line[..line.len() / 2].to_string(),
+            format!("{line} {httpfs_pin}"),
+            format!("{line}{}", " ".repeat(600)),
+            String::new(),
+        ] {
+            std::fs::write(&record, &forged).unwrap();
+            assert_eq!(verdicts.recall(&file, &stamp), None, "{forged:?}");
+        }
+        // A directory that cannot be written: the verdict is simply not kept.
+        let blocked = Verdicts { dir: file.join("pins") };
+        blocked.record(&file, &stamp, icu_pin);
+        assert_eq!(blocked.recall(&file, &stamp), None);
+    }
+
+    #[test]
+    fn a_pinned_file_is_kept_only_once_it_has_settled() {
+        let Some(icu) = fetched("icu") else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let verdicts = Verdicts { dir: dir.path().join("pins") };
+        let copy = dir.path().join("icu.duckdb_extension");
+        std::fs::copy(&icu, &copy).unwrap();
+        let stamp = Stamp::of(&copy).unwrap();
+        let changed = stamp.0[5];
+        // Just changed: pinned, but not kept.
+        assert_eq!(check("icu", &copy, stamp, Some(&verdicts), changed + 1).as_deref(), Some(PINNED[2].2));
+        assert_eq!(verdicts.recall(&copy, &stamp), None);
+        // A file that is not pinned under the name asked is never kept.
+        assert!(check("httpfs", &copy, stamp, Some(&verdicts), changed + 10).is_some());
+        assert_eq!(verdicts.recall(&copy, &stamp), None);
+        // Settled: kept.
+        assert_eq!(check("icu", &copy, stamp, Some(&verdicts), changed + 10).as_deref(), Some(PINNED[2].2));
+        assert_eq!(verdicts.recall(&copy, &stamp).as_deref(), Some(PINNED[2].2));
     }
 }
