@@ -20,13 +20,15 @@ pub enum Backend {
     Lambda { function: String },
 }
 
-/// Whether a block that cannot be merged from partial states is split ([`crate::plan`]).
+/// Whether a query that can be split is split ([`crate::plan`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitPolicy {
-    /// By cost. In process, a block whose map ships its rows to the reduce runs as one DuckDB
-    /// query over all its files instead: the workers share one DuckDB thread pool, so splitting
-    /// adds the reduce's pass over every row and parallelizes nothing DuckDB does not. Through
-    /// Lambda, it splits (one function cannot read a whole lake).
+    /// By cost. In process, a query runs as one DuckDB query over all its files with all cores:
+    /// the workers share one DuckDB thread pool, so a split adds planning, binding per task and
+    /// a reduce, and parallelizes nothing DuckDB does not (a query whose FILTERed aggregates one
+    /// DuckDB query answers differently from run to run is still split, one partition per
+    /// task). Through Lambda, or with `--buckets`, it splits (one function cannot read a whole
+    /// lake).
     #[default]
     Auto,
     /// Split whenever the rewriter can (what Lambda runs; tests use it to exercise the split

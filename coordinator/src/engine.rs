@@ -207,6 +207,19 @@ impl Engine {
         Some(Error::Syntax { message, line, column })
     }
 
+    /// How many statements DuckDB's parser finds in `sql` when all are SELECT queries;
+    /// `None` when another kind is among them, or DuckDB cannot tell.
+    pub fn select_statements(&self, sql: &str) -> Option<usize> {
+        let conn = self.lock();
+        let json: String =
+            conn.query_row("SELECT json_serialize_sql(CAST(? AS VARCHAR))", [sql], |row| row.get(0)).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+        if value.get("error").and_then(|e| e.as_bool()) != Some(false) {
+            return None;
+        }
+        Some(value.get("statements")?.as_array()?.len())
+    }
+
     /// Indices (into `rows`) of the rows of a VALUES table that satisfy `predicate`.
     /// `columns` are (name, type); each row holds one SQL literal expression per column.
     pub fn filter_rows(

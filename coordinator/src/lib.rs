@@ -89,6 +89,40 @@ pub struct QueryReport {
     pub rows: u64,
 }
 
+/// What a query's map left for the answer.
+enum Mapped {
+    /// The partial results of the plan's (last stage's) tasks, for the reduce.
+    Partials(Vec<PartialResult>),
+    /// Nothing yet: the plan's one task, the query as written, runs on the coordinator's DuckDB
+    /// as its answer is written ([`Plan::in_engine`]).
+    InEngine,
+}
+
+impl QueryReport {
+    /// The figures of a query run on the coordinator's DuckDB since `started`: one task.
+    fn finish_in_engine(&mut self, started: Instant) {
+        let ms = started.elapsed().as_millis() as u64;
+        (self.tasks, self.map_ms, self.worker_ms, self.partial_rows) = (1, ms, ms, self.rows);
+    }
+}
+
+/// A query run on the coordinator's DuckDB failed: DuckDB's errors as the task of `plan` that
+/// would have run it in a worker reports them (classified the same way); writing's as they are.
+fn in_engine_error(plan: &Plan, error: Error) -> Error {
+    match (error, plan.tasks.first()) {
+        (Error::Reduce { message }, Some(task)) => Error::Task {
+            task_id: task.task_id,
+            label: task.label.clone(),
+            source: InvokeError::Task(quack_lambda::TaskFailure::new(
+                task,
+                quack_lambda::runner::classify_message(&message),
+                message,
+            )),
+        },
+        (other, _) => other,
+    }
+}
+
 /// What the first stage of a two-stage plan did, for the report (empty for one stage): its
 /// answered tasks' figures, and the files both stages read.
 #[derive(Debug, Default)]
@@ -145,6 +179,9 @@ pub struct Quack {
     /// When set, every query must pass the workers' sandbox check first, and the engine's
     /// DuckDB (shared by in-process workers) reads only under the sandbox's prefixes.
     sandbox: Option<quack_lambda::sandbox::Sandbox>,
+    /// The invoker is the in-process workers on the engine's own database (not one given to
+    /// [`Quack::from_parts`]), so a whole-query plan may run on the engine instead.
+    in_process_on_engine: bool,
 }
 
 impl Quack {
@@ -183,7 +220,17 @@ impl Quack {
         };
         let invoker = invoke::stack(base, &config.stack());
         let lister = Arc::new(s3::RoutingLister::new(aws.clone()));
-        Ok(Quack { config, engine, lister, invoker, aws, s3_enabled: Mutex::new(false), sandbox: None })
+        let in_process_on_engine = config.backend == Backend::Local;
+        Ok(Quack {
+            config,
+            engine,
+            lister,
+            invoker,
+            aws,
+            s3_enabled: Mutex::new(false),
+            sandbox: None,
+            in_process_on_engine,
+        })
     }
 
     /// A Quack for untrusted SQL (the dashboard's console): as [`Quack::new`], then its DuckDB,
@@ -231,7 +278,16 @@ impl Quack {
     pub fn from_parts(config: Config, lister: Arc<dyn Lister>, invoker: Arc<dyn Invoker>) -> Result<Self> {
         let engine = engine::Engine::open(&config)?;
         let aws = Arc::new(aws::Aws::new(config.aws.clone()));
-        Ok(Quack { config, engine, lister, invoker, aws, s3_enabled: Mutex::new(false), sandbox: None })
+        Ok(Quack {
+            config,
+            engine,
+            lister,
+            invoker,
+            aws,
+            s3_enabled: Mutex::new(false),
+            sandbox: None,
+            in_process_on_engine: false,
+        })
     }
 
     /// The lister for local paths and `s3://` URLs.
@@ -295,14 +351,25 @@ impl Quack {
         destination: &Destination,
         on_progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<QueryReport> {
-        let (plan, partials, mut report) = self.run_map(sql, on_progress).await?;
+        let (plan, mapped, mut report) = self.run_map(sql, on_progress).await?;
         let started = Instant::now();
         let conn = self.engine.lock();
-        let result = reduce::load_partials(&conn, &plan.partial_columns, &partials)
-            .and_then(|_| output::write(&conn, &plan.final_sql, format, destination));
-        reduce::drop_partials(&conn);
-        report.rows = result?;
-        report.reduce_ms = started.elapsed().as_millis() as u64;
+        match mapped {
+            Mapped::InEngine => {
+                on_progress(Progress { done: 0, total: 1, retries: 0 });
+                let rows = output::write(&conn, &plan.sql, format, destination, self.hold_limit());
+                report.rows = rows.map_err(|e| in_engine_error(&plan, e))?;
+                report.finish_in_engine(started);
+                on_progress(Progress { done: 1, total: 1, retries: 0 });
+            }
+            Mapped::Partials(partials) => {
+                let result = reduce::load_partials(&conn, &plan.partial_columns, &partials)
+                    .and_then(|_| output::write(&conn, &plan.final_sql, format, destination, None));
+                reduce::drop_partials(&conn);
+                report.rows = result?;
+                report.reduce_ms = started.elapsed().as_millis() as u64;
+            }
+        }
         Ok(report)
     }
 
@@ -317,16 +384,47 @@ impl Quack {
         sql: &str,
         on_progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<(Vec<RecordBatch>, QueryReport)> {
-        let (plan, partials, mut report) = self.run_map(sql, on_progress).await?;
+        let (plan, mapped, mut report) = self.run_map(sql, on_progress).await?;
         let started = Instant::now();
         let conn = self.engine.lock();
-        let result = reduce::load_partials(&conn, &plan.partial_columns, &partials)
-            .and_then(|_| output::query_batches(&conn, &plan.final_sql));
-        reduce::drop_partials(&conn);
-        let batches = result?;
+        let batches = match mapped {
+            Mapped::InEngine => {
+                on_progress(Progress { done: 0, total: 1, retries: 0 });
+                let batches = output::query_batches(&conn, &plan.sql, self.hold_limit())
+                    .map_err(|e| in_engine_error(&plan, e))?;
+                report.finish_in_engine(started);
+                on_progress(Progress { done: 1, total: 1, retries: 0 });
+                batches
+            }
+            Mapped::Partials(partials) => {
+                let result = reduce::load_partials(&conn, &plan.partial_columns, &partials)
+                    .and_then(|_| output::query_batches(&conn, &plan.final_sql, None));
+                reduce::drop_partials(&conn);
+                let batches = result?;
+                report.reduce_ms = started.elapsed().as_millis() as u64;
+                batches
+            }
+        };
         report.rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        report.reduce_ms = started.elapsed().as_millis() as u64;
         Ok((batches, report))
+    }
+
+    /// What the coordinator may hold of an answer it runs itself ([`Mapped::InEngine`]) before
+    /// it is written: `--max-gather-bytes`, as for partials.
+    fn hold_limit(&self) -> Option<u64> {
+        self.config.max_gather_bytes
+    }
+
+    /// Whether a plan of one task running the query as written runs on the coordinator's own
+    /// DuckDB, its answer written as it comes ([`Mapped::InEngine`], [`Plan::in_engine`]): in
+    /// process (an in-process worker would run the same SQL on a connection to the same
+    /// database, then ship the answer to a reduce that only renames it), with no deadline,
+    /// attempt timeout or injected faults, which act on tasks.
+    fn whole_queries_in_engine(&self) -> bool {
+        self.in_process_on_engine
+            && self.config.deadline.is_none()
+            && self.config.task_timeout.is_none()
+            && self.config.inject_faults.is_none()
     }
 
     /// Plans `sql` and runs its map. When a task of a split plan fails with DuckDB's internal
@@ -337,10 +435,14 @@ impl Quack {
         &self,
         sql: &str,
         on_progress: &(dyn Fn(Progress) + Send + Sync),
-    ) -> Result<(Plan, Vec<PartialResult>, QueryReport)> {
+    ) -> Result<(Plan, Mapped, QueryReport)> {
         let started = Instant::now();
         let plan = self.plan(sql).await?;
         let plan_ms = started.elapsed().as_millis() as u64;
+        if plan.in_engine {
+            let report = self.report(&plan, &[], &EarlierStage::default(), &QueryRun::default(), plan_ms, 0);
+            return Ok((plan, Mapped::InEngine, report));
+        }
         let run = Arc::new(QueryRun::with_gather_limit(self.config.max_gather_bytes));
         let map_started = Instant::now();
         let cleanup = self.exchange_cleanup(&plan);
@@ -348,7 +450,7 @@ impl Quack {
         cleanup.finish().await;
         let (plan, partials, earlier) = ran?;
         let report = self.report(&plan, &partials, &earlier, &run, plan_ms, map_started.elapsed().as_millis() as u64);
-        Ok((plan, partials, report))
+        Ok((plan, Mapped::Partials(partials), report))
     }
 
     /// What removes `plan`'s exchange files when the query ends, answered or not.
@@ -413,7 +515,12 @@ impl Quack {
                 let buckets =
                     u32::try_from(plan.tasks.len()).unwrap_or(u32::MAX).clamp(2, quack_lambda::exchange::MAX_BUCKETS);
                 let config = Config { buckets: Some(buckets), ..self.config.clone() };
-                let planner = plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &config };
+                let planner = plan::Planner {
+                    engine: &self.engine,
+                    lister: self.lister.as_ref(),
+                    config: &config,
+                    in_engine: self.whole_queries_in_engine(),
+                };
                 let staged = planner.plan(&new_query_id(), &plan.sql).await?;
                 if staged.shuffle.is_none() {
                     return Err(gather);
@@ -494,7 +601,12 @@ impl Quack {
     }
 
     fn planner(&self) -> plan::Planner<'_> {
-        plan::Planner { engine: &self.engine, lister: self.lister.as_ref(), config: &self.config }
+        plan::Planner {
+            engine: &self.engine,
+            lister: self.lister.as_ref(),
+            config: &self.config,
+            in_engine: self.whole_queries_in_engine(),
+        }
     }
 }
 

@@ -51,15 +51,24 @@ impl Destination {
     }
 }
 
-/// Runs `sql` on `conn` and writes its answer; returns the number of rows written.
-pub fn write(conn: &Connection, sql: &str, format: Format, destination: &Destination) -> Result<u64> {
+/// Runs `sql` on `conn` and writes its answer; returns the number of rows written. A text
+/// table is formatted in memory: with `hold_limit`, an answer of more bytes (as Arrow) stops
+/// with [`Error::GatherLimit`] instead. DuckDB's errors are [`Error::Reduce`]; writing's are
+/// [`Error::Output`].
+pub fn write(
+    conn: &Connection,
+    sql: &str,
+    format: Format,
+    destination: &Destination,
+    hold_limit: Option<u64>,
+) -> Result<u64> {
     let output_error = |message: String| Error::Output { destination: destination.describe(), message };
     let options = match format {
         Format::Csv => "FORMAT csv, HEADER",
         Format::Json => "FORMAT json, ARRAY true",
         Format::Parquet => "FORMAT parquet",
         Format::Table => {
-            let batches = query_batches(conn, sql)?;
+            let batches = query_batches(conn, sql, hold_limit)?;
             let text = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| output_error(e.to_string()))?;
             let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
             let mut sink: Box<dyn Write> = match destination {
@@ -97,10 +106,21 @@ pub fn write(conn: &Connection, sql: &str, format: Format, destination: &Destina
     }
 }
 
-/// Runs `sql` on `conn` and returns its answer as Arrow batches.
-pub fn query_batches(conn: &Connection, sql: &str) -> Result<Vec<RecordBatch>> {
+/// Runs `sql` on `conn` and returns its answer as Arrow batches; with `hold_limit`, an answer
+/// of more bytes stops with [`Error::GatherLimit`] as soon as it passes it.
+pub fn query_batches(conn: &Connection, sql: &str, hold_limit: Option<u64>) -> Result<Vec<RecordBatch>> {
     let mut stmt = conn.prepare(sql).map_err(|e| Error::Reduce { message: e.to_string() })?;
-    let batches = stmt.query_arrow([]).map_err(|e| Error::Reduce { message: e.to_string() })?.collect();
+    let arrow = stmt.query_arrow([]).map_err(|e| Error::Reduce { message: e.to_string() })?;
+    let Some(limit) = hold_limit else { return Ok(arrow.collect()) };
+    let mut held = 0u64;
+    let mut batches = Vec::new();
+    for batch in arrow {
+        held = held.saturating_add(batch.get_array_memory_size() as u64);
+        if held > limit {
+            return Err(Error::GatherLimit { limit, gathered: held, done: 0, total: 1 });
+        }
+        batches.push(batch);
+    }
     Ok(batches)
 }
 
@@ -163,6 +183,7 @@ mod tests {
             "SELECT 1.50::DECIMAL(4,2) AS x, DATE '2024-03-01' AS d",
             Format::Csv,
             &Destination::File(path.clone()),
+            None,
         )
         .unwrap();
         assert_eq!(rows, 1);

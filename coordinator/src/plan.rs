@@ -103,6 +103,11 @@ pub struct Plan {
     pub companion: Option<String>,
     /// Every file the query's hive-partitioned tables listed.
     pub all_files: Vec<partitions::FileEntry>,
+    /// The plan's one task runs the query as written on the coordinator's own DuckDB, whose
+    /// answer is written as it comes, instead of through a worker and the reduce
+    /// ([`Planner::in_engine`]); `output_columns`, `partial_columns` and `final_sql` are then
+    /// empty: no reduce runs.
+    pub in_engine: bool,
 }
 
 /// How the hive-partitioned tables of a query are read.
@@ -206,6 +211,9 @@ pub struct Planner<'a> {
     pub engine: &'a Engine,
     pub lister: &'a dyn Lister,
     pub config: &'a Config,
+    /// A plan of one task running the query as written runs on `engine` itself, its answer
+    /// written as it comes ([`Plan::in_engine`]): its output columns are not bound beforehand.
+    pub in_engine: bool,
 }
 
 impl Planner<'_> {
@@ -245,26 +253,66 @@ impl Planner<'_> {
                 if let Some(error) = self.engine.syntax_error(sql) {
                     return Err(error);
                 }
-                let output_columns = self.describe_original(sql)?;
                 let reason = format!("the planner's SQL parser does not understand this query ({parse_error})");
-                return Ok(self.whole_query(query_id, sql, Strategy::Direct { reason }, vec![], output_columns));
+                return match self.engine.select_statements(sql) {
+                    Some(1) => self.whole_query_bound(query_id, sql, Strategy::Direct { reason }, vec![]),
+                    Some(n) => Err(Error::Unsupported { reason: format!("quack runs one query, and this is {n}") }),
+                    // Not a SELECT DuckDB can serialize: run by a worker, as bound.
+                    None => {
+                        let output_columns = self.describe_original(sql)?;
+                        let mut plan =
+                            self.whole_query(query_id, sql, Strategy::Direct { reason }, vec![], output_columns);
+                        plan.in_engine = false;
+                        Ok(plan)
+                    }
+                };
             }
         };
         let mut query = rewrite::single_query(statements).map_err(|e| Error::Unsupported { reason: e.to_string() })?;
-        let output_columns = self.describe_original(sql)?;
         // A CTE that is the table, used twice, is the table read twice (a self-join).
-        rewrite::join::inline_scan_ctes(&mut query);
-
-        let scans = collect_fan_scans(&mut query.clone(), false);
+        let mut inlined = query.clone();
+        rewrite::join::inline_scan_ctes(&mut inlined);
+        let scans = collect_fan_scans(&mut inlined.clone(), false);
         if scans.is_empty() {
             let reason = "the query reads no read_parquet(..., hive_partitioning = true) table".to_string();
-            return Ok(self.whole_query(query_id, sql, Strategy::Direct { reason }, vec![], output_columns));
+            return self.whole_query_bound(query_id, sql, Strategy::Direct { reason }, vec![]);
         }
+        // In the engine, a query that runs whole is not bound beforehand; otherwise DuckDB's
+        // binding errors come first.
         let mut scan_files = Vec::new();
-        for scan in &scans {
-            scan_files.push(listed.take(&scan.paths)?);
-        }
+        let output_columns = if self.in_engine {
+            for scan in &scans {
+                scan_files.push(listed.take(&scan.paths)?);
+            }
+            if self.one_query_is_cheaper() {
+                let all_files: Vec<partitions::FileEntry> = scan_files.concat();
+                let partition_columns = partitions::Partitions::from_files(&all_files).columns;
+                if !self.filters_leak(sql, Some(&inlined), &partition_columns) {
+                    return self.whole_query_bound(
+                        query_id,
+                        sql,
+                        Strategy::Single { reason: one_query_reason() },
+                        all_files,
+                    );
+                }
+            }
+            self.describe_original(sql)?
+        } else {
+            let output_columns = self.describe_original(sql)?;
+            for scan in &scans {
+                scan_files.push(listed.take(&scan.paths)?);
+            }
+            output_columns
+        };
+        query = inlined;
         let all_files: Vec<partitions::FileEntry> = scan_files.concat();
+        if self.one_query_is_cheaper() {
+            let partition_columns = partitions::Partitions::from_files(&all_files).columns;
+            if !self.filters_leak(sql, Some(&query), &partition_columns) {
+                let reason = one_query_reason();
+                return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
+            }
+        }
         let pairing = match scans.len() {
             1 => Pairing::Alone,
             2 => match self.pair(&query, &scans, &scan_files) {
@@ -452,6 +500,7 @@ impl Planner<'_> {
                 join: Some(join),
                 companion: Some(companion_scan.original()),
                 all_files,
+                in_engine: false,
             });
         }
         let kept_bytes: u64 = specs.iter().flat_map(|spec| spec.files.iter().map(|f| f.size)).sum();
@@ -554,6 +603,7 @@ impl Planner<'_> {
             join: None,
             companion: companion_scan.map(|(scan, _)| scan.original()),
             all_files,
+            in_engine: false,
         })
     }
 
@@ -906,13 +956,15 @@ impl Planner<'_> {
     /// written does not reach). Nothing is listed or bound again: the files and the output
     /// columns are the split plan's.
     pub fn single(&self, split: &Plan, query_id: &str, reason: String) -> Result<Plan> {
-        self.checked(self.whole_query(
+        let mut single = self.whole_query(
             query_id,
             &split.sql,
             Strategy::Single { reason },
             split.all_files.clone(),
             split.output_columns.clone(),
-        ))
+        );
+        single.in_engine = false; // its partials are reduced as the split's would have been
+        self.checked(single)
     }
 
     /// `plan`, unless it runs one DuckDB query over files of several partitions where DuckDB's
@@ -938,12 +990,27 @@ impl Planner<'_> {
         })
     }
 
-    /// Whether a block whose map ships rows (or a row per distinct value) runs as one query
-    /// ([`SplitPolicy::Auto`] in process):
-    /// the in-process workers share one DuckDB thread pool, so a split adds the reduce's pass
-    /// over every shipped row and parallelizes nothing that one DuckDB query does not.
+    /// Whether a query runs as one DuckDB query over all its files rather than split
+    /// ([`SplitPolicy::Auto`] in process, without `--buckets`): the in-process workers share one
+    /// DuckDB thread pool, so a split adds its planning, the tasks' binding and the reduce, and
+    /// parallelizes nothing that one DuckDB query does not. The exception is a query that one
+    /// DuckDB query answers differently from run to run ([`Planner::filters_leak`]), which is
+    /// split one partition per task.
     fn one_query_is_cheaper(&self) -> bool {
         self.config.split == SplitPolicy::Auto && self.config.backend == Backend::Local && self.config.buckets.is_none()
+    }
+
+    /// [`Planner::whole_query`], with the output columns bound first unless the plan runs in
+    /// the engine, which needs none.
+    fn whole_query_bound(
+        &self,
+        query_id: &str,
+        sql: &str,
+        strategy: Strategy,
+        files: Vec<partitions::FileEntry>,
+    ) -> Result<Plan> {
+        let output_columns = if self.in_engine { vec![] } else { self.describe_original(sql)? };
+        Ok(self.whole_query(query_id, sql, strategy, files, output_columns))
     }
 
     fn describe_original(&self, sql: &str) -> Result<Vec<Column>> {
@@ -999,8 +1066,16 @@ impl Planner<'_> {
             join: None,
             companion: None,
             all_files,
+            in_engine: self.in_engine,
         }
     }
+}
+
+/// Why a query runs as one DuckDB query in process ([`Planner::one_query_is_cheaper`]).
+fn one_query_reason() -> String {
+    "in process, one DuckDB query over all files with all cores is cheapest: the workers would share its \
+     thread pool, so a split adds a reduce and parallelizes nothing (--split always splits it)"
+        .to_string()
 }
 
 /// The reduce wrapped to give the answer DuckDB's column names and types, by position.

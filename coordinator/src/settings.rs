@@ -128,9 +128,8 @@ pub struct EngineArgs {
     /// Function memory (MB, 128 to 10240) assumed when a worker does not report it.
     #[arg(long, env = "QUACK_LAMBDA_MEMORY_MB", value_parser = parse_memory_mb)]
     pub lambda_memory_mb: Option<u64>,
-    /// When a query whose map would ship its rows to the reduce (median, count DISTINCT,
-    /// windows, ...) is split: auto (in process, one DuckDB query over all files, which is
-    /// cheaper there; through Lambda, split) or always.
+    /// When a query is split: auto (in process, one DuckDB query over all files with all cores,
+    /// which is cheapest there; through Lambda or with --buckets, split) or always.
     #[arg(long, env = "QUACK_SPLIT", value_enum)]
     pub split: Option<SplitPolicy>,
     /// Inject faults around the invoker, e.g. fail=0.2,delay=0.1 (testing).

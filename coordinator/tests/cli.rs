@@ -84,7 +84,7 @@ fn explain_shows_partitions_tasks_and_sql() {
         "SELECT pickup_location_id, count(*) AS trips FROM {} WHERE date >= DATE '2024-03-20' GROUP BY 1 ORDER BY trips DESC LIMIT 10",
         lake().trips()
     );
-    let out = quack(&["explain", "-j", "2", &sql]);
+    let out = quack(&["explain", "-j", "2", "--split", "always", &sql]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
@@ -100,9 +100,9 @@ fn explain_shows_partitions_tasks_and_sql() {
     }
 }
 
-/// In process, a block that ships its rows (median) runs as one DuckDB query by default, and
-/// splits when asked; through Lambda the same query splits (planned with --dry-run, which
-/// invokes nothing).
+/// In process, a query runs as one DuckDB query by default (a block that ships its rows, such
+/// as a median, and one that merges partial states alike), and splits when asked; through
+/// Lambda the same query splits (planned with --dry-run, which invokes nothing).
 #[test]
 fn ship_rows_blocks_run_as_one_query_in_process_unless_split_always() {
     let sql = format!("SELECT payment_type, median(fare_amount) AS m FROM {} GROUP BY 1 ORDER BY 1", lake().trips());
@@ -114,6 +114,11 @@ fn ship_rows_blocks_run_as_one_query_in_process_unless_split_always() {
     let auto = explain(&[]);
     assert!(auto.contains("strategy: single task over all files: in process, one DuckDB query"), "{auto}");
     assert!(auto.contains("tasks: 1"), "{auto}");
+    let mergeable = format!("SELECT payment_type, sum(fare_amount) AS s FROM {} GROUP BY 1", lake().trips());
+    let text = String::from_utf8(quack(&["explain", "-j", "2", &mergeable]).stdout).unwrap();
+    assert!(text.contains("in process, one DuckDB query over all files with all cores is cheapest"), "{text}");
+    let text = String::from_utf8(quack(&["explain", "-j", "2", "--split", "always", &mergeable]).stdout).unwrap();
+    assert!(text.contains("strategy: partial aggregate"), "{text}");
     let split = explain(&["--split", "always", "--target-task-bytes", "1"]);
     assert!(split.contains("strategy: ship rows"), "{split}");
     assert!(!split.contains("tasks: 1\n"), "{split}");
@@ -122,7 +127,7 @@ fn ship_rows_blocks_run_as_one_query_in_process_unless_split_always() {
     // A DISTINCT aggregate's map ships a row per distinct value: one query too, by default.
     let distinct = format!("SELECT count(DISTINCT pickup_location_id) AS n FROM {}", lake().trips());
     let text = String::from_utf8(quack(&["explain", "-j", "2", &distinct]).stdout).unwrap();
-    assert!(text.contains("cheaper than shipping a row per distinct value"), "{text}");
+    assert!(text.contains("in process, one DuckDB query over all files with all cores is cheapest"), "{text}");
     let bad = quack(&["explain", "--split", "sometimes", &sql]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--split"));
     // Both ways give DuckDB's answer.
@@ -209,19 +214,22 @@ fn times_are_in_the_session_time_zone() {
     }
 }
 
-/// `--max-gather-bytes` bounds the partial results the coordinator holds: a query whose partials
-/// pass it stops with a message that names the flag; under a larger limit, or none, it answers.
+/// `--max-gather-bytes` bounds what the coordinator holds: partial results, or in process an
+/// answer it formats as a table; a query that passes it stops with a message that names the
+/// flag; under a larger limit, or none, it answers. An answer the engine writes as it comes
+/// (CSV, in process) is never held.
 #[test]
 fn the_gather_limit_stops_a_query_that_would_hold_too_much() {
     let sql = format!("SELECT fare_amount FROM {} WHERE fare_amount > 0", lake().trips());
-    for args in [&["--max-gather-bytes", "100000"][..], &["--split", "always", "--max-gather-bytes", "100000"]] {
-        let out = quack(&[&["query", "-j", "2", "--format", "csv"], args, &[sql.as_str()]].concat());
+    let limited = ["--max-gather-bytes", "100000"];
+    for args in [&["--format", "table"][..], &["--format", "csv", "--split", "always"]] {
+        let out = quack(&[&["query", "-j", "2"], args, &limited, &[sql.as_str()]].concat());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} answered");
         assert!(stderr.contains("more than the 100000 bytes --max-gather-bytes lets the coordinator hold"), "{stderr}");
         assert!(out.stdout.is_empty(), "{args:?}: a partial answer was written");
     }
-    for args in [&["--max-gather-bytes", "0"][..], &[]] {
+    for args in [&["--max-gather-bytes", "0", "--split", "always"][..], &["--split", "always"], &limited] {
         let out = quack(&[&["query", "-j", "2", "--format", "csv"], args, &[sql.as_str()]].concat());
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -233,7 +241,7 @@ fn the_gather_limit_stops_a_query_that_would_hold_too_much() {
 fn the_cost_of_opening_a_file_spreads_small_files_over_tasks() {
     let sql = format!("SELECT count(*) AS n FROM {}", lake().trips());
     let tasks = |args: &[&str]| -> usize {
-        let out = quack(&[&["explain", "-j", "2"], args, &[sql.as_str()]].concat());
+        let out = quack(&[&["explain", "-j", "2", "--split", "always"], args, &[sql.as_str()]].concat());
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).unwrap();
         let line = text.lines().find_map(|l| l.strip_prefix("tasks: ")).unwrap_or_else(|| panic!("{text}"));

@@ -87,6 +87,7 @@ fn a_tasks_internal_duckdb_error_reruns_the_query_as_one_task() {
     let run = |fail_tasks: &[usize]| {
         let mut config = Config::with_concurrency(2);
         config.target_task_bytes = Some(1);
+        config.split = quack::config::SplitPolicy::Always;
         // Workers on a database of their own, with ICU as the coordinator's (it runs in `TZ`).
         let workers = InProcessInvoker::new(2, common::database_with_icu());
         let faulty = FaultInjection::new(workers, ErrorType::EngineInternal, fail_tasks, u32::MAX);
@@ -123,6 +124,7 @@ fn partials_past_the_gather_limit_are_reduced_in_a_second_stage() {
     let mut config = Config::with_concurrency(2);
     config.target_task_bytes = Some(256 << 10);
     config.max_gather_bytes = Some(128 << 10);
+    config.split = quack::config::SplitPolicy::Always;
     let exchange = tempfile::tempdir().unwrap();
     config.exchange = Some(exchange.path().display().to_string());
     let quack = Quack::embedded(config).unwrap();

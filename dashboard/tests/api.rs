@@ -241,8 +241,19 @@ async fn the_console_runs_sql_and_explains_it() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["columns"], serde_json::json!(["date", "trips"]));
     assert_eq!(body["rows"].as_array().unwrap().len(), 31);
-    assert!(body["plan"].as_str().unwrap().contains("partial aggregate"));
-    assert!(body["figures"]["tasks"].as_u64().unwrap() >= 1);
+    // In process, one DuckDB query over all files; split when configured to.
+    let plan = body["plan"].as_str().unwrap();
+    assert!(plan.contains("in process, one DuckDB query over all files with all cores is cheapest"), "{plan}");
+    assert_eq!(body["figures"]["tasks"].as_u64(), Some(1), "{body}");
+    let mut config = Config::with_concurrency(2);
+    config.split = quack::config::SplitPolicy::Always;
+    config.target_task_bytes = Some(1);
+    let split = router(Arc::new(AppState::open(config, lake(), None, &ServerOptions::default()).unwrap()));
+    let (status, body) = post_query_to(split, serde_json::json!({ "sql": sql })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["plan"].as_str().unwrap().contains("partial aggregate"), "{body}");
+    assert!(body["figures"]["tasks"].as_u64().unwrap() > 1, "{body}");
+    assert_eq!(body["rows"].as_array().unwrap().len(), 31);
     let (status, body) = post_query(serde_json::json!({ "sql": "SELEC 1" })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("line 1, column 1"), "{body}");

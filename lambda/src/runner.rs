@@ -311,7 +311,9 @@ pub fn status_error_type(status: u16) -> ErrorType {
     }
 }
 
-fn classify_message(message: &str) -> ErrorType {
+/// How a task fails with DuckDB's error `message` (its exception class, or an HTTP status it
+/// names).
+pub fn classify_message(message: &str) -> ErrorType {
     let lower = message.to_ascii_lowercase();
     if let Some(status) = http_status(message) {
         return status_error_type(status);
