@@ -207,6 +207,18 @@ impl Engine {
         Some(Error::Syntax { message, line, column })
     }
 
+    /// Whether the database holds no temporary (spilled) files and its temporary directory does
+    /// not exist; `false` when that cannot be read.
+    pub fn has_no_temporary_files(&self) -> bool {
+        let conn = self.lock();
+        let files = conn.query_row("SELECT count(*) FROM duckdb_temporary_files()", [], |row| row.get::<_, i64>(0));
+        let dir = conn.query_row("SELECT current_setting('temp_directory')", [], |row| row.get::<_, String>(0));
+        match (files, dir) {
+            (Ok(0), Ok(dir)) => dir.is_empty() || std::fs::symlink_metadata(&dir).is_err(),
+            _ => false,
+        }
+    }
+
     /// How many statements DuckDB's parser finds in `sql` when all are SELECT queries;
     /// `None` when another kind is among them, or DuckDB cannot tell.
     pub fn select_statements(&self, sql: &str) -> Option<usize> {
@@ -265,6 +277,31 @@ pub fn line_column(text: &str, position: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_files_or_their_directory_need_a_teardown() {
+        let engine = Engine::new(1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("spill");
+        let set = |path: &std::path::Path| {
+            let sql = format!("SET temp_directory = {}", quack_lambda::quote::literal(&path.display().to_string()));
+            engine.lock().execute_batch(&sql).unwrap();
+        };
+        set(&absent);
+        assert!(engine.has_no_temporary_files(), "nothing spilled, no directory");
+        // A sort past the memory limit spills into the directory, which DuckDB creates.
+        engine.lock().execute_batch("SET memory_limit = '16MB'; SET threads = 1").unwrap();
+        let spilled = engine.lock().query_row(
+            "SELECT count(*) FROM (SELECT range AS i, md5(range::VARCHAR) AS m FROM range(600000) ORDER BY m)",
+            [],
+            |row| row.get::<_, i64>(0),
+        );
+        assert_eq!(spilled.unwrap(), 600000);
+        assert!(absent.exists(), "DuckDB spilled");
+        assert!(!engine.has_no_temporary_files(), "its directory is there until DuckDB closes");
+        drop(engine);
+        assert!(!absent.exists(), "DuckDB removed it when it closed");
+    }
 
     #[test]
     fn positions_are_one_based() {

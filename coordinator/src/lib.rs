@@ -306,6 +306,15 @@ impl Quack {
         &self.config
     }
 
+    /// Whether dropping this Quack has nothing to remove from disk: no query is running, and
+    /// its DuckDB holds no temporary (spilled) files and has no temporary directory, which
+    /// DuckDB removes when it closes. A process that ends after its last query may then skip
+    /// the teardown (`std::mem::forget`); exchange and staging files are removed as each query
+    /// ends, whatever happens.
+    pub fn leaves_nothing_on_disk(&self) -> bool {
+        self.engine.has_no_temporary_files()
+    }
+
     /// Plans `sql` without running it (listing its tables' files).
     pub async fn plan(&self, sql: &str) -> Result<Plan> {
         self.check_sandbox(sql)?;
