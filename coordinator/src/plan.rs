@@ -1246,6 +1246,10 @@ impl Plan {
                 "stage 2: one task per bucket with rows runs the map over that bucket of each side:\n  {}",
                 join.bucket_sql(&files.map(|f| vec![f]))
             );
+        } else if let (true, Some(task)) = (self.in_engine, self.tasks.first()) {
+            let _ =
+                writeln!(out, "SQL, run on the coordinator's DuckDB, its answer written as it comes:\n  {}", task.sql);
+            return out;
         } else if let Some(task) = self.tasks.first() {
             let _ = writeln!(out, "map SQL (task 0):\n  {}", task.sql);
         }

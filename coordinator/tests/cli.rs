@@ -114,6 +114,7 @@ fn ship_rows_blocks_run_as_one_query_in_process_unless_split_always() {
     let auto = explain(&[]);
     assert!(auto.contains("strategy: single task over all files: in process, one DuckDB query"), "{auto}");
     assert!(auto.contains("tasks: 1"), "{auto}");
+    assert!(auto.contains("run on the coordinator's DuckDB") && !auto.contains("reduce SQL"), "{auto}");
     let mergeable = format!("SELECT payment_type, sum(fare_amount) AS s FROM {} GROUP BY 1", lake().trips());
     let text = String::from_utf8(quack(&["explain", "-j", "2", &mergeable]).stdout).unwrap();
     assert!(text.contains("in process, one DuckDB query over all files with all cores is cheapest"), "{text}");

@@ -136,7 +136,9 @@ try {
   await page.click("#run");
   await page.waitForFunction(() => document.querySelectorAll("#q-table tr").length > 1);
   assert.equal((await rows("q-table")).length, 31);
-  assert.match(await page.textContent("#q-plan"), /strategy: partial aggregate/);
+  // In process, the console's query runs as one DuckDB query (--split auto), and says so.
+  assert.match(await page.textContent("#q-plan"), /strategy: single task over all files: in process, one DuckDB query/);
+  assert.match(await page.textContent("#q-plan"), /run on the coordinator's DuckDB/);
   await shot("query");
   await page.fill("#sql", "SELEC 1");
   await page.click("#run");
