@@ -221,7 +221,18 @@ impl Quack {
         let invoker = invoke::stack(base, &config.stack());
         let lister = Arc::new(s3::RoutingLister::new(aws.clone()));
         let in_process_on_engine = config.backend == Backend::Local;
-        Ok(Quack {
+        Ok(Self::assemble(config, engine, lister, invoker, aws, in_process_on_engine))
+    }
+
+    fn assemble(
+        config: Config,
+        engine: engine::Engine,
+        lister: Arc<dyn Lister>,
+        invoker: Arc<dyn Invoker>,
+        aws: Arc<aws::Aws>,
+        in_process_on_engine: bool,
+    ) -> Self {
+        Quack {
             config,
             engine,
             lister,
@@ -230,7 +241,7 @@ impl Quack {
             s3_enabled: Mutex::new(false),
             sandbox: None,
             in_process_on_engine,
-        })
+        }
     }
 
     /// A Quack for untrusted SQL (the dashboard's console): as [`Quack::new`], then its DuckDB,
@@ -278,16 +289,7 @@ impl Quack {
     pub fn from_parts(config: Config, lister: Arc<dyn Lister>, invoker: Arc<dyn Invoker>) -> Result<Self> {
         let engine = engine::Engine::open(&config)?;
         let aws = Arc::new(aws::Aws::new(config.aws.clone()));
-        Ok(Quack {
-            config,
-            engine,
-            lister,
-            invoker,
-            aws,
-            s3_enabled: Mutex::new(false),
-            sandbox: None,
-            in_process_on_engine: false,
-        })
+        Ok(Self::assemble(config, engine, lister, invoker, aws, false))
     }
 
     /// The lister for local paths and `s3://` URLs.
@@ -524,13 +526,7 @@ impl Quack {
                 let buckets =
                     u32::try_from(plan.tasks.len()).unwrap_or(u32::MAX).clamp(2, quack_lambda::exchange::MAX_BUCKETS);
                 let config = Config { buckets: Some(buckets), ..self.config.clone() };
-                let planner = plan::Planner {
-                    engine: &self.engine,
-                    lister: self.lister.as_ref(),
-                    config: &config,
-                    in_engine: self.whole_queries_in_engine(),
-                };
-                let staged = planner.plan(&new_query_id(), &plan.sql).await?;
+                let staged = self.planner_with(&config).plan(&new_query_id(), &plan.sql).await?;
                 if staged.shuffle.is_none() {
                     return Err(gather);
                 }
@@ -610,10 +606,14 @@ impl Quack {
     }
 
     fn planner(&self) -> plan::Planner<'_> {
+        self.planner_with(&self.config)
+    }
+
+    fn planner_with<'a>(&'a self, config: &'a Config) -> plan::Planner<'a> {
         plan::Planner {
             engine: &self.engine,
             lister: self.lister.as_ref(),
-            config: &self.config,
+            config,
             in_engine: self.whole_queries_in_engine(),
         }
     }

@@ -270,49 +270,32 @@ impl Planner<'_> {
         };
         let mut query = rewrite::single_query(statements).map_err(|e| Error::Unsupported { reason: e.to_string() })?;
         // A CTE that is the table, used twice, is the table read twice (a self-join).
-        let mut inlined = query.clone();
-        rewrite::join::inline_scan_ctes(&mut inlined);
-        let scans = collect_fan_scans(&mut inlined.clone(), false);
+        rewrite::join::inline_scan_ctes(&mut query);
+        let scans = collect_fan_scans(&mut query.clone(), false);
         if scans.is_empty() {
             let reason = "the query reads no read_parquet(..., hive_partitioning = true) table".to_string();
             return self.whole_query_bound(query_id, sql, Strategy::Direct { reason }, vec![]);
         }
-        // In the engine, a query that runs whole is not bound beforehand; otherwise DuckDB's
-        // binding errors come first.
+        // DuckDB's binding errors come before listing's, except for a query that may run whole
+        // in the engine, which is not bound beforehand.
+        let bound_first = if self.in_engine { None } else { Some(self.describe_original(sql)?) };
         let mut scan_files = Vec::new();
-        let output_columns = if self.in_engine {
-            for scan in &scans {
-                scan_files.push(listed.take(&scan.paths)?);
-            }
-            if self.one_query_is_cheaper() {
-                let all_files: Vec<partitions::FileEntry> = scan_files.concat();
-                let partition_columns = partitions::Partitions::from_files(&all_files).columns;
-                if !self.filters_leak(sql, Some(&inlined), &partition_columns) {
-                    return self.whole_query_bound(
-                        query_id,
-                        sql,
-                        Strategy::Single { reason: one_query_reason() },
-                        all_files,
-                    );
-                }
-            }
-            self.describe_original(sql)?
-        } else {
-            let output_columns = self.describe_original(sql)?;
-            for scan in &scans {
-                scan_files.push(listed.take(&scan.paths)?);
-            }
-            output_columns
-        };
-        query = inlined;
+        for scan in &scans {
+            scan_files.push(listed.take(&scan.paths)?);
+        }
         let all_files: Vec<partitions::FileEntry> = scan_files.concat();
         if self.one_query_is_cheaper() {
             let partition_columns = partitions::Partitions::from_files(&all_files).columns;
             if !self.filters_leak(sql, Some(&query), &partition_columns) {
                 let reason = one_query_reason();
+                let output_columns = bound_first.unwrap_or_default();
                 return Ok(self.whole_query(query_id, sql, Strategy::Single { reason }, all_files, output_columns));
             }
         }
+        let output_columns = match bound_first {
+            Some(columns) => columns,
+            None => self.describe_original(sql)?,
+        };
         let pairing = match scans.len() {
             1 => Pairing::Alone,
             2 => match self.pair(&query, &scans, &scan_files) {
