@@ -49,6 +49,7 @@ impl Engine {
         let planned = [("icu", config.icu_extension.as_deref()), ("httpfs", config.httpfs_extension.as_deref())];
         let conn = quack_lambda::extension::open_in_memory(duckdb::Config::default(), &planned)
             .map_err(|source| Error::Engine { source })?;
+        tracing::debug!("opened DuckDB");
         let mut settings =
             format!("SET threads = {}; SET autoinstall_known_extensions = false;", config.engine_threads.max(1));
         if let Some(limit) = &config.memory_limit {
@@ -143,7 +144,7 @@ impl Engine {
     /// The output columns of `sql`, as DuckDB binds it. DuckDB's error message on failure.
     pub fn describe(&self, sql: &str) -> std::result::Result<Vec<Column>, String> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!("DESCRIBE {sql}")).map_err(|e| e.to_string())?;
+        let mut stmt = conn.prepare(&format!("DESCRIBE {sql}")).map_err(|e| as_written(&e.to_string(), "DESCRIBE "))?;
         let rows = stmt
             .query_map([], |row| Ok(Column { name: row.get(0)?, data_type: row.get(1)? }))
             .map_err(|e| e.to_string())?;
@@ -266,6 +267,36 @@ impl Engine {
 }
 
 /// 1-based line and column of byte `position` in `text`.
+/// DuckDB's `message` without the line of SQL it ends with (`LINE 3: ...` and its caret),
+/// for SQL the user did not write.
+pub fn without_line(message: &str) -> &str {
+    match message.rfind("\n\nLINE ") {
+        Some(at) => &message[..at],
+        None => message,
+    }
+}
+
+/// DuckDB's `message` about SQL that it ran as `prefix` + the user's SQL, its line shown as the
+/// user wrote it: the prefix removed from the first line, the caret moved back under the same
+/// character. A line further on, or shown from its middle (`LINE 1: ...`), is the user's already.
+fn as_written(message: &str, prefix: &str) -> String {
+    let shown = format!("\n\nLINE 1: {prefix}");
+    let Some(at) = message.rfind(&shown) else { return message.to_string() };
+    let (head, tail) = message.split_at(at);
+    let mut lines = tail["\n\n".len()..].lines();
+    let (Some(line), caret) = (lines.next(), lines.next()) else { return message.to_string() };
+    let width = prefix.chars().count();
+    let line = line.replacen(prefix, "", 1);
+    let caret = caret.map(|c| c.strip_prefix(&" ".repeat(width)).unwrap_or(c).to_string());
+    let rest: Vec<&str> = lines.collect();
+    let mut out = format!("{head}\n\n{line}");
+    for more in caret.iter().map(String::as_str).chain(rest) {
+        out.push('\n');
+        out.push_str(more);
+    }
+    out
+}
+
 pub fn line_column(text: &str, position: usize) -> (usize, usize) {
     let position = position.min(text.len());
     let before = &text[..text.floor_char_boundary(position)];
@@ -301,6 +332,23 @@ mod tests {
         assert!(!engine.has_no_temporary_files(), "its directory is there until DuckDB closes");
         drop(engine);
         assert!(!absent.exists(), "DuckDB removed it when it closed");
+    }
+
+    #[test]
+    fn errors_show_the_sql_as_the_user_wrote_it() {
+        let engine = Engine::new(1).unwrap();
+        let error = engine.describe("SELECT nosuchcol FROM range(3)").unwrap_err();
+        assert!(error.contains("LINE 1: SELECT nosuchcol FROM range(3)\n               ^"), "{error}");
+        assert!(!error.contains("DESCRIBE"), "{error}");
+        // A long line is shown from its middle, as the user wrote it already.
+        let long = format!("SELECT {} nosuchcol FROM range(3)", "1 + ".repeat(40) + "1,");
+        let error = engine.describe(&long).unwrap_err();
+        assert!(error.contains("LINE 1: ...") && !error.contains("DESCRIBE"), "{error}");
+        // On a later line, the prefix is not in the line shown.
+        let error = engine.describe("SELECT 1,\n  nosuchcol FROM range(3)").unwrap_err();
+        assert!(error.contains("LINE 2:   nosuchcol"), "{error}");
+        assert_eq!(without_line("Binder Error: no\n\nLINE 1: COPY (SELECT x\n  ^"), "Binder Error: no");
+        assert_eq!(without_line("Conversion Error: no"), "Conversion Error: no");
     }
 
     #[test]

@@ -106,20 +106,41 @@ impl QueryReport {
     }
 }
 
-/// A query run on the coordinator's DuckDB failed: DuckDB's errors as the task of `plan` that
-/// would have run it in a worker reports them (classified the same way); writing's as they are.
-fn in_engine_error(plan: &Plan, error: Error) -> Error {
+/// A query run on `conn`, the coordinator's DuckDB, failed: DuckDB's errors as the task of
+/// `plan` that would have run it in a worker reports them (classified the same way); writing's
+/// as they are.
+///
+/// DuckDB's message ends with the line of the SQL it ran, which is the `COPY` around the query
+/// (with a private file's path). A query that does not bind gets the message of binding it
+/// alone, whose line is the user's; a failure while it ran loses that line instead.
+fn in_engine_error(conn: &duckdb::Connection, plan: &Plan, error: Error) -> Error {
     match (error, plan.tasks.first()) {
-        (Error::Reduce { message }, Some(task)) => Error::Task {
-            task_id: task.task_id,
-            label: task.label.clone(),
-            source: InvokeError::Task(quack_lambda::TaskFailure::new(
-                task,
-                quack_lambda::runner::classify_message(&message),
-                message,
-            )),
-        },
+        (Error::Reduce { message }, Some(task)) => {
+            // One SELECT (Plan::in_engine): preparing it binds it and runs nothing.
+            let message = match conn.prepare(&plan.sql) {
+                Err(bind) => bind.to_string(),
+                Ok(_) => engine::without_line(&message).to_string(),
+            };
+            Error::Task {
+                task_id: task.task_id,
+                label: task.label.clone(),
+                source: InvokeError::Task(quack_lambda::TaskFailure::new(
+                    task,
+                    quack_lambda::runner::classify_message(&message),
+                    message,
+                )),
+            }
+        }
         (other, _) => other,
+    }
+}
+
+/// The reduce failed: DuckDB's message without the line of the reduce SQL it ends with, which
+/// is quack's (partial columns, its own table), not the user's.
+fn reduce_error(error: Error) -> Error {
+    match error {
+        Error::Reduce { message } => Error::Reduce { message: engine::without_line(&message).to_string() },
+        other => other,
     }
 }
 
@@ -369,7 +390,7 @@ impl Quack {
             Mapped::InEngine => {
                 on_progress(Progress { done: 0, total: 1, retries: 0 });
                 let rows = output::write(&conn, &plan.sql, format, destination, self.hold_limit());
-                report.rows = rows.map_err(|e| in_engine_error(&plan, e))?;
+                report.rows = rows.map_err(|e| in_engine_error(&conn, &plan, e))?;
                 report.finish_in_engine(started);
                 on_progress(Progress { done: 1, total: 1, retries: 0 });
             }
@@ -377,7 +398,7 @@ impl Quack {
                 let result = reduce::load_partials(&conn, &plan.partial_columns, &partials)
                     .and_then(|_| output::write(&conn, &plan.final_sql, format, destination, None));
                 reduce::drop_partials(&conn);
-                report.rows = result?;
+                report.rows = result.map_err(reduce_error)?;
                 report.reduce_ms = started.elapsed().as_millis() as u64;
             }
         }
@@ -402,7 +423,7 @@ impl Quack {
             Mapped::InEngine => {
                 on_progress(Progress { done: 0, total: 1, retries: 0 });
                 let batches = output::query_batches(&conn, &plan.sql, self.hold_limit())
-                    .map_err(|e| in_engine_error(&plan, e))?;
+                    .map_err(|e| in_engine_error(&conn, &plan, e))?;
                 report.finish_in_engine(started);
                 on_progress(Progress { done: 1, total: 1, retries: 0 });
                 batches
@@ -411,7 +432,7 @@ impl Quack {
                 let result = reduce::load_partials(&conn, &plan.partial_columns, &partials)
                     .and_then(|_| output::query_batches(&conn, &plan.final_sql, None));
                 reduce::drop_partials(&conn);
-                let batches = result?;
+                let batches = result.map_err(reduce_error)?;
                 report.reduce_ms = started.elapsed().as_millis() as u64;
                 batches
             }
@@ -450,6 +471,7 @@ impl Quack {
         let started = Instant::now();
         let plan = self.plan(sql).await?;
         let plan_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(query_id = %plan.query_id, in_engine = plan.in_engine, tasks = plan.tasks.len(), "planned");
         if plan.in_engine {
             let report = self.report(&plan, &[], &EarlierStage::default(), &QueryRun::default(), plan_ms, 0);
             return Ok((plan, Mapped::InEngine, report));

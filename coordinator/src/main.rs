@@ -167,6 +167,7 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
         .init();
+    tracing::debug!("arguments read");
     // One thread: the coordinator's own work is waiting on invocations and listings; DuckDB runs
     // on blocking threads (in-process tasks) or between the waits (planning, the reduce). A
     // multi-threaded runtime would hand every answer from the thread that read it to the one

@@ -221,6 +221,7 @@ impl Planner<'_> {
     /// DuckDB's answer is not fixed ([`Planner::filters_leak`]) is refused.
     pub async fn plan(&self, query_id: &str, sql: &str) -> Result<Plan> {
         let mut listed = self.list_scans(sql).await;
+        tracing::debug!(scans = listed.0.len(), "listed");
         self.checked(self.plan_any(query_id, sql, &mut listed)?)
     }
 

@@ -78,6 +78,34 @@ fn errors_go_to_stderr_with_a_non_zero_exit() {
     assert!(err.contains("syntax error at line 1, column 1"), "{err}");
 }
 
+/// DuckDB's error ends with the line of SQL it ran: the user's, never quack's wrapping of it
+/// (`DESCRIBE`, the `COPY` to a private file), whether the query was split or ran as one.
+#[test]
+fn errors_show_the_users_sql_not_quacks() {
+    let trips = lake().trips();
+    for split in ["auto", "always"] {
+        for format in ["csv", "table"] {
+            let sql = format!("SELECT date,\n  nosuchcol FROM {trips}");
+            let out = quack(&["query", "--split", split, "--format", format, &sql]);
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert!(!out.status.success() && err.contains("nosuchcol"), "{split}, {format}: {err}");
+            assert!(err.contains("LINE 2:   nosuchcol FROM"), "{split}, {format}: {err}");
+            assert!(!err.contains("COPY") && !err.contains("DESCRIBE") && !err.contains("answer'"), "{err}");
+        }
+        // A failure while running (here, or in the reduce of a split) loses the line rather
+        // than show the COPY around the query or the reduce's SQL.
+        for sql in [
+            format!("SELECT CAST('x' || fare_amount AS INT) FROM {trips}"),
+            format!("SELECT count(*), CAST('x' || max(fare_amount) AS INT) FROM {trips}"),
+        ] {
+            let out = quack(&["query", "--split", split, "--format", "csv", &sql]);
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert!(!out.status.success() && err.contains("Conversion Error"), "{split}: {err}");
+            assert!(!err.contains("COPY") && !err.contains("answer'") && !err.contains("__quack"), "{split}: {err}");
+        }
+    }
+}
+
 #[test]
 fn explain_shows_partitions_tasks_and_sql() {
     let sql = format!(
