@@ -144,7 +144,8 @@ impl Engine {
     /// The output columns of `sql`, as DuckDB binds it. DuckDB's error message on failure.
     pub fn describe(&self, sql: &str) -> std::result::Result<Vec<Column>, String> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!("DESCRIBE {sql}")).map_err(|e| as_written(&e.to_string(), "DESCRIBE "))?;
+        let describe = "DESCRIBE ";
+        let mut stmt = conn.prepare(&format!("{describe}{sql}")).map_err(|e| as_written(&e.to_string(), describe))?;
         let rows = stmt
             .query_map([], |row| Ok(Column { name: row.get(0)?, data_type: row.get(1)? }))
             .map_err(|e| e.to_string())?;
@@ -266,7 +267,6 @@ impl Engine {
     }
 }
 
-/// 1-based line and column of byte `position` in `text`.
 /// DuckDB's `message` without the line of SQL it ends with (`LINE 3: ...` and its caret),
 /// for SQL the user did not write.
 pub fn without_line(message: &str) -> &str {
@@ -280,23 +280,20 @@ pub fn without_line(message: &str) -> &str {
 /// user wrote it: the prefix removed from the first line, the caret moved back under the same
 /// character. A line further on, or shown from its middle (`LINE 1: ...`), is the user's already.
 fn as_written(message: &str, prefix: &str) -> String {
-    let shown = format!("\n\nLINE 1: {prefix}");
-    let Some(at) = message.rfind(&shown) else { return message.to_string() };
-    let (head, tail) = message.split_at(at);
-    let mut lines = tail["\n\n".len()..].lines();
-    let (Some(line), caret) = (lines.next(), lines.next()) else { return message.to_string() };
-    let width = prefix.chars().count();
-    let line = line.replacen(prefix, "", 1);
-    let caret = caret.map(|c| c.strip_prefix(&" ".repeat(width)).unwrap_or(c).to_string());
-    let rest: Vec<&str> = lines.collect();
-    let mut out = format!("{head}\n\n{line}");
-    for more in caret.iter().map(String::as_str).chain(rest) {
-        out.push('\n');
-        out.push_str(more);
+    let Some(at) = message.rfind(&format!("\n\nLINE 1: {prefix}")) else { return message.to_string() };
+    let (head, context) = message.split_at(at);
+    // DuckDB's context is two lines: the SQL's, then the caret's.
+    let context = context.replacen(prefix, "", 1);
+    match context.rsplit_once('\n') {
+        Some((line, caret)) => {
+            let caret = caret.strip_prefix(&" ".repeat(prefix.chars().count())).unwrap_or(caret);
+            format!("{head}{line}\n{caret}")
+        }
+        None => format!("{head}{context}"),
     }
-    out
 }
 
+/// 1-based line and column of byte `position` in `text`.
 pub fn line_column(text: &str, position: usize) -> (usize, usize) {
     let position = position.min(text.len());
     let before = &text[..text.floor_char_boundary(position)];
